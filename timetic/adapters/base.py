@@ -1,0 +1,251 @@
+"""The adapter interface: one class per model family, registered by name.
+
+An adapter wraps a real model library's class. It can load from a Hugging Face id or a local
+directory (``from_pretrained``), build a random-weight model from a config (``from_config``: tests
+and the zoo), save back, return per-layer token embeddings, forecast quantiles, and fine-tune.
+Only modules under ``timetic/adapters/`` import model libraries.
+
+Array shapes: ``n`` windows, ``C`` context length, ``H`` horizon, ``Q`` quantile levels,
+``T_l`` tokens of layer ``l``, ``d`` model width.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from timetic.errors import TimeticInputError
+from timetic.recipe import Recipe
+
+#: quantile levels of every forecast (the 9 deciles, as in GIFT-Eval's WQL).
+QUANTILE_LEVELS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+_REGISTRY: dict[str, type["Adapter"]] = {}
+
+
+class Adapter(ABC):
+    """A pretrained forecasting model behind timetic's common interface.
+
+    Subclasses register themselves with ``class ChronosBolt(Adapter, name="chronos-bolt")``.
+    """
+
+    name: ClassVar[str] = ""
+    #: names of the sizes ``from_config`` knows: "tiny" (tests) and the zoo sizes.
+    sizes: ClassVar[tuple[str, ...]] = ("tiny",)
+    quantile_levels: tuple[float, ...] = QUANTILE_LEVELS
+
+    def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name is not None:
+            if name in _REGISTRY and _REGISTRY[name] is not cls:
+                raise RuntimeError(f"adapter name {name!r} registered twice")
+            cls.name = name
+            _REGISTRY[name] = cls
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def from_pretrained(cls, source: str | Path, device: str = "cpu", **kwargs: Any) -> "Adapter":
+        """Load a checkpoint from a local directory or a Hugging Face hub id."""
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, size: str = "tiny", seed: int = 0, **overrides: Any) -> "Adapter":
+        """Build a random-weight model of a named size (no download)."""
+
+    @abstractmethod
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Save in the family's own format so that ``from_pretrained(path)`` loads it back."""
+
+    # -- use ----------------------------------------------------------------------------------
+    @abstractmethod
+    def layer_embeddings(self, context: np.ndarray, batch_size: int = 64) -> list["torch.Tensor"]:  # noqa: F821
+        """Token embeddings of every layer, input embedding first, last layer last.
+
+        Args:
+            context: shape (n, C), float, NaN = missing.
+        Returns:
+            list of depth + 1 float32 CPU tensors, the l-th of shape (n, T_l, d).
+        """
+
+    @abstractmethod
+    def forecast(self, context: np.ndarray, horizon: int, batch_size: int = 64) -> np.ndarray:
+        """Quantile forecasts.
+
+        Args:
+            context: shape (n, C), float, NaN = missing.
+            horizon: H.
+        Returns:
+            shape (n, Q, H) float64, quantiles in :attr:`quantile_levels` order.
+        """
+
+    @abstractmethod
+    def finetune(
+        self,
+        train: list[np.ndarray],
+        horizon: int,
+        recipe: Recipe,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> "Adapter":
+        """Full-parameter fine-tuning on training series; returns a new adapter (self unchanged).
+
+        Args:
+            train: the training parts of the series, each of shape (T_i,), NaN = missing.
+            horizon: H of the task.
+            recipe: the uniform recipe (steps, batch size, learning rate, context length, seed).
+            progress: called as ``progress(step, total)``.
+        """
+
+    # -- description --------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def num_parameters(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def depth(self) -> int:
+        """Number of layers whose embeddings ``layer_embeddings`` returns, minus the input one."""
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "adapter": self.name,
+            "source": str(getattr(self, "source", "")),
+            "num_parameters": int(self.num_parameters),
+            "depth": int(self.depth),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# registry
+
+
+def available_adapters() -> list[str]:
+    _import_families()
+    return sorted(_REGISTRY)
+
+
+def get_adapter(name: str) -> type[Adapter]:
+    """The adapter class registered as ``name``."""
+    _import_families()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise TimeticInputError(
+            f"unknown adapter {name!r}; use one of {', '.join(sorted(_REGISTRY)) or '(none installed)'}"
+        ) from None
+
+
+def load_model(source: str | Path, adapter: str, device: str = "cpu", **kwargs: Any) -> Adapter:
+    """``get_adapter(adapter).from_pretrained(source)``."""
+    return get_adapter(adapter).from_pretrained(source, device=device, **kwargs)
+
+
+def _import_families() -> None:
+    """Import the family modules so they register; a family whose library is missing is skipped."""
+    import importlib
+
+    for module in ("chronos", "timesfm", "patchtst", "gluonts_models"):
+        try:
+            importlib.import_module(f"timetic.adapters.{module}")
+        except ImportError:
+            continue
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers shared by the families
+
+
+def resolve_source(source: str | Path) -> Path:
+    """A local directory for ``source``: itself if it exists, else a hub snapshot.
+
+    Hub ids (``org/name``) are fetched with ``huggingface_hub`` (cache first). When the hub cannot
+    be reached, raises :class:`TimeticInputError` saying how to pass a local directory instead.
+    """
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise TimeticInputError(f"{path} is a file; pass the model's directory")
+        return path
+    text = str(source)
+    if text.count("/") != 1 or text.startswith((".", "/", "~")):
+        raise TimeticInputError(
+            f"model source {text!r} is neither a local directory nor a hub id like 'org/name'; "
+            "check the path"
+        )
+    try:
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(snapshot_download(text, local_files_only=True))
+        except Exception:
+            if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+                raise
+            return Path(snapshot_download(text))
+    except Exception as e:
+        raise TimeticInputError(
+            f"cannot fetch {text!r} from the Hugging Face hub (offline or unreachable: "
+            f"{type(e).__name__}); download it where the hub is reachable (huggingface-cli download "
+            f"{text} --local-dir DIR) and pass DIR"
+        ) from e
+
+
+def fill_nan(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation of NaN along the last axis (edges: nearest value; all-NaN rows: 0).
+
+    Shape (n, C) -> ((n, C) filled, (n, C) observed mask as float).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    mask = np.isfinite(x)
+    out = x.copy()
+    idx = np.arange(x.shape[-1])
+    for i in np.flatnonzero(~mask.all(axis=-1)):
+        m = mask[i]
+        out[i] = np.interp(idx, idx[m], x[i, m]) if m.any() else 0.0
+    return out, mask.astype(np.float64)
+
+
+def sample_training_windows(
+    train: list[np.ndarray], context_length: int, horizon: int, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw n random (context, future) pairs from the training series.
+
+    Series shorter than C + H are left-padded with NaN (models see missing values). Series are
+    drawn with probability proportional to their number of windows.
+
+    Returns:
+        context of shape (n, C) and future of shape (n, H), float64 with NaN.
+    """
+    L = context_length + horizon
+    lengths = np.array([len(s) for s in train])
+    if len(train) == 0 or lengths.max(initial=0) < horizon + 2:
+        raise TimeticInputError(
+            "no training data long enough for fine-tuning; use longer series or a shorter task"
+        )
+    weight = np.maximum(lengths - L + 1, 1).astype(float)
+    weight[lengths < horizon + 2] = 0
+    which = rng.choice(len(train), size=n, p=weight / weight.sum())
+    out = np.full((n, L), np.nan)
+    for k, i in enumerate(which):
+        s = train[i]
+        if len(s) >= L:
+            start = rng.integers(0, len(s) - L + 1)
+            out[k] = s[start : start + L]
+        else:
+            out[k, L - len(s) :] = s
+    return out[:, :context_length], out[:, context_length:]
+
+
+class Timer:
+    """``with Timer() as t: ...; t.seconds``."""
+
+    def __enter__(self) -> "Timer":
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.seconds = time.perf_counter() - self.start

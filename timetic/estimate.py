@@ -1,0 +1,362 @@
+"""In-context estimation: the knowledge base as context, a learner, a ranking for a target.
+
+:class:`TimeTic` builds the context table from a knowledge base (:mod:`timetic.context`),
+selects window features with TotalVariance (:mod:`timetic.selection`), fits a learner
+(:mod:`timetic.learners`) and, for a target, predicts every candidate model's fine-tuned score on
+the target's windows. The transferability score of a model is the **geometric mean over windows of
+its predicted fine-tuned MASE** (the mean of predicted log MASE, GIFT-Eval's way of averaging
+MASE). Uncertainty comes from joint samples of the learner's predictive distribution of each
+model's mean: intervals, P(best), expected regret, and P(fine-tuning beats zero-shot).
+
+Everything that reads observed scores (selection, transform, learner) happens in :meth:`fit`, from
+the rows it is given, so an evaluation fold can fit on its training part only.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import polars as pl
+
+from timetic.context import (
+    KEY,
+    ContextTable,
+    build_context,
+    log_ft_from_y,
+    model_matrix,
+    stratified_subsample,
+    task_frame,
+)
+from timetic.errors import TimeticInputError, TimeticWarning
+from timetic.selection import TotalVarianceSelector
+from timetic.tasks import TASK_NAMES, Task
+
+#: columns of :meth:`TimeTic.predict`'s result, in order (stable: the JSON and CSV schema).
+RANKING_COLUMNS = (
+    "task", "rank", "model_id", "adapter", "predicted_mase", "lower_90", "upper_90",
+    "zero_shot_mase", "predicted_gain", "p_improve", "negative_transfer", "p_best",
+    "expected_regret", "n_windows",
+)
+
+
+@dataclass
+class TargetRows:
+    """The target side of a prediction for one task.
+
+    Attributes:
+        features: (n_windows, p) window meta-features.
+        zero_shot: model_id -> (n_windows,) observed zero-shot MASE on those windows, or None.
+        horizon: H of the task.
+    """
+
+    task: str
+    features: pl.DataFrame
+    zero_shot: dict[str, np.ndarray] | None
+    horizon: int
+
+
+class TimeTic:
+    """Rank candidate models for a target from a knowledge base.
+
+    Args:
+        kb: a :class:`timetic.kb.KnowledgeBase` (or use :meth:`from_kb`).
+        learner: a learner name (``gp``, ``hgb``, ``tabpfn``, ``tabicl``) or ``None`` = default
+            (TabPFN when a checkpoint is configured, else GP).
+        n_features: at most this many window features (TotalVariance forward selection).
+        profile: ``"knn"`` or ``"renyi"`` entropy profile; ``None`` leaves the profile out.
+        zero_shot: use the zero-shot score column (needs model weights at prediction time).
+        transform: ``"log_ratio"``, ``"log"`` or ``"auto"`` (log_ratio with zero-shot, else log).
+        max_context_rows: cap on the learner's context rows (default: the learner's own limit).
+        selection_rows: rows used by feature selection (subsampled, stratified).
+        n_samples: joint samples for P(best), regret and intervals.
+        seed: seeds every random step.
+    """
+
+    def __init__(
+        self,
+        kb: Any = None,
+        learner: str | None = None,
+        n_features: int = 20,
+        profile: str | None = "knn",
+        zero_shot: bool = True,
+        transform: str = "auto",
+        max_context_rows: int | None = None,
+        selection_rows: int = 3000,
+        n_samples: int = 2000,
+        learner_kwargs: dict | None = None,
+        seed: int = 0,
+    ):
+        self.kb = kb
+        self.learner = learner
+        self.n_features = n_features
+        self.profile = profile
+        self.zero_shot = zero_shot
+        self.transform = transform
+        self.max_context_rows = max_context_rows
+        self.selection_rows = selection_rows
+        self.n_samples = n_samples
+        self.learner_kwargs = learner_kwargs
+        self.seed = seed
+
+    @classmethod
+    def from_kb(cls, path: str | Path | None = None, **kwargs: Any) -> "TimeTic":
+        """Open a knowledge base (default: the one shipped in ``meta_features/``)."""
+        from timetic.kb import KnowledgeBase, default_kb_path
+
+        return cls(KnowledgeBase.open(path or default_kb_path()), **kwargs)
+
+    # -- fit -----------------------------------------------------------------------------------
+    @property
+    def transform_(self) -> str:
+        if self.transform == "auto":
+            return "log_ratio" if self.zero_shot else "log"
+        return self.transform
+
+    def context_table(self) -> ContextTable:
+        kb = self._require_kb()
+        return build_context(
+            kb.windows(), kb.models(), kb.observations(), profile=self.profile or "knn",
+            require_zero_shot=self.zero_shot or self.transform_ == "log_ratio",
+        )
+
+    def fit(self, context: ContextTable | None = None) -> "TimeTic":
+        """Select features and fit the learner on ``context`` (default: the whole KB)."""
+        from timetic.learners import default_learner, get_learner
+
+        ctx = context if context is not None else self.context_table()
+        if len(ctx) < 10:
+            raise TimeticInputError(
+                f"the knowledge base has only {len(ctx)} usable observation rows; add datasets, "
+                "models and observations (timetic finetune --kb DIR) first"
+            )
+        y = ctx.y(self.transform_)
+        groups = ctx.meta.select("dataset_id", "model_id")
+        sel_idx = stratified_subsample(groups, self.selection_rows, self.seed)
+        feats = ctx.features[pl.Series(sel_idx)]
+        self.selector_ = TotalVarianceSelector(max_features=self.n_features, seed=self.seed).fit(
+            feats, y[sel_idx]
+        )
+        self.features_ = list(self.selector_.selected_)
+        name = self.learner or default_learner()
+        self.learner_ = get_learner(name, seed=self.seed, **(self.learner_kwargs or {}))
+        cap = self.max_context_rows or self.learner_.max_context_rows
+        idx = stratified_subsample(groups, cap, self.seed)
+        X = self._X(ctx.take(idx))
+        self.learner_.fit(X, y[idx])
+        self.learner_name_ = name
+        self.n_context_rows_ = len(idx)
+        self.models_ = ctx.meta.get_column("model_id").unique().sort().to_list()
+        # dataset-level feature means for explanations
+        self.source_means_ = (
+            pl.concat([ctx.meta.select("dataset_id", "task"), ctx.features.select(self.features_)], how="horizontal")
+            .unique(subset=None)
+            .group_by("dataset_id", "task")
+            .agg(pl.col(self.features_).mean())
+        )
+        self.source_scores_ = (
+            ctx.meta.group_by("dataset_id", "task", "model_id")
+            .agg(
+                pl.col("ft_mase").log().mean().exp().alias("observed_ft_mase"),
+                pl.col("zs_mase").log().mean().exp().alias("observed_zs_mase"),
+            )
+        )
+        return self
+
+    def _X(self, ctx: ContextTable) -> np.ndarray:
+        parts = [ctx.features.select(self.features_).to_numpy()]
+        if self.profile is not None:
+            parts.append(ctx.model.to_numpy())
+        parts.append(ctx.tasks.to_numpy())
+        if self.zero_shot:
+            parts.append(np.log(ctx.meta.get_column("zs_mase").to_numpy())[:, None])
+        return np.hstack(parts).astype(np.float64)
+
+    # -- predict -------------------------------------------------------------------------------
+    def predict(
+        self,
+        target: Any,
+        task: str | Sequence[str] = "short",
+        models: Sequence[str] | None = None,
+        n_windows: int = 128,
+        zero_shot: bool | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+        **load_kwargs: Any,
+    ) -> pl.DataFrame:
+        """Rank candidate models for ``target`` (a path, frame or :class:`timetic.data.Target`).
+
+        Returns a polars frame with :data:`RANKING_COLUMNS`, one row per (task, model), best first.
+        """
+        from timetic.data import Target, load_target
+
+        if zero_shot is not None and zero_shot != self.zero_shot:
+            raise TimeticInputError(
+                "this estimator was built with zero_shot="
+                f"{self.zero_shot}; create TimeTic(..., zero_shot={zero_shot}) instead"
+            )
+        if not hasattr(self, "learner_"):
+            self.fit()
+        tgt = target if isinstance(target, Target) else load_target(target, **load_kwargs)
+        names = list(TASK_NAMES) if task == "all" else ([task] if isinstance(task, str) else list(task))
+        candidates = self._candidates(models)
+        out = []
+        for name in names:
+            t = Task.preset(name, tgt.freq)
+            rows = self.target_rows(tgt, t, candidates, n_windows=n_windows, progress=progress)
+            out.append(self.rank(rows, candidates))
+        return pl.concat(out)
+
+    def target_rows(
+        self, target: Any, task: Task, candidates: Sequence[str], n_windows: int = 128,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> TargetRows:
+        """Sample the target's windows, compute features and (if used) zero-shot scores."""
+        from timetic.characterize import dataset_features, feature_columns
+        from timetic.windows import sample_windows
+
+        windows = sample_windows(target, task, n_windows=n_windows, seed=self.seed)
+        feats = dataset_features(target, task, windows=windows, seed=self.seed)
+        feats = feats.select(feature_columns(feats))
+        zs = None
+        if self.zero_shot:
+            zs = {}
+            for k, model_id in enumerate(candidates):
+                if progress is not None:
+                    progress("zero-shot", k, len(candidates))
+                zs[model_id] = self._zero_shot(model_id, windows, task)
+            if progress is not None:
+                progress("zero-shot", len(candidates), len(candidates))
+        return TargetRows(task=task.name, features=feats, zero_shot=zs, horizon=task.horizon)
+
+    def _zero_shot(self, model_id: str, windows: Any, task: Task) -> np.ndarray:
+        from timetic.adapters import load_model
+        from timetic.scoring import score_windows
+
+        kb = self._require_kb()
+        row = kb.models().filter(pl.col("model_id") == model_id)
+        source = kb.resolve_model_source(row.get_column("source")[0])
+        model = load_model(source, adapter=row.get_column("adapter")[0])
+        q = model.forecast(windows.context, task.horizon)
+        return score_windows(windows.context, windows.future, q, model.quantile_levels, task.seasonality)["mase"]
+
+    def _candidates(self, models: Sequence[str] | None) -> list[str]:
+        known = list(self.models_)
+        if models is None:
+            return known
+        unknown = [m for m in models if m not in known]
+        if unknown:
+            raise TimeticInputError(
+                f"unknown model(s) {', '.join(unknown)}; choose from the knowledge base: {', '.join(known)}"
+            )
+        return list(models)
+
+    def rank(self, rows: TargetRows, candidates: Sequence[str]) -> pl.DataFrame:
+        """Predict every candidate on the target rows and rank (see the module docstring)."""
+        kb_models = self._require_kb().models()
+        prof = model_matrix(kb_models, self.profile or "knn")
+        n = rows.features.height
+        missing = [c for c in self.features_ if c not in rows.features.columns]
+        if missing:
+            raise TimeticInputError(
+                f"target features lack {', '.join(missing[:3])}; compute them with the knowledge base's backend"
+            )
+        blocks, groups, log_zs_rows, keep_models = [], [], [], []
+        for g, model_id in enumerate(candidates):
+            feats = rows.features.select(self.features_).to_numpy()
+            ok = np.ones(n, dtype=bool)
+            log_zs = None
+            if rows.zero_shot is not None:
+                zs = rows.zero_shot[model_id]
+                ok = np.isfinite(zs) & (zs > 0)
+                log_zs = np.log(np.where(ok, zs, 1.0))
+            if not ok.any():
+                warnings.warn(f"no scorable target window for {model_id}; it is left out", TimeticWarning)
+                continue
+            parts = [feats[ok]]
+            if self.profile is not None:
+                p = prof.filter(pl.col("model_id") == model_id).drop("model_id").to_numpy()
+                parts.append(np.repeat(p, ok.sum(), axis=0))
+            tasks = task_frame(pl.Series([rows.task] * int(ok.sum())), pl.Series([rows.horizon] * int(ok.sum())))
+            parts.append(tasks.to_numpy())
+            if self.zero_shot:
+                parts.append(log_zs[ok][:, None])
+            blocks.append(np.hstack(parts))
+            groups.append(np.full(int(ok.sum()), len(keep_models)))
+            log_zs_rows.append(log_zs[ok] if log_zs is not None else None)
+            keep_models.append(model_id)
+        if not keep_models:
+            raise TimeticInputError("no candidate model could be scored on the target's windows; check the target")
+        X = np.vstack(blocks)
+        grp = np.concatenate(groups)
+        G = len(keep_models)
+        samples = self.learner_.sample_group_means(X, grp, n_samples=self.n_samples, seed=self.seed)  # (S, G) in y
+        if self.transform_ == "log_ratio":
+            mean_log_zs = np.array([lz.mean() for lz in log_zs_rows])
+            log_ft = samples + mean_log_zs[None, :]
+        else:
+            mean_log_zs = (
+                np.array([lz.mean() for lz in log_zs_rows]) if rows.zero_shot is not None else None
+            )
+            log_ft = samples
+        scores = np.exp(log_ft)  # (S, G) geometric-mean fine-tuned MASE
+        point = np.exp(np.median(log_ft, axis=0))
+        lower, upper = np.quantile(scores, [0.05, 0.95], axis=0)
+        best = scores.argmin(axis=1)
+        p_best = np.bincount(best, minlength=G) / scores.shape[0]
+        regret = (scores / scores.min(axis=1, keepdims=True) - 1.0).mean(axis=0)
+        if mean_log_zs is not None:
+            zs_mase = np.exp(mean_log_zs)
+            gain = 1.0 - point / zs_mase
+            p_improve = (log_ft < mean_log_zs[None, :]).mean(axis=0)
+        else:
+            zs_mase = gain = p_improve = np.full(G, np.nan)
+        adapters = dict(zip(kb_models.get_column("model_id"), kb_models.get_column("adapter")))
+        df = pl.DataFrame(
+            {
+                "task": [rows.task] * G,
+                "model_id": keep_models,
+                "adapter": [adapters.get(m, "") for m in keep_models],
+                "predicted_mase": point,
+                "lower_90": lower,
+                "upper_90": upper,
+                "zero_shot_mase": zs_mase,
+                "predicted_gain": gain,
+                "p_improve": p_improve,
+                "negative_transfer": p_improve < 0.5 if mean_log_zs is not None else [None] * G,
+                "p_best": p_best,
+                "expected_regret": regret,
+                "n_windows": np.bincount(grp, minlength=G).astype(np.int64),
+            },
+            schema_overrides={"negative_transfer": pl.Boolean},
+        )
+        df = df.sort("predicted_mase").with_columns(pl.int_range(1, G + 1, dtype=pl.Int64).alias("rank"))
+        df = df.with_columns(pl.col(["zero_shot_mase", "predicted_gain", "p_improve"]).fill_nan(None))
+        return df.select(RANKING_COLUMNS)
+
+    # -- explanations --------------------------------------------------------------------------
+    def explain(self, rows: TargetRows, models: Sequence[str], k: int = 3) -> pl.DataFrame:
+        """For each model: the k nearest source datasets (same task) in selected-feature space,
+        with their observed fine-tuned and zero-shot MASE (geometric means)."""
+        src = self.source_means_.filter(pl.col("task") == rows.task)
+        if src.height == 0:
+            src = self.source_means_
+        A = src.select(self.features_).to_numpy()
+        mu, sd = A.mean(axis=0), A.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        t = rows.features.select(self.features_).to_numpy().mean(axis=0)
+        dist = np.sqrt((((A - mu) / sd - (t - mu) / sd) ** 2).mean(axis=1))
+        near = src.select("dataset_id", "task").with_columns(pl.Series("distance", dist)).sort("distance").head(k)
+        out = (
+            near.join(pl.DataFrame({"model_id": list(models)}), how="cross")
+            .join(self.source_scores_, on=["dataset_id", "task", "model_id"], how="left")
+            .sort("model_id", "distance")
+        )
+        return out.select("model_id", "dataset_id", "task", "distance", "observed_ft_mase", "observed_zs_mase")
+
+    def _require_kb(self) -> Any:
+        if self.kb is None:
+            raise TimeticInputError("no knowledge base; use TimeTic.from_kb(PATH) or pass --kb DIR")
+        return self.kb

@@ -1,0 +1,358 @@
+"""Fine-tuning runs: zero-shot and fine-tuned scores of one model on one target and task.
+
+Split (GIFT-Eval style, :func:`split_series`): the last ``test_length(L, task)`` points of every
+series (max(10%, H)) are its test span; fine-tuning sees only the points before it. The test span
+is tiled from its start by non-overlapping evaluation windows of H steps (as many as fit; a
+remainder shorter than H at the end is not scored); each window's context is the C points just
+before its first forecast step (reaching back into the training part; NaN-padded on the left when
+the series is shorter). At most ``max_eval_windows`` windows are kept: an equal share per series
+(leftovers to series with more windows), spread over time within a series (one window drawn per
+equal stratum of its windows), seeded by ``recipe.seed``.
+
+:func:`run_finetune` forecasts every evaluation window zero-shot, fine-tunes the model on the
+training parts with the uniform :class:`~timetic.recipe.Recipe`, forecasts the same windows again
+and scores both (:func:`timetic.scoring.score_windows`). The result keeps one row per window and
+the provenance of the run; :meth:`FinetuneResult.write_parquet` stores it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import polars as pl
+
+from timetic.data import Target
+from timetic.errors import TimeticInputError
+from timetic.recipe import Recipe
+from timetic.scoring import score_windows
+from timetic.tasks import Task, test_length
+from timetic.windows import _allocate
+
+#: columns of the per-window table, in order (``recipe`` and ``provenance`` follow in files).
+TABLE_COLUMNS = (
+    "dataset", "model", "adapter", "task", "horizon", "item_id", "window_start",
+    "zs_mase", "ft_mase", "zs_wql", "ft_wql",
+)
+DEFAULT_EVAL_WINDOWS = 100
+
+
+@dataclass
+class EvalWindows:
+    """Evaluation windows in the test spans of a target's series.
+
+    Attributes:
+        context: shape (n, C), float64, NaN = missing or left padding.
+        future: shape (n, H), float64, NaN = missing.
+        item_ids: shape (n,), the series of each window.
+        starts: shape (n,), index in its series of each window's first *forecast* step.
+        test_starts: shape (n,), index in its series where the window's test span begins.
+    """
+
+    context: np.ndarray
+    future: np.ndarray
+    item_ids: np.ndarray
+    starts: np.ndarray
+    test_starts: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.context.shape[0])
+
+
+def split_series(
+    target: Target,
+    task: Task,
+    max_eval_windows: int = DEFAULT_EVAL_WINDOWS,
+    seed: int = 0,
+    context_length: int | None = None,
+) -> tuple[list[np.ndarray], EvalWindows]:
+    """Training parts and evaluation windows (see the module docstring).
+
+    Series too short for the task are dropped with a warning (:meth:`Target.for_task`).
+
+    Args:
+        context_length: C of the evaluation contexts; default ``task.context_length``.
+    Returns:
+        ``(train, windows)``: the training part of each kept series, each of shape (L_i - test_i,),
+        and the evaluation windows, ordered by series then time.
+    """
+    if max_eval_windows < 1:
+        raise TimeticInputError(f"max_eval_windows must be >= 1 (got {max_eval_windows})")
+    target = target.for_task(task)
+    H = task.horizon
+    C = int(context_length or task.context_length)
+    series = target.series()
+    ids = np.asarray(target.item_ids, dtype=object)
+    test_lens = np.array([test_length(len(s), task) for s in series], dtype=np.int64)
+    train = [s[: len(s) - t] for s, t in zip(series, test_lens)]
+    counts = test_lens // H  # windows fitting each test span (>= 1: test_length >= H)
+    rng = np.random.default_rng(seed)
+    quota = _allocate(counts, int(max_eval_windows), rng) if counts.sum() > max_eval_windows else counts
+    ctx, fut, item_ids, starts, test_starts = [], [], [], [], []
+    for i in np.flatnonzero(quota):
+        s, m, q = series[i], int(counts[i]), int(quota[i])
+        t0 = len(s) - int(test_lens[i])
+        if q < m:
+            edges = np.floor(np.linspace(0, m, q + 1)).astype(np.int64)
+            js = rng.integers(edges[:-1], edges[1:])
+        else:
+            js = np.arange(m)
+        padded = np.concatenate([np.full(C, np.nan), s])
+        for j in js:
+            start = t0 + int(j) * H
+            ctx.append(padded[start : start + C])  # = s[start - C : start], NaN before 0
+            fut.append(s[start : start + H])
+            item_ids.append(ids[i])
+            starts.append(start)
+            test_starts.append(t0)
+    windows = EvalWindows(
+        context=np.asarray(ctx, dtype=np.float64).reshape(-1, C),
+        future=np.asarray(fut, dtype=np.float64).reshape(-1, H),
+        item_ids=np.asarray(item_ids, dtype=object),
+        starts=np.asarray(starts, dtype=np.int64),
+        test_starts=np.asarray(test_starts, dtype=np.int64),
+    )
+    return train, windows
+
+
+# ---------------------------------------------------------------------------------------------
+# result
+
+
+@dataclass
+class FinetuneResult:
+    """One fine-tuning run.
+
+    Attributes:
+        table: one row per evaluation window, columns :data:`TABLE_COLUMNS`.
+        recipe: the recipe as given (``context_length`` None = the task's; the effective value is
+            ``provenance["context_length"]``).
+        provenance: dataset, model, adapter, task, wall times (seconds: ``zero_shot``,
+            ``finetune``, ``evaluate``), package versions, hardware, UTC date, seed, sizes.
+        adapter: the fine-tuned adapter (``None`` when read back from a file).
+    """
+
+    table: pl.DataFrame
+    recipe: Recipe
+    provenance: dict[str, Any]
+    adapter: Any = field(default=None, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """Mean zero-shot and fine-tuned MASE / WQL and the relative gain ``(zs - ft) / zs``.
+
+        Means are over the windows where both the zero-shot and the fine-tuned score are finite
+        (NaN windows are dropped per metric). A positive gain means fine-tuning helped.
+        """
+        out: dict[str, Any] = {"n_windows": int(self.table.height)}
+        for metric in ("mase", "wql"):
+            zs = self.table.get_column(f"zs_{metric}").to_numpy().astype(np.float64)
+            ft = self.table.get_column(f"ft_{metric}").to_numpy().astype(np.float64)
+            ok = np.isfinite(zs) & np.isfinite(ft)
+            mz = float(zs[ok].mean()) if ok.any() else float("nan")
+            mf = float(ft[ok].mean()) if ok.any() else float("nan")
+            out[f"zs_{metric}"] = mz
+            out[f"ft_{metric}"] = mf
+            out[f"gain_{metric}"] = (mz - mf) / mz if ok.any() and mz > 0 else float("nan")
+            out[f"n_{metric}"] = int(ok.sum())
+        return out
+
+    def to_frame(self) -> pl.DataFrame:
+        """The table plus constant ``recipe`` and ``provenance`` columns (JSON strings)."""
+        return self.table.with_columns(
+            pl.lit(self.recipe.to_json(), dtype=pl.Utf8).alias("recipe"),
+            pl.lit(json.dumps(self.provenance, sort_keys=True, default=str), dtype=pl.Utf8).alias(
+                "provenance"
+            ),
+        )
+
+    def write_parquet(self, path: str | Path) -> Path:
+        """Write :meth:`to_frame` atomically (temp file in the same folder, then rename).
+
+        The recipe and the provenance are stored as JSON string *columns* (constant per file),
+        so that result files of many runs concatenate into one table without losing them.
+        """
+        from timetic.io import atomic_path
+
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            self.to_frame().write_parquet(tmp)
+        return path
+
+    @classmethod
+    def read_parquet(cls, path: str | Path) -> "FinetuneResult":
+        """Read a file written by :meth:`write_parquet` (``adapter`` is ``None``)."""
+        path = Path(path)
+        if not path.exists():
+            raise TimeticInputError(f"result file not found: {path}; check the path")
+        df = pl.read_parquet(path)
+        missing = [c for c in (*TABLE_COLUMNS, "recipe", "provenance") if c not in df.columns]
+        if missing:
+            raise TimeticInputError(
+                f"{path.name} is not a fine-tuning result (missing columns {', '.join(missing)})"
+            )
+        if df.height == 0:
+            raise TimeticInputError(f"{path.name} has no rows; re-run the fine-tuning")
+        recipe = Recipe.from_dict(json.loads(df.get_column("recipe")[0]))
+        provenance = json.loads(df.get_column("provenance")[0])
+        return cls(table=df.select(TABLE_COLUMNS), recipe=recipe, provenance=provenance)
+
+
+# ---------------------------------------------------------------------------------------------
+# runner
+
+
+def run_finetune(
+    adapter: Any,
+    target: Target,
+    task: Task,
+    recipe: Recipe = Recipe(),
+    max_eval_windows: int = DEFAULT_EVAL_WINDOWS,
+    progress: Callable[[str, int, int], None] | None = None,
+    dataset_id: str | None = None,
+    model_id: str | None = None,
+    batch_size: int = 64,
+) -> FinetuneResult:
+    """Zero-shot vs. fine-tuned scores of ``adapter`` on the test spans of ``target``.
+
+    Args:
+        adapter: a :class:`timetic.adapters.Adapter` (left unchanged).
+        recipe: the uniform recipe; its ``context_length`` (None = the task's) is the C of both
+            the evaluation contexts and the fine-tuning windows; its seed also seeds the choice
+            of evaluation windows.
+        progress: called as ``progress(stage, done, total)`` with stage ``"zero-shot"``,
+            ``"fine-tune"`` (once per optimiser step) or ``"evaluate"``.
+        dataset_id, model_id: labels of the rows; default ``target.name`` and the adapter's
+            ``source`` (or its name).
+        batch_size: windows per forecast batch.
+    """
+    from timetic.adapters.base import Timer
+
+    C = int(recipe.context_length or task.context_length)
+    train, windows = split_series(target, task, max_eval_windows, seed=recipe.seed, context_length=C)
+    H = task.horizon
+    levels = tuple(adapter.quantile_levels)
+    n = len(windows)
+
+    def report(stage: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress(stage, done, total)
+
+    report("zero-shot", 0, n)
+    with Timer() as t_zs:
+        zs = score_windows(
+            windows.context, windows.future, adapter.forecast(windows.context, H, batch_size=batch_size),
+            levels, task.seasonality,
+        )
+    report("zero-shot", n, n)
+
+    ft_recipe = dataclasses.replace(recipe, context_length=C)
+    with Timer() as t_ft:
+        tuned = adapter.finetune(train, H, ft_recipe, progress=lambda s, k: report("fine-tune", s, k))
+
+    report("evaluate", 0, n)
+    with Timer() as t_ev:
+        ft = score_windows(
+            windows.context, windows.future, tuned.forecast(windows.context, H, batch_size=batch_size),
+            levels, task.seasonality,
+        )
+    report("evaluate", n, n)
+
+    dataset = str(dataset_id or target.name)
+    model = str(model_id or getattr(adapter, "source", "") or adapter.name)
+    table = pl.DataFrame(
+        {
+            "dataset": [dataset] * n,
+            "model": [model] * n,
+            "adapter": [str(adapter.name)] * n,
+            "task": [task.name] * n,
+            "horizon": np.full(n, H, dtype=np.int64),
+            "item_id": [str(i) for i in windows.item_ids],
+            "window_start": windows.starts.astype(np.int64),
+            "zs_mase": zs["mase"],
+            "ft_mase": ft["mase"],
+            "zs_wql": zs["wql"],
+            "ft_wql": ft["wql"],
+        },
+        schema={
+            "dataset": pl.Utf8, "model": pl.Utf8, "adapter": pl.Utf8, "task": pl.Utf8,
+            "horizon": pl.Int64, "item_id": pl.Utf8, "window_start": pl.Int64,
+            "zs_mase": pl.Float64, "ft_mase": pl.Float64, "zs_wql": pl.Float64, "ft_wql": pl.Float64,
+        },
+    )
+    device = recipe.resolve_device()
+    provenance = {
+        "dataset": dataset,
+        "model": model,
+        "adapter": str(adapter.name),
+        "num_parameters": int(adapter.num_parameters),
+        "depth": int(adapter.depth),
+        "task": task.to_dict(),
+        "context_length": C,
+        "n_train_series": len(train),
+        "n_train_points": int(sum(len(s) for s in train)),
+        "n_eval_windows": n,
+        "max_eval_windows": int(max_eval_windows),
+        "seed": int(recipe.seed),
+        "wall_seconds": {
+            "zero_shot": round(t_zs.seconds, 4),
+            "finetune": round(t_ft.seconds, 4),
+            "evaluate": round(t_ev.seconds, 4),
+        },
+        "versions": package_versions(),
+        "hardware": hardware(device),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return FinetuneResult(table=table, recipe=recipe, provenance=provenance, adapter=tuned)
+
+
+# ---------------------------------------------------------------------------------------------
+# provenance
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of python, timetic and the numeric / model packages (those installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import timetic
+
+    out = {"python": platform.python_version(), "timetic": str(getattr(timetic, "__version__", "unknown"))}
+    for pkg in ("numpy", "torch", "gluonts", "polars", "transformers", "chronos-forecasting", "timesfm"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def hardware(device: str = "cpu") -> dict[str, Any]:
+    """CPU model and core count; the CUDA device name when ``device`` is CUDA."""
+    import os
+
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    out: dict[str, Any] = {
+        "device": device,
+        "cpu": cpu or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "platform": sys.platform,
+    }
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            out["cuda"] = torch.cuda.get_device_name(0)
+    return out

@@ -1,0 +1,67 @@
+"""Small file helpers: atomic writes (temp file in the same folder, fsync, rename)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import polars as pl
+
+from timetic.errors import TimeticInputError
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success fsync it and rename it over ``path``.
+
+    On any error the temporary file is removed and ``path`` keeps its previous content.
+    """
+    path = Path(path)
+    if not path.parent.exists():
+        raise TimeticInputError(f"output folder {path.parent} does not exist; create it first")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_table(df: pl.DataFrame, path: str | Path) -> Path:
+    """Write ``df`` atomically as parquet, CSV or JSON (by extension)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv", ".json"):
+        raise TimeticInputError(
+            f"unknown output format {suffix or '(none)'!r} for {path.name}; use .parquet, .csv or .json"
+        )
+    with atomic_path(path) as tmp:
+        if suffix == ".parquet":
+            df.write_parquet(tmp)
+        elif suffix == ".csv":
+            df.write_csv(tmp)
+        else:
+            df.write_json(tmp)
+    return path

@@ -1,0 +1,885 @@
+"""The knowledge base (KB): what timetic has measured, stored as a folder of parquet tables.
+
+A KB is a folder holding ``kb.json`` (``{"schema_version", "created", "timetic_version"}``) and four
+parquet tables, read and written with polars (no pickle anywhere):
+
+* ``datasets.parquet`` (:data:`DATASETS_SCHEMA`, key ``dataset_id``): where each dataset comes
+  from, its size and a content hash of its target (:func:`content_hash`).
+* ``windows.parquet`` (:data:`WINDOWS_SCHEMA` plus any number of Float64 feature columns, key
+  ``dataset_id, task, item_id, window_start``): meta-features of sampled windows. Feature sets may
+  differ between datasets; a window lacks the features it was not given (null).
+* ``models.parquet`` (:data:`MODELS_SCHEMA`, key ``model_id``): candidate models, their size and
+  profiles, and what they were pretrained on (for contamination flags).
+* ``observations.parquet`` (:data:`OBSERVATIONS_SCHEMA`, key ``dataset_id, model_id, task,
+  recipe_hash, item_id, window_start``): zero-shot and fine-tuned errors of a model on a window.
+
+Writes (``add_*``, :meth:`KnowledgeBase.merge`) are *upserts*: the incoming rows are validated
+against the table's schema, then, under a file lock (``DIR/.lock``), the table is read, combined
+with them, deduplicated on its key, sorted by key and written atomically (temporary file in the
+same folder, fsync, rename). A killed writer leaves the previous table intact, concurrent writers
+queue on the lock, and adding the same rows twice leaves the table unchanged.
+
+Which row wins on a key clash:
+
+* ``add_*``: the incoming row (the last write wins). Columns the incoming frame does not have keep
+  their stored values, so ``add_windows`` with new feature columns extends windows already stored,
+  and re-adding a model without ``added`` keeps its original ``added`` date.
+* :meth:`KnowledgeBase.merge`: the newer row by ``added`` (datasets, models) or ``date``
+  (observations), compared as ISO text; on a tie, and for windows, the other KB's row.
+
+Readers (:meth:`~KnowledgeBase.datasets`, :meth:`~KnowledgeBase.windows`, ...) take no lock: a table
+is only ever replaced by an atomic rename, so a reader sees one complete version of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import filelock
+import numpy as np
+import polars as pl
+
+from timetic.errors import TimeticInputError
+from timetic.io import atomic_path, write_table
+
+SCHEMA_VERSION = 1
+"""Version of the KB layout this timetic reads and writes."""
+
+KB_FILE = "kb.json"
+LOCK_FILE = ".lock"
+DEFAULT_LOCK_TIMEOUT = 600.0
+"""Seconds a writer waits for the KB lock before giving up."""
+
+DATASETS_SCHEMA = pl.Schema(
+    {
+        "dataset_id": pl.Utf8,
+        "content_hash": pl.Utf8,
+        "freq": pl.Utf8,
+        "n_series": pl.Int64,
+        "total_length": pl.Int64,
+        "source": pl.Utf8,
+        "licence": pl.Utf8,
+        "domain": pl.Utf8,
+        "added": pl.Utf8,
+    }
+)
+
+WINDOWS_SCHEMA = pl.Schema(
+    {
+        "dataset_id": pl.Utf8,
+        "task": pl.Utf8,
+        "item_id": pl.Utf8,
+        "window_start": pl.Int64,
+    }
+)
+"""Key columns of ``windows.parquet``; every other column is a Float64 meta-feature."""
+
+MODELS_SCHEMA = pl.Schema(
+    {
+        "model_id": pl.Utf8,
+        "adapter": pl.Utf8,
+        "source": pl.Utf8,
+        "revision": pl.Utf8,
+        "num_parameters": pl.Int64,
+        "depth": pl.Int64,
+        "profile_knn": pl.List(pl.Float64),
+        "profile_renyi": pl.List(pl.Float64),
+        "profile_raw_knn": pl.List(pl.Float64),
+        "pretraining_corpus": pl.Utf8,
+        "pretraining_datasets": pl.List(pl.Utf8),
+        "added": pl.Utf8,
+    }
+)
+
+OBSERVATIONS_SCHEMA = pl.Schema(
+    {
+        "dataset_id": pl.Utf8,
+        "model_id": pl.Utf8,
+        "task": pl.Utf8,
+        "recipe_hash": pl.Utf8,
+        "item_id": pl.Utf8,
+        "window_start": pl.Int64,
+        "horizon": pl.Int64,
+        "zs_mase": pl.Float64,
+        "ft_mase": pl.Float64,
+        "zs_wql": pl.Float64,
+        "ft_wql": pl.Float64,
+        "recipe": pl.Utf8,
+        "seed": pl.Int64,
+        "versions": pl.Utf8,
+        "hardware": pl.Utf8,
+        "wall_time_s": pl.Float64,
+        "date": pl.Utf8,
+    }
+)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Layout of one KB table.
+
+    Attributes:
+        name: table name (``"observations"``); the file is ``name + ".parquet"``.
+        schema: the fixed columns and their dtypes (key columns first).
+        key: columns that identify a row.
+        timestamp: ISO-text column that says how new a row is (``None``: the table has none).
+        extra_float: whether further Float64 columns are allowed (windows' meta-features).
+    """
+
+    name: str
+    schema: pl.Schema
+    key: tuple[str, ...]
+    timestamp: str | None = None
+    extra_float: bool = False
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.parquet"
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Columns an added frame must have (the key)."""
+        return self.key
+
+
+TABLES: dict[str, TableSpec] = {
+    "datasets": TableSpec("datasets", DATASETS_SCHEMA, ("dataset_id",), timestamp="added"),
+    "windows": TableSpec(
+        "windows", WINDOWS_SCHEMA, ("dataset_id", "task", "item_id", "window_start"), extra_float=True
+    ),
+    "models": TableSpec("models", MODELS_SCHEMA, ("model_id",), timestamp="added"),
+    "observations": TableSpec(
+        "observations",
+        OBSERVATIONS_SCHEMA,
+        ("dataset_id", "model_id", "task", "recipe_hash", "item_id", "window_start"),
+        timestamp="date",
+    ),
+}
+"""The KB tables by name, in the order they are written."""
+
+_FILE_MODE = 0o644
+_ISO_FORMAT = "%Y-%m-%dT%H:%M:%S%.6f+00:00"
+_SRC = "__timetic_src__"
+
+
+# --------------------------------------------------------------------------------------------------
+# hashes
+# --------------------------------------------------------------------------------------------------
+
+
+def recipe_hash(recipe_json: str | dict | Any) -> str:
+    """Short (16 hex digits) sha256 of a recipe, insensitive to key order and whitespace.
+
+    Args:
+        recipe_json: the recipe as JSON text, a dict, or an object with ``to_json()``
+            (:class:`timetic.recipe.Recipe`).
+    """
+    if hasattr(recipe_json, "to_json") and not isinstance(recipe_json, (str, dict)):
+        recipe_json = recipe_json.to_json()
+    if isinstance(recipe_json, str):
+        try:
+            recipe_json = json.loads(recipe_json)
+        except json.JSONDecodeError as e:
+            raise TimeticInputError(f"recipe is not valid JSON ({e.msg}); pass the recipe's JSON text") from e
+    canonical = json.dumps(recipe_json, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def content_hash(frame: pl.DataFrame | Any) -> str:
+    """sha256 (hex) of a target's canonical long frame, the same across runs and machines.
+
+    The frame is reduced to ``item_id`` (text), ``timestamp`` (UTC nanoseconds) and ``target``
+    (float64, null counted as NaN), sorted by item and time; the hash covers the column names,
+    lengths and little-endian values, so it does not depend on column order, row order, dtype
+    widths or the parquet writer.
+
+    Args:
+        frame: a long polars (or pandas) frame with ``item_id``, ``timestamp`` and ``target``
+            columns, or a :class:`timetic.data.Target`.
+    """
+    if not isinstance(frame, pl.DataFrame) and hasattr(frame, "frame"):
+        frame = frame.frame
+    frame = _to_polars(frame, "target")
+    missing = [c for c in ("item_id", "timestamp", "target") if c not in frame.columns]
+    if missing:
+        raise TimeticInputError(
+            f"content_hash needs a long frame with item_id, timestamp and target columns, "
+            f"it misses {', '.join(missing)}; pass target.frame from timetic.load_target"
+        )
+    ts = frame.get_column("timestamp")
+    if ts.dtype == pl.Date:
+        ts = ts.cast(pl.Datetime("ns"))
+    if not isinstance(ts.dtype, pl.Datetime):
+        raise TimeticInputError(
+            f"content_hash needs a datetime timestamp column, got {ts.dtype}; parse the timestamps first"
+        )
+    if ts.dtype.time_zone is not None:
+        ts = ts.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    canon = (
+        pl.DataFrame(
+            {
+                "item_id": frame.get_column("item_id").cast(pl.Utf8),
+                "timestamp": ts.dt.epoch("ns"),
+                "target": frame.get_column("target").cast(pl.Float64).fill_null(float("nan")),
+            }
+        )
+        .sort("item_id", "timestamp", nulls_last=False)
+    )
+    h = hashlib.sha256(b"timetic-content-hash-v1")
+    h.update(struct.pack("<Q", canon.height))
+    items = canon.get_column("item_id")
+    _hash_block(h, "item_id.null", items.is_null().to_numpy().astype(np.uint8))
+    _hash_block(h, "item_id.len", items.str.len_bytes().fill_null(0).to_numpy().astype("<u4"))
+    _hash_block(h, "item_id", (items.fill_null("").str.join("").item() or "").encode())
+    stamps = canon.get_column("timestamp")
+    _hash_block(h, "timestamp.null", stamps.is_null().to_numpy().astype(np.uint8))
+    _hash_block(h, "timestamp", stamps.fill_null(0).to_numpy().astype("<i8"))
+    values = canon.get_column("target").to_numpy().astype("<f8") + 0.0  # -0.0 -> 0.0
+    values[np.isnan(values)] = np.nan  # one NaN bit pattern
+    _hash_block(h, "target", values)
+    return h.hexdigest()
+
+
+def _hash_block(h: "hashlib._Hash", name: str, data: np.ndarray | bytes) -> None:
+    raw = data if isinstance(data, bytes) else np.ascontiguousarray(data).tobytes()
+    h.update(name.encode() + b"\0")
+    h.update(struct.pack("<Q", len(raw)))
+    h.update(raw)
+
+
+# --------------------------------------------------------------------------------------------------
+# validation of incoming frames
+# --------------------------------------------------------------------------------------------------
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _to_polars(df: Any, what: str) -> pl.DataFrame:
+    if isinstance(df, pl.DataFrame):
+        return df
+    if isinstance(df, pl.LazyFrame):
+        return df.collect()
+    try:
+        if type(df).__module__.startswith("pandas"):
+            return pl.from_pandas(df)
+        return pl.DataFrame(df)
+    except Exception as e:  # noqa: BLE001 - any construction failure is the caller's input
+        raise TimeticInputError(
+            f"cannot read the {what} rows as a table ({type(df).__name__}); pass a polars DataFrame"
+        ) from e
+
+
+def _cast_column(s: pl.Series, dtype: pl.DataType, table: str) -> pl.Series:
+    """Cast ``s`` to ``dtype`` without losing information, or raise a one-line error."""
+    src = s.dtype
+    if src == dtype:
+        return s
+    if dtype == pl.Utf8 and (src == pl.Date or isinstance(src, pl.Datetime)):
+        if src == pl.Date:
+            s = s.cast(pl.Datetime("us"))
+        elif s.dtype.time_zone is not None:
+            s = s.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        return s.dt.to_string(_ISO_FORMAT)
+    if dtype == pl.Int64 and src.is_float():
+        finite = s.drop_nulls()
+        if (finite.is_nan() | (finite != finite.floor())).any():
+            raise TimeticInputError(
+                f"column {s.name} of the {table} rows has non-integer values, "
+                f"it must hold whole numbers; fix the column"
+            )
+    textual = src in (pl.Null, pl.Boolean, pl.Categorical) or src.is_numeric()
+    if dtype == pl.Utf8 and not textual:
+        raise TimeticInputError(
+            f"column {s.name} of the {table} rows has type {src}, expected text; "
+            f"convert it to strings (JSON text for nested values)"
+        )
+    try:
+        return s.cast(dtype, strict=True)
+    except Exception as e:  # noqa: BLE001 - polars raises several exception types for casts
+        raise TimeticInputError(
+            f"column {s.name} of the {table} rows has type {src}, which cannot become {dtype}; "
+            f"fix the column type"
+        ) from e
+
+
+def _conform(df: Any, spec: TableSpec) -> tuple[pl.DataFrame, set[str]]:
+    """Validate and cast incoming rows to ``spec``.
+
+    Returns the frame with every schema column (absent ones null, key columns first) and the set of
+    columns the caller supplied.
+    """
+    df = _to_polars(df, spec.name)
+    if spec.name == "observations" and "recipe_hash" not in df.columns and "recipe" in df.columns:
+        recipes = _cast_column(df.get_column("recipe"), pl.Utf8, spec.name)
+        mapping = {r: recipe_hash(r) for r in recipes.drop_nulls().unique().to_list()}
+        df = df.with_columns(recipe_hash=recipes.replace_strict(mapping, default=None, return_dtype=pl.Utf8))
+    supplied = set(df.columns)
+    missing = [c for c in spec.required if c not in supplied]
+    if missing:
+        raise TimeticInputError(
+            f"the {spec.name} rows miss required column(s) {', '.join(missing)}; "
+            f"add them (required: {', '.join(spec.required)})"
+        )
+    extra = [c for c in df.columns if c not in spec.schema]
+    if extra and not spec.extra_float:
+        raise TimeticInputError(
+            f"the {spec.name} rows have unknown column(s) {', '.join(extra)}; "
+            f"drop or rename them (known: {', '.join(spec.schema.names())})"
+        )
+    columns: list[pl.Series] = []
+    for name, dtype in spec.schema.items():
+        if name in supplied:
+            columns.append(_cast_column(df.get_column(name), dtype, spec.name))
+        else:
+            columns.append(pl.Series(name, [None] * df.height, dtype=dtype))
+    for name in extra:
+        s = df.get_column(name)
+        if not (s.dtype.is_numeric() or s.dtype in (pl.Boolean, pl.Null)):
+            raise TimeticInputError(
+                f"window feature column {name} has type {s.dtype}, features must be numeric; "
+                f"drop it or convert it to numbers"
+            )
+        columns.append(s.cast(pl.Float64))
+    out = pl.DataFrame(columns)
+    null_keys = [c for c in spec.key if out.get_column(c).null_count()]
+    if null_keys:
+        raise TimeticInputError(
+            f"the {spec.name} rows have missing values in key column(s) {', '.join(null_keys)}; fill them"
+        )
+    return out, supplied
+
+
+def _column_order(spec: TableSpec, *frames: pl.DataFrame) -> list[str]:
+    cols = list(spec.schema.names())
+    for f in frames:
+        cols += [c for c in f.columns if c not in cols and c != _SRC]
+    return cols
+
+
+def _combine(
+    current: pl.DataFrame, incoming: pl.DataFrame, spec: TableSpec, supplied: set[str], by_time: bool
+) -> tuple[pl.DataFrame, int]:
+    """Upsert ``incoming`` into ``current``; return the new table and the number of new keys.
+
+    ``by_time=False``: the incoming row wins a key clash. ``by_time=True``: the row with the later
+    ``spec.timestamp`` wins, the incoming one on a tie. Columns not in ``supplied`` keep their
+    current values for keys already stored.
+    """
+    key = list(spec.key)
+    incoming = incoming.unique(subset=key, keep="last", maintain_order=True)
+    kept = [c for c in current.columns if c not in supplied and c not in key]
+    if kept and current.height:
+        incoming = incoming.drop([c for c in kept if c in incoming.columns]).join(
+            current.select(key + kept), on=key, how="left"
+        )
+    if spec.timestamp:
+        incoming = incoming.with_columns(pl.col(spec.timestamp).fill_null(pl.lit(_now_iso())))
+    n_new = incoming.join(current.select(key), on=key, how="anti").height
+    order = _column_order(spec, current, incoming)
+    combined = pl.concat(
+        [
+            current.with_columns(pl.lit(0, pl.Int8).alias(_SRC)),
+            incoming.with_columns(pl.lit(1, pl.Int8).alias(_SRC)),
+        ],
+        how="diagonal",
+    )
+    sort_by = key + ([spec.timestamp] if by_time and spec.timestamp else []) + [_SRC]
+    combined = (
+        combined.sort(sort_by, nulls_last=False, maintain_order=True)
+        .unique(subset=key, keep="last", maintain_order=True)
+        .select(order)
+    )
+    return combined, n_new
+
+
+def _one_of(column: str, values: str | Sequence[str] | None) -> pl.Expr | None:
+    if values is None:
+        return None
+    if isinstance(values, str):
+        return pl.col(column) == values
+    return pl.col(column).is_in(list(values))
+
+
+# --------------------------------------------------------------------------------------------------
+# the knowledge base
+# --------------------------------------------------------------------------------------------------
+
+
+class KnowledgeBase:
+    """A timetic knowledge base folder.
+
+    Use :meth:`create`, :meth:`open` or :meth:`open_or_create` rather than the constructor (which
+    checks nothing).
+
+    Args:
+        path: the KB folder.
+        lock_timeout: seconds a writer waits for the KB lock (another writer) before it gives up.
+
+    Attributes:
+        path: the KB folder.
+        meta: the content of ``kb.json``.
+    """
+
+    def __init__(self, path: str | Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+        self.meta: dict = {}
+
+    def __repr__(self) -> str:
+        return f"KnowledgeBase({str(self.path)!r})"
+
+    # -- opening ------------------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls, path: str | Path, exist_ok: bool = False, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> "KnowledgeBase":
+        """Make a new, empty KB in ``path`` (created if needed) and return it opened.
+
+        Raises :class:`TimeticInputError` when ``path`` already holds a KB (unless ``exist_ok``, which
+        opens it instead) or holds KB tables with rows but no ``kb.json``.
+        """
+        path = Path(path)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as e:
+            raise TimeticInputError(
+                f"cannot create a knowledge base at {path}: it is a file; pick a folder"
+            ) from e
+        except OSError as e:
+            raise TimeticInputError(
+                f"cannot create knowledge base folder {path} ({e.strerror}); check the path and permissions"
+            ) from e
+        kb = cls(path, lock_timeout=lock_timeout)
+        with kb._locked():
+            if (path / KB_FILE).exists():
+                if not exist_ok:
+                    raise TimeticInputError(
+                        f"a knowledge base already exists in {path}; open it, or pick another folder"
+                    )
+            else:
+                for spec in TABLES.values():
+                    f = path / spec.filename
+                    if f.exists() and _has_rows(f):
+                        raise TimeticInputError(
+                            f"{path} holds knowledge base table {spec.filename} with rows but no {KB_FILE}; "
+                            f"restore {KB_FILE} from a backup or move the tables away"
+                        )
+                kb._clean_temp_files()
+                for spec in TABLES.values():
+                    _write_parquet(pl.DataFrame(schema=spec.schema), path / spec.filename)
+                meta = {
+                    "schema_version": SCHEMA_VERSION,
+                    "created": _now_iso(),
+                    "timetic_version": _timetic_version(),
+                }
+                with atomic_path(path / KB_FILE) as tmp:
+                    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+                    tmp.chmod(_FILE_MODE)
+        return cls.open(path, lock_timeout=lock_timeout)
+
+    @classmethod
+    def open(cls, path: str | Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> "KnowledgeBase":
+        """Open an existing KB, checking ``kb.json``, the schema version and every table's columns.
+
+        Only the tables' parquet footers are read here; a table damaged further in is reported by
+        the reader that hits it.
+        """
+        path = Path(path)
+        meta_path = path / KB_FILE
+        if not meta_path.is_file():
+            where = (
+                f"{path} has no {KB_FILE}"
+                if path.is_dir()
+                else f"{path} is not a folder" if path.exists() else f"{path} does not exist"
+            )
+            raise TimeticInputError(
+                f"not a timetic knowledge base: {where}; "
+                f"create one with `timetic kb init {path}` or pass --kb"
+            )
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise TimeticInputError(
+                f"knowledge base file {meta_path} is not valid JSON; restore it from a backup or rebuild"
+            ) from e
+        except OSError as e:
+            raise TimeticInputError(f"cannot read {meta_path} ({e.strerror}); check permissions") from e
+        if not isinstance(meta, dict) or "schema_version" not in meta:
+            raise TimeticInputError(
+                f"knowledge base file {meta_path} has no schema_version; restore it from a backup or rebuild"
+            )
+        version = meta["schema_version"]
+        if version != SCHEMA_VERSION:
+            raise TimeticInputError(
+                f"knowledge base {path} has schema version {version}, this timetic reads {SCHEMA_VERSION}; "
+                f"rebuild or migrate it"
+            )
+        kb = cls(path, lock_timeout=lock_timeout)
+        kb.meta = meta
+        for spec in TABLES.values():
+            kb._check_table(spec)
+        return kb
+
+    @classmethod
+    def open_or_create(cls, path: str | Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> "KnowledgeBase":
+        """Open the KB in ``path``, creating an empty one first if there is none."""
+        if (Path(path) / KB_FILE).is_file():
+            return cls.open(path, lock_timeout=lock_timeout)
+        return cls.create(path, exist_ok=True, lock_timeout=lock_timeout)
+
+    def _check_table(self, spec: TableSpec) -> None:
+        f = self.path / spec.filename
+        if not f.is_file():
+            raise TimeticInputError(
+                f"knowledge base table {spec.filename} is missing from {self.path}; "
+                f"restore it from a backup or rebuild"
+            )
+        try:
+            schema = pl.read_parquet_schema(f)
+        except Exception as e:  # noqa: BLE001 - any read failure means a broken file
+            self._broken(spec, _short(e), e)
+        problems = []
+        for name, dtype in spec.schema.items():
+            if name not in schema:
+                problems.append(f"missing column {name}")
+            elif schema[name] != dtype:
+                problems.append(f"column {name} is {schema[name]}, expected {dtype}")
+        for name, dtype in schema.items():
+            if name in spec.schema:
+                continue
+            if not spec.extra_float:
+                problems.append(f"unexpected column {name}")
+            elif dtype != pl.Float64:
+                problems.append(f"feature column {name} is {dtype}, expected Float64")
+        if problems:
+            self._broken(spec, "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else ""))
+
+    def _broken(self, spec: TableSpec, why: str, cause: BaseException | None = None) -> None:
+        raise TimeticInputError(
+            f"knowledge base table {spec.filename} in {self.path} is broken ({why}); "
+            f"restore it from a backup or rebuild"
+        ) from cause
+
+    # -- low-level table access ---------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        lock = filelock.FileLock(str(self.path / LOCK_FILE), timeout=self.lock_timeout)
+        try:
+            lock.acquire()
+        except filelock.Timeout as e:
+            raise TimeticInputError(
+                f"knowledge base {self.path} is busy: another writer held its lock "
+                f"for {self.lock_timeout:g} s; "
+                f"wait for it to finish or raise the lock timeout"
+            ) from e
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _scan(self, name: str) -> pl.LazyFrame:
+        return pl.scan_parquet(self.path / TABLES[name].filename)
+
+    def _collect(self, name: str, lf: pl.LazyFrame) -> pl.DataFrame:
+        try:
+            return lf.collect()
+        except Exception as e:  # noqa: BLE001 - a failing read means a missing or broken table
+            if not (self.path / TABLES[name].filename).is_file():
+                self._check_table(TABLES[name])  # raises the "missing" message
+            self._broken(TABLES[name], _short(e), e)
+            raise  # unreachable
+
+    def _read(self, name: str) -> pl.DataFrame:
+        return self._collect(name, self._scan(name))
+
+    def _clean_temp_files(self) -> None:
+        """Remove temporary files of dead writers (call with the lock held: no live writer has any)."""
+        names = [spec.filename for spec in TABLES.values()] + [KB_FILE]
+        for name in names:
+            for tmp in self.path.glob(f".{name}.*.tmp"):
+                try:
+                    tmp.unlink()
+                except OSError:
+                    pass
+
+    def _upsert(self, name: str, df: Any) -> int:
+        spec = TABLES[name]
+        incoming, supplied = _conform(df, spec)
+        if incoming.height == 0:
+            return 0
+        with self._locked():
+            self._clean_temp_files()
+            current = self._read(name)
+            combined, n_new = _combine(current, incoming, spec, supplied, by_time=False)
+            self._write(spec, combined, current)
+        return n_new
+
+    def _write(self, spec: TableSpec, table: pl.DataFrame, current: pl.DataFrame | None = None) -> bool:
+        """Atomically replace ``spec``'s table by ``table`` unless it equals ``current``."""
+        if current is not None and table.equals(current):
+            return False
+        _write_parquet(table, self.path / spec.filename)
+        return True
+
+    # -- readers ------------------------------------------------------------------------------------
+
+    def datasets(self) -> pl.DataFrame:
+        """The datasets table (:data:`DATASETS_SCHEMA`), sorted by ``dataset_id``."""
+        return self._read("datasets")
+
+    def models(self) -> pl.DataFrame:
+        """The models table (:data:`MODELS_SCHEMA`), sorted by ``model_id``."""
+        return self._read("models")
+
+    def windows(
+        self,
+        dataset_id: str | Sequence[str] | None = None,
+        task: str | Sequence[str] | None = None,
+        drop_null_features: bool = False,
+    ) -> pl.DataFrame:
+        """Window meta-features, optionally of some datasets and tasks only.
+
+        Args:
+            dataset_id: one id or several; ``None`` = all.
+            task: one task name or several; ``None`` = all.
+            drop_null_features: drop feature columns that are null in every returned row (features
+                that only other datasets have).
+        """
+        lf = self._scan("windows")
+        for cond in (_one_of("dataset_id", dataset_id), _one_of("task", task)):
+            if cond is not None:
+                lf = lf.filter(cond)
+        df = self._collect("windows", lf)
+        if drop_null_features and df.height:
+            features = [c for c in df.columns if c not in WINDOWS_SCHEMA]
+            df = df.drop([c for c in features if df[c].null_count() == df.height])
+        return df
+
+    def observations(
+        self,
+        dataset_id: str | Sequence[str] | None = None,
+        model_id: str | Sequence[str] | None = None,
+        task: str | Sequence[str] | None = None,
+        recipe_hash: str | Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """Observations (:data:`OBSERVATIONS_SCHEMA`), optionally filtered; each filter takes one
+        value or several, ``None`` = all."""
+        lf = self._scan("observations")
+        for column, values in (
+            ("dataset_id", dataset_id),
+            ("model_id", model_id),
+            ("task", task),
+            ("recipe_hash", recipe_hash),
+        ):
+            cond = _one_of(column, values)
+            if cond is not None:
+                lf = lf.filter(cond)
+        return self._collect("observations", lf)
+
+    # -- writers ------------------------------------------------------------------------------------
+
+    def add_datasets(self, df: Any) -> int:
+        """Upsert dataset rows (key ``dataset_id``); ``added`` defaults to now. Returns new keys."""
+        return self._upsert("datasets", df)
+
+    def add_windows(self, df: Any) -> int:
+        """Upsert window rows (key ``dataset_id, task, item_id, window_start``) with any numeric
+        feature columns (stored as Float64). Features not in ``df`` keep their stored values.
+        Returns the number of new keys."""
+        return self._upsert("windows", df)
+
+    def add_models(self, df: Any) -> int:
+        """Upsert model rows (key ``model_id``); ``added`` defaults to now. Returns new keys."""
+        return self._upsert("models", df)
+
+    def add_observations(self, df: Any) -> int:
+        """Upsert observation rows (key ``dataset_id, model_id, task, recipe_hash, item_id,
+        window_start``). ``recipe_hash`` is derived from ``recipe`` when absent; ``date`` defaults
+        to now. Returns the number of new keys (0 when every row was already stored)."""
+        return self._upsert("observations", df)
+
+    def merge(self, other: "KnowledgeBase | str | Path") -> dict[str, int]:
+        """Combine every table of ``other`` into this KB; the newer row wins a key clash.
+
+        Each table is replaced atomically; the tables one after the other (a merge that is
+        interrupted can simply be run again). Returns the number of new keys per table.
+        """
+        if not isinstance(other, KnowledgeBase):
+            other = KnowledgeBase.open(other)
+        elif other.meta.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+            raise TimeticInputError(
+                f"knowledge base {other.path} has schema version {other.meta['schema_version']}, "
+                f"this timetic reads {SCHEMA_VERSION}; rebuild or migrate it"
+            )
+        added = {name: 0 for name in TABLES}
+        if other.path.resolve() == self.path.resolve():
+            return added
+        with self._locked():
+            self._clean_temp_files()
+            for name, spec in TABLES.items():
+                incoming, supplied = _conform(other._read(name), spec)
+                if incoming.height == 0:
+                    continue
+                current = self._read(name)
+                combined, added[name] = _combine(current, incoming, spec, supplied, by_time=True)
+                self._write(spec, combined, current)
+        return added
+
+    # -- summaries and export -------------------------------------------------------------------------
+
+    def stats(self) -> dict:
+        """Counts: rows per table, (dataset, model, task) cells, tasks, models per dataset, ...
+
+        Returns a JSON-serialisable dict.
+        """
+        obs = self._collect(
+            "observations",
+            self._scan("observations").select("dataset_id", "model_id", "task", "recipe_hash", "ft_mase"),
+        )
+        win = self._collect("windows", self._scan("windows").select("dataset_id", "task"))
+        datasets = self._collect("datasets", self._scan("datasets").select("dataset_id"))["dataset_id"]
+        models = self._collect("models", self._scan("models").select("model_id"))["model_id"]
+        cells = obs.select("dataset_id", "model_id", "task").unique()
+        per_dataset = cells.group_by("dataset_id").agg(pl.col("model_id").n_unique()).sort("dataset_id")
+        per_model = cells.group_by("model_id").agg(pl.col("dataset_id").n_unique()).sort("model_id")
+        ft_mase = pl.col("ft_mase")
+        win_per_dataset = win.group_by("dataset_id").len().sort("dataset_id")
+        seen_datasets = pl.concat([obs.get_column("dataset_id"), win.get_column("dataset_id")]).unique()
+        return {
+            "path": str(self.path),
+            "schema_version": self.meta.get("schema_version", SCHEMA_VERSION),
+            "n_datasets": datasets.len(),
+            "n_windows": win.height,
+            "n_models": models.len(),
+            "n_observations": obs.height,
+            "n_cells": cells.height,
+            "n_recipes": obs.get_column("recipe_hash").n_unique(),
+            "n_missing_ft_mase": int(obs.select((ft_mase.is_null() | ft_mase.is_nan()).sum()).item()),
+            "tasks": sorted(set(obs.get_column("task").to_list()) | set(win.get_column("task").to_list())),
+            "models_per_dataset": dict(per_dataset.iter_rows()),
+            "datasets_per_model": dict(per_model.iter_rows()),
+            "windows_per_dataset": dict(win_per_dataset.iter_rows()),
+            "unregistered_datasets": sorted(set(seen_datasets.to_list()) - set(datasets.to_list())),
+            "unregistered_models": sorted(set(obs.get_column("model_id").to_list()) - set(models.to_list())),
+        }
+
+    def export(
+        self, out: str | Path, table: str | Iterable[str] | None = None, format: str = "csv"
+    ) -> list[Path]:
+        """Write tables as CSV, parquet or JSON.
+
+        Args:
+            out: a file (``.csv``, ``.parquet`` or ``.json``; ``table`` must name one table) or a
+                folder (created if needed; one ``<table>.<format>`` file per table).
+            table: a table name, several, or ``None`` for all.
+            format: ``"csv"``, ``"parquet"`` or ``"json"`` when ``out`` is a folder.
+
+        List columns (models' profiles) become JSON text in CSV files.
+
+        Returns:
+            The files written.
+        """
+        out = Path(out)
+        names = list(TABLES) if table is None else [table] if isinstance(table, str) else list(table)
+        unknown = [n for n in names if n not in TABLES]
+        if unknown:
+            raise TimeticInputError(f"unknown table(s) {', '.join(unknown)}; use {', '.join(TABLES)}")
+        if out.suffix.lower() in (".csv", ".parquet", ".json"):
+            if len(names) != 1:
+                raise TimeticInputError(
+                    f"export to the single file {out.name} needs one table; pass table= or a folder"
+                )
+            targets = [(names[0], out)]
+        else:
+            if format not in ("csv", "parquet", "json"):
+                raise TimeticInputError(f"unknown export format {format!r}; use csv, parquet or json")
+            if out.exists() and out.resolve() == self.path.resolve():
+                raise TimeticInputError(
+                    f"cannot export into the knowledge base folder {out} itself; pick another folder"
+                )
+            out.mkdir(parents=True, exist_ok=True)
+            targets = [(n, out / f"{n}.{format}") for n in names]
+        written = []
+        for name, target in targets:
+            if target.exists() and target.resolve().parent == self.path.resolve():
+                raise TimeticInputError(
+                    f"cannot export over the knowledge base's own files ({target}); pick another path"
+                )
+            df = self._read(name)
+            if target.suffix.lower() == ".csv":
+                df = _lists_to_json(df)
+            written.append(write_table(df, target))
+        return written
+
+
+def _lists_to_json(df: pl.DataFrame) -> pl.DataFrame:
+    """List columns -> JSON text (CSV has no nested values; only the small models table has any)."""
+    lists = [c for c, t in df.schema.items() if isinstance(t, pl.List)]
+    if not lists:
+        return df
+    return df.with_columns(
+        pl.Series(c, [None if v is None else json.dumps(v) for v in df[c].to_list()], dtype=pl.Utf8)
+        for c in lists
+    )
+
+
+def _write_parquet(df: pl.DataFrame, path: Path) -> None:
+    """Atomic parquet write keeping ``path``'s permissions (new files: rw-r--r--, not mkstemp's 0600)."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        mode = _FILE_MODE
+    with atomic_path(path) as tmp:
+        df.write_parquet(tmp)
+        tmp.chmod(mode)
+
+
+def _has_rows(f: Path) -> bool:
+    try:
+        return pl.scan_parquet(f).select(pl.len()).collect().item() > 0
+    except Exception:  # noqa: BLE001 - an unreadable file holds nothing we could keep
+        return False
+
+
+def _short(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _timetic_version() -> str:
+    import sys
+
+    version = getattr(sys.modules.get("timetic"), "__version__", None)
+    if version:
+        return str(version)
+    try:
+        from importlib.metadata import version as _version
+
+        return _version("timetic")
+    except Exception:  # noqa: BLE001 - not installed: the version is unknown
+        return "unknown"
+
+
+__all__ = [
+    "DATASETS_SCHEMA",
+    "MODELS_SCHEMA",
+    "OBSERVATIONS_SCHEMA",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "WINDOWS_SCHEMA",
+    "KnowledgeBase",
+    "TableSpec",
+    "content_hash",
+    "recipe_hash",
+]

@@ -1,0 +1,122 @@
+"""Window sampling: the target's series -> n windows of context + horizon points.
+
+Windows are spread across series (equal share per series, leftovers to series with room) and
+across time (stratified: each series' admissible start range is cut into as many equal strata as
+it gets windows, one start drawn uniformly per stratum). Every window ends before the final
+evaluation span of its series (:func:`timetic.tasks.test_length`), so features and selection never
+see the data that fine-tuned scores are measured on. Seeded: same target, task and seed give the
+same windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from timetic.data import Target
+from timetic.errors import TimeticInputError
+from timetic.tasks import Task, test_length
+
+#: default number of windows per dataset (the TimeTic few-shot setting uses 100).
+DEFAULT_WINDOWS = 256
+#: hard cap on windows per dataset (features for 4096 windows take ~10 s).
+MAX_WINDOWS = 4096
+
+
+@dataclass
+class Windows:
+    """Sampled windows of one target for one task.
+
+    Attributes:
+        values: shape (n, C + H), float64, NaN where the target is missing.
+        item_ids: shape (n,), the series of each window.
+        starts: shape (n,), index of each window's first point in its series.
+        task: the task whose C and H define the window.
+    """
+
+    values: np.ndarray
+    item_ids: np.ndarray
+    starts: np.ndarray
+    task: Task
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def context(self) -> np.ndarray:
+        """Shape (n, C)."""
+        return self.values[:, : self.task.context_length]
+
+    @property
+    def future(self) -> np.ndarray:
+        """Shape (n, H)."""
+        return self.values[:, self.task.context_length :]
+
+    def index_frame(self) -> pl.DataFrame:
+        """One row per window: ``window`` (0..n-1), ``item_id``, ``start``."""
+        return pl.DataFrame(
+            {
+                "window": np.arange(len(self), dtype=np.int64),
+                "item_id": self.item_ids.astype(str),
+                "start": self.starts.astype(np.int64),
+            }
+        )
+
+
+def sample_windows(
+    target: Target, task: Task, n_windows: int = DEFAULT_WINDOWS, seed: int = 0
+) -> Windows:
+    """Sample up to ``n_windows`` windows of ``task.window_length`` points.
+
+    Fewer windows come back when the series hold fewer distinct admissible starts. Series too
+    short for the task are dropped with a warning (:meth:`Target.for_task`).
+    """
+    if not 1 <= n_windows <= MAX_WINDOWS:
+        raise TimeticInputError(
+            f"--windows must be between 1 and {MAX_WINDOWS} (got {n_windows}); pick a value in range"
+        )
+    target = target.for_task(task)
+    series = target.series()
+    ids = np.asarray(target.item_ids, dtype=object)
+    L = task.window_length
+    capacity = np.array([len(s) - test_length(len(s), task) - L + 1 for s in series])
+    rng = np.random.default_rng(seed)
+    quota = _allocate(capacity, n_windows, rng)
+    values, item_ids, starts = [], [], []
+    for i in np.flatnonzero(quota):
+        q, cap = int(quota[i]), int(capacity[i])
+        edges = np.floor(np.linspace(0, cap, q + 1)).astype(np.int64)
+        s = rng.integers(edges[:-1], edges[1:])  # one start per stratum; strata are disjoint
+        windows = np.lib.stride_tricks.sliding_window_view(series[i], L)[s]
+        values.append(windows)
+        item_ids.extend([ids[i]] * q)
+        starts.append(s)
+    return Windows(
+        values=np.ascontiguousarray(np.concatenate(values), dtype=np.float64),
+        item_ids=np.asarray(item_ids, dtype=object),
+        starts=np.concatenate(starts),
+        task=task,
+    )
+
+
+def _allocate(capacity: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Split n windows over series: equal shares, capped by each series' capacity.
+
+    Shape (n_series,) -> (n_series,). Leftovers from full series go to the others; ties broken by
+    a seeded random order of the series.
+    """
+    quota = np.zeros_like(capacity)
+    order = rng.permutation(len(capacity))
+    remaining = min(n, int(capacity.sum()))
+    while remaining > 0:
+        open_ = order[quota[order] < capacity[order]]
+        share = max(1, remaining // len(open_))
+        for i in open_:
+            take = min(share, capacity[i] - quota[i], remaining)
+            quota[i] += take
+            remaining -= take
+            if remaining == 0:
+                break
+    return quota
