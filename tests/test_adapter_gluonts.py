@@ -62,7 +62,7 @@ def test_sizes(name):
     assert 300_000 <= s.num_parameters <= 700_000
     assert 800_000 <= m.num_parameters <= 1_500_000
     assert m.depth > s.depth
-    assert s.context_length == m.context_length == 512
+    assert s.context_length == m.context_length == (512 if name == "tide" else 128 + 167)
     assert s.prediction_length == m.prediction_length == 48
     with pytest.raises(TimeticInputError):
         cls.from_config("huge")
@@ -121,8 +121,8 @@ def test_layer_embeddings(tiny):
         assert e.dtype == torch.float32 and e.device.type == "cpu"
         assert e.ndim == 3 and e.shape[0] == 5
         assert torch.isfinite(e).all()
-    if tiny.name == "deepar":  # tokens = context time steps; LSTM width after the input
-        assert all(e.shape[1] == tiny.context_length for e in emb)
+    if tiny.name == "deepar":  # tokens = the LSTM's unroll steps; LSTM width after the input
+        assert all(e.shape[1] == tiny.unroll_length for e in emb)
         assert all(e.shape[2] == tiny.config["hidden_size"] for e in emb[1:])
     else:  # one token per dense block, the last decoder block as the future steps
         assert all(e.shape[1] == 1 for e in emb[:-1])
@@ -132,6 +132,7 @@ def test_layer_embeddings(tiny):
         torch.testing.assert_close(e1, e2)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_deepar_embeddings_match_stacked_lstm():
     a = DeepARAdapter.from_config("tiny", seed=1)
     x = _context(n=3, C=50).astype(np.float32)
@@ -200,7 +201,8 @@ def test_determinism(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_overrides(name):
     a = get_adapter(name).from_config("tiny", context_length=32, prediction_length=8)
-    assert a.context_length == 32 and a.prediction_length == 8
+    assert a.config["context_length"] == 32 and a.prediction_length == 8
+    assert a.context_length == (32 if name == "tide" else 32 + 23)  # DeepAR: + largest lag - 1
     assert a.forecast(_context(C=50), 10).shape == (4, 9, 10)
 
 

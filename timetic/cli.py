@@ -187,9 +187,16 @@ def profile(model_source, adapter, estimator, length, max_tokens, probe_target, 
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Per-window results parquet (default: <dataset>-<model>-<task>.parquet).")
 @click.option("--save-model", type=click.Path(path_type=Path), default=None, help="Save the fine-tuned model here.")
+@click.option("--kb", "kb_path", type=click.Path(path_type=Path), default=None,
+              help="Also record the results (and the dataset's windows if new) in this knowledge base.")
+@click.option("--dataset-id", default=None, help="Dataset id in the KB (default: file stem).")
+@click.option("--model-id", default=None, help="Model id in the KB (default: the model folder's name).")
 @friendly
-def finetune(model_source, adapter, dataset_path, task, recipe_path, max_eval_windows, freq, out, save_model):
+def finetune(model_source, adapter, dataset_path, task, recipe_path, max_eval_windows, freq, out, save_model,
+             kb_path, dataset_id, model_id):
     """Zero-shot vs fine-tuned scores of one model on one dataset and task."""
+    import polars as pl
+
     from timetic.adapters import load_model
     from timetic.data import load_target
     from timetic.finetune import run_finetune
@@ -211,8 +218,9 @@ def finetune(model_source, adapter, dataset_path, task, recipe_path, max_eval_wi
                 ids[stage] = bar.add_task(stage, total=total)
             bar.update(ids[stage], completed=done, total=total)
 
+        model_id = model_id or (Path(str(model_source)).name if kb_path else str(model_source))
         result = run_finetune(model, target, t, recipe, max_eval_windows=max_eval_windows, progress=progress,
-                              model_id=str(model_source))
+                              model_id=model_id, dataset_id=dataset_id or target.name)
     out = out or Path(f"{target.name}-{Path(str(model_source)).name}-{task}.parquet")
     result.write_parquet(out)
     if save_model is not None:
@@ -227,6 +235,231 @@ def finetune(model_source, adapter, dataset_path, task, recipe_path, max_eval_wi
         f"WQL {s['zs_wql']:.4f} -> {s['ft_wql']:.4f}"
     )
     click.echo(f"fine-tuning {result.provenance['wall_seconds']['finetune']:.1f} s; results -> {out}")
+    if kb_path is not None:
+        from timetic.kb import KnowledgeBase
+        from timetic.record import add_dataset, add_observations, model_row
+
+        kb = KnowledgeBase.open_or_create(kb_path)
+        ds = dataset_id or target.name
+        if kb.windows(dataset_id=ds, task=task).height == 0:
+            add_dataset(kb, target, ds, source=str(dataset_path), tasks=[task])
+        if kb.models().filter(pl.col("model_id") == model_id).height == 0:
+            kb.add_models(model_row(model, model_id, str(model_source)))
+        n = add_observations(kb, result)
+        click.echo(f"recorded {n} new observations in {kb_path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# knowledge base
+
+
+def _open_kb(kb_path, create: bool = False):
+    from timetic.kb import KnowledgeBase, default_kb_path
+
+    if kb_path is None:
+        if create:
+            raise TimeticInputError("no knowledge base given; pass --kb DIR (it is created if missing)")
+        kb_path = default_kb_path()
+    return KnowledgeBase.open_or_create(kb_path) if create else KnowledgeBase.open(kb_path)
+
+
+kb_option = click.option("--kb", "kb_path", type=click.Path(path_type=Path), default=None,
+                         help="Knowledge base folder (default: the shipped one, or TIMETIC_KB).")
+
+
+@main.group()
+def kb():
+    """Inspect and combine knowledge bases."""
+
+
+@kb.command("init")
+@click.argument("path", type=click.Path(path_type=Path))
+@friendly
+def kb_init(path):
+    """Create an empty knowledge base at PATH."""
+    from timetic.kb import KnowledgeBase
+
+    KnowledgeBase.create(path)
+    click.echo(f"created knowledge base {path}")
+
+
+@kb.command("show")
+@kb_option
+@click.option("--table", type=click.Choice(["datasets", "models", "observations", "windows"]), default=None)
+@click.option("--rows", type=int, default=20, show_default=True)
+@friendly
+def kb_show(kb_path, table, rows):
+    """Print the datasets and models (or one table) of a knowledge base."""
+    import polars as pl
+
+    k = _open_kb(kb_path)
+    tables = [table] if table else ["datasets", "models"]
+    with pl.Config(tbl_rows=rows, tbl_cols=12, fmt_str_lengths=40):
+        for name in tables:
+            df = getattr(k, name)()
+            if name == "models":
+                df = df.with_columns(pl.col("profile_knn").list.eval(pl.element().round(2)))
+                df = df.drop("profile_raw_knn", "profile_renyi", strict=False)
+            click.echo(f"{name} ({df.height} rows)")
+            click.echo(str(df.head(rows)))
+
+
+@kb.command("stats")
+@kb_option
+@friendly
+def kb_stats(kb_path):
+    """Counts of datasets, models, windows, observations and cells."""
+    import json
+
+    click.echo(json.dumps(_open_kb(kb_path).stats(), indent=2, default=str))
+
+
+@kb.command("export")
+@kb_option
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder, or a file for one table.")
+@click.option("--table", type=click.Choice(["datasets", "models", "observations", "windows"]), default=None)
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json"]), default="csv", show_default=True)
+@friendly
+def kb_export(kb_path, out, table, fmt):
+    """Export tables to CSV, parquet or JSON."""
+    _open_kb(kb_path).export(out, table=table, format=fmt)
+    click.echo(f"exported -> {out}")
+
+
+@kb.command("merge")
+@click.argument("other", type=click.Path(path_type=Path))
+@click.option("--kb", "kb_path", type=click.Path(path_type=Path), required=True, help="The KB merged into.")
+@friendly
+def kb_merge(other, kb_path):
+    """Merge the knowledge base OTHER into --kb (keyed dedupe, newest wins)."""
+    from timetic.kb import KnowledgeBase
+
+    added = _open_kb(kb_path, create=True).merge(KnowledgeBase.open(other))
+    click.echo("merged: " + ", ".join(f"{k} +{v}" for k, v in added.items()))
+
+
+@main.command("add-dataset")
+@target_options
+@click.option("--kb", "kb_path", type=click.Path(path_type=Path), required=True)
+@click.option("--id", "dataset_id", default=None, help="Dataset id (default: file stem).")
+@click.option("--source", default="", help="Where the data comes from (URL, repo@commit:path).")
+@click.option("--licence", default="")
+@click.option("--domain", default="")
+@click.option("--task", type=click.Choice(["short", "medium", "long", "all"]), default="all", show_default=True)
+@click.option("--backend", type=click.Choice(["fast", "tsfresh"]), default="fast", show_default=True)
+@friendly
+def add_dataset_cmd(target_path, freq, layout, item_id_col, timestamp_col, target_col, kb_path, dataset_id,
+                    source, licence, domain, task, backend):
+    """Register a dataset and the meta-features of its evaluation windows."""
+    from timetic.record import add_dataset
+    from timetic.tasks import TASK_NAMES
+
+    target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
+    tasks = TASK_NAMES if task == "all" else (task,)
+    counts = add_dataset(_open_kb(kb_path, create=True), target, dataset_id, source=source or str(target_path),
+                         licence=licence, domain=domain, tasks=tasks, backend=backend)
+    click.echo(f"{dataset_id or target.name}: " + ", ".join(f"{k} {v} windows" for k, v in counts.items()))
+
+
+@main.command("add-model")
+@click.argument("source")
+@click.option("--adapter", required=True)
+@click.option("--kb", "kb_path", type=click.Path(path_type=Path), required=True)
+@click.option("--id", "model_id", default=None, help="Model id (default: folder name).")
+@click.option("--revision", default="")
+@click.option("--pretraining-corpus", default="", help="Notes on the pretraining data.")
+@click.option("--pretraining-datasets", default="", help="Comma-separated dataset ids seen in pretraining.")
+@click.option("--length", type=int, default=6, show_default=True)
+@friendly
+def add_model_cmd(source, adapter, kb_path, model_id, revision, pretraining_corpus, pretraining_datasets, length):
+    """Register a model: load it and store its entropy profiles."""
+    from timetic.record import add_model
+
+    row = add_model(_open_kb(kb_path, create=True), source, adapter, model_id, revision=revision,
+                    pretraining_corpus=pretraining_corpus,
+                    pretraining_datasets=[d for d in pretraining_datasets.split(",") if d], length=length)
+    click.echo(f"{row['model_id'][0]}: {row['num_parameters'][0]:,} parameters, depth {row['depth'][0]}, "
+               f"profile " + " ".join(f"{v:.2f}" for v in row["profile_knn"][0]))
+
+
+@main.command("add-observation")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--kb", "kb_path", type=click.Path(path_type=Path), required=True)
+@friendly
+def add_observation_cmd(results, kb_path):
+    """Store a fine-tuning results parquet (from `timetic finetune`)."""
+    from timetic.record import add_observations
+
+    n = add_observations(_open_kb(kb_path, create=True), results)
+    click.echo(f"recorded {n} new observations in {kb_path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# predict
+
+
+@main.command()
+@target_options
+@click.option("--task", type=click.Choice(["short", "medium", "long", "all"]), default="short", show_default=True)
+@click.option("--models", default=None, help="Comma-separated candidate model ids (default: all in the KB).")
+@kb_option
+@click.option("--learner", type=click.Choice(["gp", "hgb", "tabpfn", "tabicl"]), default=None,
+              help="Default: tabpfn when TIMETIC_TABPFN_MODEL is set, else gp.")
+@click.option("--windows", "n_windows", type=int, default=128, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the ranking to a file.")
+@click.option("--no-zero-shot", is_flag=True, help="Rank from characteristics alone (no model weights needed).")
+@click.option("--explain/--no-explain", default=True, show_default=True,
+              help="Show the nearest source datasets for the top models (table format).")
+@friendly
+def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, task, models, kb_path, learner,
+            n_windows, seed, fmt, out, no_zero_shot, explain):
+    """Rank the knowledge base's models for a target by predicted fine-tuned MASE."""
+    import time
+
+    from timetic.estimate import TimeTic
+    from timetic.report import ranking_json, render_table
+
+    started = time.perf_counter()
+    k = _open_kb(kb_path)
+    target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
+    est = TimeTic(k, learner=learner, zero_shot=not no_zero_shot, seed=seed)
+    est.fit()
+    candidates = est._candidates([m.strip() for m in models.split(",")] if models else None)
+    from timetic.tasks import TASK_NAMES, Task
+
+    names = TASK_NAMES if task == "all" else (task,)
+    rankings, explanations = [], []
+    for name in names:
+        t = Task.preset(name, target.freq)
+        rows = est.target_rows(target, t, candidates, n_windows=n_windows)
+        ranking = est.rank(rows, candidates)
+        rankings.append(ranking)
+        top = ranking.get_column("model_id").head(3).to_list()
+        explanations.append(est.explain(rows, top))
+    import polars as pl
+
+    ranking = pl.concat(rankings)
+    elapsed = time.perf_counter() - started
+    info = {"target": target.name, "freq": target.freq, "n_series": target.n_series, "kb": str(k.path),
+            "learner": est.learner_name_, "zero_shot": not no_zero_shot, "seed": seed,
+            "features": est.features_, "n_context_rows": est.n_context_rows_, "seconds": round(elapsed, 2)}
+    if fmt == "table":
+        text = None
+        render_table(ranking, pl.concat(explanations) if explain else None, info)
+    elif fmt == "json":
+        text = ranking_json(ranking, info)
+    else:
+        text = ranking.write_csv()
+    if out is not None:
+        from timetic.io import atomic_path
+
+        with atomic_path(out) as tmp:
+            tmp.write_text(text if text is not None else ranking.write_csv())
+        click.echo(f"ranking -> {out}", err=True)
+    elif text is not None:
+        click.echo(text, nl=not text.endswith("\n"))
 
 
 @main.command("adapters")

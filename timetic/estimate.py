@@ -233,11 +233,12 @@ class TimeTic:
 
     def _zero_shot(self, model_id: str, windows: Any, task: Task) -> np.ndarray:
         from timetic.adapters import load_model
+        from timetic.kb import resolve_model_source
         from timetic.scoring import score_windows
 
         kb = self._require_kb()
         row = kb.models().filter(pl.col("model_id") == model_id)
-        source = kb.resolve_model_source(row.get_column("source")[0])
+        source = resolve_model_source(kb, row.get_column("source")[0])
         model = load_model(source, adapter=row.get_column("adapter")[0])
         q = model.forecast(windows.context, task.horizon)
         return score_windows(windows.context, windows.future, q, model.quantile_levels, task.seasonality)["mase"]

@@ -883,3 +883,36 @@ __all__ = [
     "content_hash",
     "recipe_hash",
 ]
+
+
+# ---------------------------------------------------------------------------------------------
+# locations
+
+
+def default_kb_path() -> Path:
+    """The knowledge base used when none is given.
+
+    ``TIMETIC_KB`` if set; else ``meta_features/`` of the source checkout; else the copy shipped
+    inside the installed package (``timetic/_kb``).
+    """
+    import os
+
+    env = os.environ.get("TIMETIC_KB")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "meta_features", here / "_kb"):
+        if (candidate / KB_FILE).exists():
+            return candidate
+    raise TimeticInputError(
+        "no default knowledge base found (meta_features/ has no kb.json); pass --kb DIR or set TIMETIC_KB"
+    )
+
+
+def resolve_model_source(kb: KnowledgeBase, source: str) -> str:
+    """A model's stored ``source``: relative paths are relative to the KB folder."""
+    p = Path(source)
+    if not p.is_absolute() and (kb.path / p).exists():
+        return str(kb.path / p)
+    return source
+

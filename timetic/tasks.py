@@ -51,6 +51,10 @@ def freq_unit(freq: str) -> tuple[str, int]:
         raise TimeticInputError(
             f"unknown frequency {freq!r}; give a pandas alias such as 'h', '30min', 'D', 'W', 'MS'"
         ) from e
+    if off.name in ("ms", "us", "ns", "L", "U", "N"):
+        raise TimeticInputError(
+            f"sub-second frequency {freq!r} is not supported; resample to seconds or coarser"
+        )
     name = off.name.upper()
     n = int(off.n)
     if name.startswith(("MIN", "T")):

@@ -25,9 +25,12 @@ feature); TiDE always uses its seven calendar features (gluonts hard-codes them)
 only encode the position relative to the anchor.
 
 Inputs: NaN is missing; gluonts' ``AddObservedValuesIndicator`` replaces it with 0 and the
-observed-values mask enters the scaler (and DeepAR's / TiDE's losses). Contexts longer than the
-model's ``context_length`` (plus DeepAR's largest lag) are truncated on the left, shorter ones
-are left-padded (unobserved) by gluonts' ``InstanceSplitter``.
+observed-values mask enters the mean scaler (and DeepAR's / TiDE's losses). A window without any
+observed value gets scale 1 (gluonts' default would borrow the batch's mean scale, making it
+depend on the other windows of its batch). Contexts longer than the model's
+:attr:`~GluonTSAdapter.context_length` (for DeepAR: its unroll length plus its largest lag) are
+truncated on the left, shorter ones are left-padded (unobserved)
+by gluonts' ``InstanceSplitter``.
 
 Horizons: DeepAR samples paths autoregressively for any horizon (the predictor is rebuilt with
 ``prediction_length = H``; the weights do not depend on it). TiDE has a fixed output length: a
@@ -37,7 +40,8 @@ Layer embeddings (input embedding first):
 
 * DeepAR: the LSTM input (lagged, scaled targets + static and age features) at every context
   step, then the output of every LSTM layer (the stacked ``nn.LSTM`` is run layer by layer with
-  its own weights). Tokens = the ``context_length`` time steps. ``depth = num_layers``.
+  its own weights). Tokens = the LSTM's unroll steps (the last ``unroll_length`` steps of the
+  context). ``depth = num_layers``.
 * TiDE: the dense encoder's input (one token: scaled context + projected covariates), the output
   of every dense-encoder block (one token), the output of every dense-decoder block (one token,
   the last one reshaped to the H future steps of width ``decoder_output_dim``, as TiDE's temporal
@@ -45,16 +49,24 @@ Layer embeddings (input embedding first):
   ``depth = 2 * num_layers_encoder``. Widths differ between layers.
 
 Forecasts: DeepAR's quantiles are empirical quantiles of ``num_parallel_samples`` (default 100)
-sample paths drawn under a fixed torch seed (global RNG state is restored afterwards); TiDE's
-are the Student-t quantiles (deterministic).
+sample paths drawn under a fixed torch seed (global RNG state is restored afterwards): identical
+for identical inputs and ``batch_size``, but a window's paths depend on its batch. Sampling is
+DeepAR's cost (an LSTM step on n x 100 rows per horizon step); pass ``num_parallel_samples`` to
+``from_pretrained`` / ``from_config`` to trade accuracy of the quantiles for speed. TiDE's
+quantiles are the Student-t quantiles (deterministic, batch-independent).
 
-Fine-tuning (:meth:`GluonTSAdapter.finetune`) uses the estimator's transformation, instance
-sampler and data loader and a ``lightning.pytorch.Trainer`` for one epoch of ``recipe.steps``
-batches, with the Lightning module's optimizer replaced by AdamW (gluonts uses Adam with L2
-weight decay and an LR-on-plateau scheduler; timetic's recipe is AdamW at a constant rate) and
-gradient clipping at ``recipe.grad_clip``. Training windows have the model's own context length
+Fine-tuning (:meth:`GluonTSAdapter.finetune`) uses the estimator's transformation (cached per
+series, as gluonts' ``cache_data=True``), instance sampler (``ExpectedNumInstanceSampler``: about
+one window per series and pass, contexts may be left-padded) and data loader, and a
+``lightning.pytorch.Trainer`` for one epoch of ``recipe.steps`` batches of ``recipe.batch_size``
+windows, seeded with ``seed_everything(recipe.seed)``. The Lightning module's optimizer is
+replaced by AdamW (``recipe.learning_rate``, ``recipe.weight_decay``, constant rate; gluonts uses
+Adam with L2 weight decay and an LR-on-plateau scheduler) and gradients are clipped at
+``recipe.grad_clip``. Training windows have the model's own context length
 (``recipe.context_length`` is ignored: TiDE's input size depends on it) and a future of
-``min(H, prediction_length)`` steps (TiDE: its native ``prediction_length``).
+``min(H, prediction_length)`` steps (TiDE: always its native ``prediction_length``). Series with
+fewer than two observed values are dropped; series too short for one window are right-padded
+with NaN (masked in the loss).
 """
 
 from __future__ import annotations
@@ -70,6 +82,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
+import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
@@ -97,8 +110,9 @@ GLUONTS_FILES = ("gluonts-config.json", "predictor.json", "prediction-net-state.
 _ANCHOR = "2020-01-06 00:00"
 #: seed of the sample paths of sampling models (DeepAR).
 _FORECAST_SEED = 0
-#: module prefixes that may be named in a ``predictor.json`` we load.
-_SAFE_CLASS_PREFIXES = ("gluonts.", "builtins.", "numpy.", "pandas.")
+#: module prefixes / builtins that may be named in a ``predictor.json`` we load.
+_SAFE_CLASS_PREFIXES = ("gluonts.", "numpy.", "pandas.")
+_SAFE_BUILTINS = {f"builtins.{t}" for t in ("int", "float", "str", "bool", "tuple", "list", "dict", "set", "frozenset")}
 _MEDIAN = QUANTILE_LEVELS.index(0.5)
 
 
@@ -153,7 +167,7 @@ def _check_safe_classes(path: Path) -> None:
     """Refuse a ``predictor.json`` that names classes outside gluonts / numpy / pandas."""
     text = (path / "predictor.json").read_text()
     names = set(re.findall(r'"class"\s*:\s*"([^"]+)"', text))
-    bad = sorted(n for n in names if not n.startswith(_SAFE_CLASS_PREFIXES))
+    bad = sorted(n for n in names if not (n.startswith(_SAFE_CLASS_PREFIXES) or n in _SAFE_BUILTINS))
     if bad:
         raise TimeticInputError(
             f"{path / 'predictor.json'} names classes outside gluonts ({', '.join(bad[:3])}); "
@@ -161,23 +175,19 @@ def _check_safe_classes(path: Path) -> None:
         )
 
 
-class _StepCallback:
-    """Lightning callback: records every step's training loss and reports progress."""
+class _StepCallback(pl.Callback):
+    """Records every step's training loss and reports progress."""
 
-    def __new__(cls, total: int, progress: Callable[[int, int], None] | None):
-        import lightning.pytorch as pl
+    def __init__(self, total: int, progress: Callable[[int, int], None] | None):
+        self.total = total
+        self.progress = progress
+        self.losses: list[float] = []
 
-        class _Callback(pl.Callback):
-            def __init__(self) -> None:
-                self.losses: list[float] = []
-
-            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
-                loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-                self.losses.append(float(loss.detach()))
-                if progress is not None:
-                    progress(len(self.losses), total)
-
-        return _Callback()
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self.losses.append(float(loss.detach()))
+        if self.progress is not None:
+            self.progress(len(self.losses), self.total)
 
 
 def _adamw_optimizers(recipe: Recipe) -> Callable[[Any], torch.optim.Optimizer]:
@@ -278,7 +288,8 @@ class GluonTSAdapter(Adapter):
         cls._prepare_module(predictor.prediction_net)
         if kwargs:
             config = {**config, **kwargs}
-            predictor = cls._build_predictor(config, state=predictor.prediction_net.state_dict())
+            with _seeded(0, "cpu"):
+                predictor = cls._build_predictor(config, state=predictor.prediction_net.state_dict())
         return cls(predictor, config, source=str(source), device=device)
 
     @classmethod
@@ -298,6 +309,8 @@ class GluonTSAdapter(Adapter):
             raise TimeticInputError(
                 f"{path} holds a {meta.get('adapter')!r} model, not {cls.name!r}; choose the matching adapter"
             )
+        if not isinstance(meta.get("estimator"), dict):
+            raise TimeticInputError(f"{path / CONFIG_FILE} has no estimator config; save the model again")
         return dict(meta["estimator"])
 
     def save_pretrained(self, path: str | Path) -> Path:
@@ -324,17 +337,13 @@ class GluonTSAdapter(Adapter):
 
     @property
     def context_length(self) -> int:
+        """Input steps the network reads (longer contexts are truncated, shorter ones padded)."""
         return int(self.config["context_length"])
 
     @property
     def prediction_length(self) -> int:
         """Native prediction length (TiDE's output length; DeepAR's default)."""
         return int(self.config["prediction_length"])
-
-    @property
-    def past_length(self) -> int:
-        """Input steps the network reads (context plus the largest lag)."""
-        return self.context_length
 
     # -- use ----------------------------------------------------------------------------------
     def _predictor_for(self, horizon: int) -> PyTorchPredictor:
@@ -365,7 +374,7 @@ class GluonTSAdapter(Adapter):
 
     @torch.no_grad()
     def layer_embeddings(self, context: np.ndarray, batch_size: int = 64) -> list[torch.Tensor]:
-        x = _as_context(context)[:, -self.past_length :]
+        x = _as_context(context)[:, -self.context_length :]
         if len(x) == 0:
             raise TimeticInputError("no context windows given (n = 0)")
         self.network.eval()
@@ -392,7 +401,7 @@ class GluonTSAdapter(Adapter):
     def forecast(self, context: np.ndarray, horizon: int, batch_size: int = 64) -> np.ndarray:
         if horizon < 1:
             raise TimeticInputError(f"horizon must be >= 1; got {horizon}")
-        x = _as_context(context)[:, -self.past_length :]
+        x = _as_context(context)[:, -self.context_length :]
         if len(x) == 0:
             return np.empty((0, len(QUANTILE_LEVELS), horizon))
         predictor = self._predictor_for(horizon if self.any_horizon else self.prediction_length)
@@ -403,7 +412,7 @@ class GluonTSAdapter(Adapter):
             chunks.append(q)
             done += q.shape[-1]
             if done < horizon:  # unroll: the median becomes context
-                x = np.concatenate([x, q[:, _MEDIAN].astype(np.float32)], axis=1)[:, -self.past_length :]
+                x = np.concatenate([x, q[:, _MEDIAN].astype(np.float32)], axis=1)[:, -self.context_length :]
         out = np.concatenate(chunks, axis=-1)[..., :horizon]
         out = np.nan_to_num(out, nan=0.0, posinf=np.finfo(np.float32).max, neginf=np.finfo(np.float32).min)
         return np.sort(out, axis=1)
@@ -437,8 +446,6 @@ class GluonTSAdapter(Adapter):
         recipe: Recipe,
         progress: Callable[[int, int], None] | None = None,
     ) -> "GluonTSAdapter":
-        import lightning.pytorch as pl
-
         device = recipe.resolve_device()
         h = self._train_prediction_length(horizon)
         series = self._training_series(train, h)
@@ -499,7 +506,11 @@ class DeepARAdapter(GluonTSAdapter, name="deepar"):
     """DeepAR (``gluonts.torch.model.deepar``): autoregressive LSTM, Student-t sample paths.
 
     Sizes keep the LSTM width and vary its depth. Lags cover hourly, daily and weekly seasons at
-    any frequency (there are no calendar features).
+    any frequency (there are no calendar features). The LSTM unrolls over 128 steps (gluonts'
+    ``context_length``; its default is the prediction length) whose lag features reach 167 steps
+    further back (lag 168 of the first unroll step), so the model reads ``context_length = 295``
+    points; a longer unroll would make
+    training (teacher-forced over unroll + future steps) proportionally slower.
     """
 
     estimator_cls = DeepAREstimator
@@ -508,7 +519,7 @@ class DeepARAdapter(GluonTSAdapter, name="deepar"):
     defaults: ClassVar[dict[str, Any]] = {
         "freq": "h",
         "prediction_length": 48,
-        "context_length": 512,
+        "context_length": 128,
         "dropout_rate": 0.1,
         "lags_seq": [1, 2, 3, 4, 5, 6, 7, 12, 24, 48, 168],
         "scaling": True,
@@ -518,7 +529,7 @@ class DeepARAdapter(GluonTSAdapter, name="deepar"):
     }
     #: zoo sizes: 176 LSTM cells, 2 or 4 layers.
     size_table: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": {"hidden_size": 32, "num_layers": 2, "context_length": 64, "prediction_length": 16,
+        "tiny": {"hidden_size": 32, "num_layers": 2, "context_length": 40, "prediction_length": 16,
                  "lags_seq": [1, 2, 3, 4, 7, 12, 24]},
         "zoo-s": {"hidden_size": 176, "num_layers": 2},
         "zoo-m": {"hidden_size": 176, "num_layers": 4},
@@ -533,7 +544,13 @@ class DeepARAdapter(GluonTSAdapter, name="deepar"):
         return int(self.config["num_layers"])
 
     @property
-    def past_length(self) -> int:
+    def unroll_length(self) -> int:
+        """Steps the LSTM runs over before forecasting (gluonts' ``context_length``)."""
+        return int(self.config["context_length"])
+
+    @property
+    def context_length(self) -> int:
+        """Input steps the network reads: the unroll length plus the largest lag."""
         return int(self.network.model._past_length)
 
     def _train_prediction_length(self, horizon: int) -> int:

@@ -1,0 +1,176 @@
+"""Recording into a knowledge base: datasets (with window meta-features), models (with entropy
+profiles) and observations (fine-tuning results), each computed by timetic's own stages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import polars as pl
+
+from timetic.data import Target
+from timetic.errors import TimeticInputError, TimeticWarning
+from timetic.features import add_descriptors, dataset_descriptors, window_features
+from timetic.finetune import FinetuneResult, split_series
+from timetic.kb import KnowledgeBase, content_hash
+from timetic.tasks import TASK_NAMES, Task
+
+#: every evaluation window of a dataset gets features (the runner's capped subsets are all covered).
+ALL_EVAL_WINDOWS = 1_000_000
+
+
+def dataset_windows(target: Target, task: Task, dataset_id: str, backend: str = "fast") -> pl.DataFrame:
+    """Meta-features of every evaluation window of ``target`` for ``task``.
+
+    A window is the C points of context plus the H points of its future, keyed by the index of
+    its first forecast step (``window_start``), as in the observations the runner produces.
+    """
+    _, ev = split_series(target, task, max_eval_windows=ALL_EVAL_WINDOWS)
+    values = np.concatenate([ev.context, ev.future], axis=1)
+    feats = window_features(values, period=task.period, backend=backend)
+    feats = add_descriptors(feats, dataset_descriptors(target.freq, target.lengths))
+    keys = pl.DataFrame(
+        {
+            "dataset_id": [dataset_id] * len(ev),
+            "task": [task.name] * len(ev),
+            "item_id": [str(i) for i in ev.item_ids],
+            "window_start": ev.starts.astype(np.int64),
+        }
+    )
+    return pl.concat([keys, feats], how="horizontal")
+
+
+def add_dataset(
+    kb: KnowledgeBase,
+    target: Target,
+    dataset_id: str | None = None,
+    source: str = "",
+    licence: str = "",
+    domain: str = "",
+    tasks: Sequence[str] = TASK_NAMES,
+    backend: str = "fast",
+) -> dict[str, int]:
+    """Register a dataset and the features of its evaluation windows for each task.
+
+    Tasks the dataset is too short for are skipped with a warning. Returns windows per task.
+    """
+    import warnings
+
+    dataset_id = dataset_id or target.name
+    frames, counts = [], {}
+    for name in tasks:
+        task = Task.preset(name, target.freq)
+        try:
+            df = dataset_windows(target, task, dataset_id, backend=backend)
+        except TimeticInputError as e:
+            warnings.warn(f"{dataset_id}: task {name} skipped ({e})", TimeticWarning, stacklevel=2)
+            continue
+        frames.append(df)
+        counts[name] = df.height
+    if not frames:
+        raise TimeticInputError(f"dataset {dataset_id!r} is too short for every task; nothing was added")
+    kb.add_datasets(
+        pl.DataFrame(
+            {
+                "dataset_id": [dataset_id],
+                "content_hash": [content_hash(target.frame)],
+                "freq": [target.freq],
+                "n_series": [target.n_series],
+                "total_length": [int(target.lengths.sum())],
+                "source": [source],
+                "licence": [licence],
+                "domain": [domain],
+            }
+        )
+    )
+    kb.add_windows(pl.concat(frames, how="diagonal"))
+    return counts
+
+
+def model_row(
+    adapter: Any,
+    model_id: str,
+    source: str,
+    revision: str = "",
+    pretraining_corpus: str = "",
+    pretraining_datasets: Sequence[str] = (),
+    length: int = 6,
+    seed: int = 0,
+    probe: np.ndarray | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> pl.DataFrame:
+    """One ``models`` row: description and kNN + Rényi entropy profiles on the probe corpus."""
+    from timetic.profile import compute_profile
+
+    knn = compute_profile(adapter, probe, estimator="knn", length=length, seed=seed, progress=progress)
+    renyi = compute_profile(adapter, probe, estimator="renyi", length=length, seed=seed)
+    return pl.DataFrame(
+        {
+            "model_id": [model_id],
+            "adapter": [adapter.name],
+            "source": [source],
+            "revision": [revision],
+            "num_parameters": [int(adapter.num_parameters)],
+            "depth": [int(adapter.depth)],
+            "profile_knn": [knn.profile.tolist()],
+            "profile_renyi": [renyi.profile.tolist()],
+            "profile_raw_knn": [knn.raw.tolist()],
+            "pretraining_corpus": [pretraining_corpus],
+            "pretraining_datasets": [list(pretraining_datasets)],
+        },
+        schema_overrides={"pretraining_datasets": pl.List(pl.Utf8)},
+    )
+
+
+def add_model(kb: KnowledgeBase, source: str | Path, adapter: str, model_id: str | None = None, **kwargs: Any) -> pl.DataFrame:
+    """Load a model, compute its profiles and store its row. Returns the row."""
+    from timetic.adapters import load_model
+
+    model = load_model(source, adapter=adapter)
+    row = model_row(model, model_id or Path(str(source)).name, str(source), **kwargs)
+    kb.add_models(row)
+    return row
+
+
+def observation_rows(result: FinetuneResult) -> pl.DataFrame:
+    """The ``observations`` rows of one fine-tuning run."""
+    prov = result.provenance
+    t = result.table
+    return t.select(
+        pl.col("dataset").alias("dataset_id"),
+        pl.col("model").alias("model_id"),
+        "task", "item_id", "window_start", "horizon", "zs_mase", "ft_mase", "zs_wql", "ft_wql",
+    ).with_columns(
+        pl.lit(result.recipe.to_json()).alias("recipe"),
+        pl.lit(int(result.recipe.seed), dtype=pl.Int64).alias("seed"),
+        pl.lit(json.dumps(prov.get("versions", {}), sort_keys=True)).alias("versions"),
+        pl.lit(json.dumps(prov.get("hardware", {}), sort_keys=True, default=str)).alias("hardware"),
+        pl.lit(float(prov.get("wall_seconds", {}).get("finetune", float("nan")))).alias("wall_time_s"),
+        pl.lit(str(prov.get("date", ""))).alias("date"),
+    )
+
+
+def add_observations(kb: KnowledgeBase, results: FinetuneResult | str | Path) -> int:
+    """Store a run's per-window results (a :class:`FinetuneResult` or its parquet file).
+
+    Warns when observation windows have no features in the KB (add the dataset first).
+    """
+    import warnings
+
+    if not isinstance(results, FinetuneResult):
+        results = FinetuneResult.read_parquet(Path(results))
+    rows = observation_rows(results)
+    known = kb.windows(dataset_id=rows.get_column("dataset_id").unique().to_list()).select(
+        "dataset_id", "task", "item_id", "window_start"
+    )
+    missing = rows.join(known, on=["dataset_id", "task", "item_id", "window_start"], how="anti").height
+    if missing:
+        warnings.warn(
+            f"{missing} of {rows.height} observed windows have no meta-features in the KB; run "
+            f"`timetic add-dataset` for {rows.get_column('dataset_id')[0]!r} so they can be used",
+            TimeticWarning,
+            stacklevel=2,
+        )
+    return kb.add_observations(rows)
