@@ -22,3 +22,32 @@ def make_long(n_series: int = 3, length: int = 1200, freq: str = "h", seed: int 
 @pytest.fixture
 def long_frame() -> pl.DataFrame:
     return make_long()
+
+
+@pytest.fixture(scope="session")
+def tiny_kb(tmp_path_factory):
+    """A small real knowledge base: 4 generated datasets x 4 tiny models (short task)."""
+    from kbfactory import build_tiny_kb
+
+    return build_tiny_kb(tmp_path_factory.mktemp("kb") / "kb")
+
+
+@pytest.fixture(scope="session")
+def tabpfn_checkpoint(tmp_path_factory):
+    from checkpoints import build_tabpfn_v2_checkpoint
+
+    return build_tabpfn_v2_checkpoint(tmp_path_factory.mktemp("tabpfn") / "tabpfn-v2-tiny.ckpt")
+
+
+@pytest.fixture(scope="session")
+def tabicl_checkpoint(tmp_path_factory):
+    from checkpoints import build_tabicl_checkpoint
+
+    return build_tabicl_checkpoint(tmp_path_factory.mktemp("tabicl") / "tabicl-tiny.ckpt")
+
+
+def pytest_configure(config):
+    """Tiny models on a 2-core machine: one torch thread is faster and steadier than two."""
+    import torch
+
+    torch.set_num_threads(1)

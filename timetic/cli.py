@@ -294,12 +294,18 @@ def kb_show(kb_path, table, rows):
 
     k = _open_kb(kb_path)
     tables = [table] if table else ["datasets", "models"]
-    with pl.Config(tbl_rows=rows, tbl_cols=12, fmt_str_lengths=40):
+    compact = {
+        "datasets": ["dataset_id", "freq", "n_series", "total_length", "domain", "licence", "source"],
+        "models": ["model_id", "adapter", "num_parameters", "depth", "profile_knn", "pretraining_corpus"],
+    }
+    with pl.Config(tbl_rows=rows, tbl_cols=14, fmt_str_lengths=40, tbl_width_chars=220,
+                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         for name in tables:
             df = getattr(k, name)()
             if name == "models":
                 df = df.with_columns(pl.col("profile_knn").list.eval(pl.element().round(2)))
-                df = df.drop("profile_raw_knn", "profile_renyi", strict=False)
+            if table is None:
+                df = df.select([c for c in compact[name] if c in df.columns])
             click.echo(f"{name} ({df.height} rows)")
             click.echo(str(df.head(rows)))
 

@@ -44,7 +44,7 @@ def model_matrix(models: pl.DataFrame, profile: str = "knn") -> pl.DataFrame:
     col = f"profile_{profile}"
     if col not in models.columns:
         raise TimeticInputError(f"models have no {col!r} column; use profile 'knn' or 'renyi'")
-    lengths = models.get_column(col).list.len().unique().to_list()
+    lengths = models.get_column(col).list.len().unique().to_list() or [6]
     if len(lengths) != 1:
         raise TimeticInputError(
             f"model profiles have different lengths {sorted(lengths)}; recompute them with one --length"

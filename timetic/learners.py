@@ -107,7 +107,7 @@ class Learner(BaseEstimator, ABC):
     Attributes (after ``fit``):
         n_features_in_: p.
         n_context_rows_: rows the learner was fitted on (after the context limit).
-        y_scale_: std of the training y (1 when constant); sets the std floor.
+        y_scale_: std of the training y (max(|y|, 1) when constant); sets the std floor.
         constant_: the training y when it was constant (the prediction is then that value), else None.
     """
 

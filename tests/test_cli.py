@@ -1,0 +1,128 @@
+"""The CLI end to end: features, profile, finetune (--kb), kb commands, add-*, predict."""
+
+import json
+import shutil
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from conftest import make_long
+from timetic.cli import main
+
+EXAMPLE = "examples/example_target.parquet"
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from timetic.adapters import get_adapter
+
+    path = tmp_path_factory.mktemp("models") / "patchtst-tiny"
+    get_adapter("patchtst").from_config("tiny", seed=1).save_pretrained(path)
+    return path
+
+
+def test_features_on_example(runner, tmp_path):
+    out = tmp_path / "f.parquet"
+    res = runner.invoke(main, ["features", "--target", EXAMPLE, "--task", "all", "--windows", "32", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    df = pl.read_parquet(out)
+    feats = df.drop("task", "window", "item_id", "start")
+    assert df.height == 96 and feats.width >= 40
+    assert all(feats[c].is_finite().all() for c in feats.columns)
+
+
+def test_profile_and_finetune_commands(runner, tmp_path, tiny_model):
+    prof = tmp_path / "p.json"
+    res = runner.invoke(main, ["profile", str(tiny_model), "--adapter", "patchtst", "--length", "6", "--out", str(prof)])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(prof.read_text())["profile"]) == 6
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"steps": 3, "batch_size": 8}))
+    out = tmp_path / "r.parquet"
+    kb = tmp_path / "kb"
+    res = runner.invoke(main, ["finetune", "--model", str(tiny_model), "--adapter", "patchtst", "--dataset", EXAMPLE,
+                               "--task", "short", "--recipe", str(recipe), "--max-eval-windows", "6",
+                               "--out", str(out), "--kb", str(kb)])
+    assert res.exit_code == 0, res.output
+    assert "MASE zero-shot" in res.output and "recorded 6 new observations" in res.output
+    assert pl.read_parquet(out).height == 6
+    # re-adding the same results is idempotent
+    res = runner.invoke(main, ["add-observation", str(out), "--kb", str(kb)])
+    assert res.exit_code == 0 and "recorded 0 new" in res.output, res.output
+    stats = json.loads(runner.invoke(main, ["kb", "stats", "--kb", str(kb)]).output)
+    assert stats["n_observations"] == 6 and stats["n_models"] == 1
+
+
+def test_kb_commands_and_merge(runner, tmp_path, tiny_kb):
+    res = runner.invoke(main, ["kb", "show", "--kb", str(tiny_kb.path)])
+    assert res.exit_code == 0 and "patchtst-tiny" in res.output, res.output
+    exp = tmp_path / "export"
+    assert runner.invoke(main, ["kb", "export", "--kb", str(tiny_kb.path), "--out", str(exp)]).exit_code == 0
+    assert (exp / "observations.csv").exists()
+    other = tmp_path / "other"
+    data = tmp_path / "d.parquet"
+    make_long(2, 1200, seed=9).write_parquet(data)
+    assert runner.invoke(main, ["kb", "init", str(other)]).exit_code == 0
+    res = runner.invoke(main, ["add-dataset", "--target", str(data), "--kb", str(other), "--id", "extra", "--task", "short"])
+    assert res.exit_code == 0, res.output
+    merged = tmp_path / "merged"
+    shutil.copytree(tiny_kb.path, merged)
+    res = runner.invoke(main, ["kb", "merge", str(other), "--kb", str(merged)])
+    assert res.exit_code == 0, res.output
+    stats = json.loads(runner.invoke(main, ["kb", "stats", "--kb", str(merged)]).output)
+    assert stats["n_datasets"] == 5
+
+
+def test_add_model_command(runner, tmp_path, tiny_model):
+    kb = tmp_path / "kb"
+    res = runner.invoke(main, ["add-model", str(tiny_model), "--adapter", "patchtst", "--kb", str(kb),
+                               "--pretraining-datasets", "m3,tourism"])
+    assert res.exit_code == 0, res.output
+    from timetic.kb import KnowledgeBase
+
+    m = KnowledgeBase.open(kb).models()
+    assert m["pretraining_datasets"][0].to_list() == ["m3", "tourism"] and len(m["profile_renyi"][0]) == 6
+
+
+@pytest.mark.parametrize("learner", ["gp", "hgb", "tabpfn", "tabicl"])
+def test_predict_every_learner(runner, tmp_path, tiny_kb, learner, monkeypatch, tabpfn_checkpoint, tabicl_checkpoint):
+    monkeypatch.setenv("TIMETIC_TABPFN_MODEL", str(tabpfn_checkpoint))
+    monkeypatch.setenv("TIMETIC_TABICL_MODEL", str(tabicl_checkpoint))
+    out = tmp_path / "rank.json"
+    res = runner.invoke(main, ["predict", "--target", EXAMPLE, "--kb", str(tiny_kb.path), "--learner", learner,
+                               "--windows", "8", "--format", "json", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert doc["schema_version"] == 1 and doc["info"]["learner"] == learner
+    assert [r["rank"] for r in doc["rankings"]] == [1, 2, 3, 4]
+
+
+def test_predict_table_csv_and_no_zero_shot(runner, tiny_kb):
+    res = runner.invoke(main, ["predict", "--target", EXAMPLE, "--kb", str(tiny_kb.path), "--windows", "8"])
+    assert res.exit_code == 0, res.output
+    assert "predicted fine-tuned MASE" in res.output and "nearest source datasets" in res.output
+    res = runner.invoke(main, ["predict", "--target", EXAMPLE, "--kb", str(tiny_kb.path), "--windows", "8",
+                               "--no-zero-shot", "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    assert lines[0].startswith("task,rank,model_id") and len(lines) == 5
+
+
+def test_cli_errors_exit_2(runner, tmp_path, tiny_kb):
+    cases = [
+        (["predict", "--target", EXAMPLE, "--kb", str(tmp_path / "nokb")], "not a timetic knowledge base"),
+        (["predict", "--target", EXAMPLE, "--kb", str(tiny_kb.path), "--models", "x"], "unknown model"),
+        (["profile", str(tmp_path / "missing"), "--adapter", "patchtst"], "neither a local directory"),
+        (["profile", "org/model", "--adapter", "nope"], "unknown adapter"),
+        (["add-observation", str(tmp_path / "none.parquet"), "--kb", str(tmp_path / "kb2")], "not found"),
+    ]
+    for args, expected in cases:
+        res = runner.invoke(main, args)
+        assert res.exit_code == 2, (args, res.output)
+        assert expected in res.output, (args, res.output)

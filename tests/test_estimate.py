@@ -1,0 +1,110 @@
+"""In-context estimation on a knowledge base built from tiny real models."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from conftest import make_long
+from timetic.data import load_target
+from timetic.errors import TimeticInputError
+from timetic.estimate import RANKING_COLUMNS, TimeTic
+
+MODELS = ["chronos-bolt-tiny", "deepar-tiny", "patchtst-tiny", "timesfm-tiny"]
+
+
+@pytest.fixture(scope="module")
+def target():
+    return load_target(make_long(3, 1200, seed=5), name="tgt")
+
+
+def _check_ranking(r: pl.DataFrame, n_models: int) -> None:
+    assert r.columns == list(RANKING_COLUMNS)
+    assert r.height == n_models
+    assert r["rank"].to_list() == list(range(1, n_models + 1))
+    assert r["predicted_mase"].is_sorted()
+    assert np.isfinite(r["predicted_mase"].to_numpy()).all()
+    assert (r["lower_90"] <= r["predicted_mase"]).all() and (r["predicted_mase"] <= r["upper_90"]).all()
+    assert abs(r["p_best"].sum() - 1.0) < 1e-9
+    assert (r["expected_regret"] >= 0).all()
+
+
+@pytest.mark.parametrize("learner", ["gp", "hgb"])
+def test_predict_zero_shot_ranks_every_model(tiny_kb, target, learner):
+    est = TimeTic(tiny_kb, learner=learner, seed=0)
+    r = est.predict(target, task="short", n_windows=24)
+    _check_ranking(r, 4)
+    assert set(r["model_id"]) == set(MODELS)
+    zs = r["zero_shot_mase"].to_numpy()
+    assert np.isfinite(zs).all()
+    gain = 1 - r["predicted_mase"].to_numpy() / zs
+    np.testing.assert_allclose(r["predicted_gain"].to_numpy(), gain)
+    assert ((r["p_improve"] >= 0) & (r["p_improve"] <= 1)).all()
+    assert (r["negative_transfer"] == (r["p_improve"] < 0.5)).all()
+
+
+def test_same_seed_same_ranking_and_models_subset(tiny_kb, target):
+    a = TimeTic(tiny_kb, learner="gp", seed=3).predict(target, n_windows=16)
+    b = TimeTic(tiny_kb, learner="gp", seed=3).predict(target, n_windows=16)
+    assert a.equals(b)
+    sub = TimeTic(tiny_kb, learner="gp").predict(target, models=["patchtst-tiny", "timesfm-tiny"], n_windows=16)
+    _check_ranking(sub, 2)
+    with pytest.raises(TimeticInputError, match="unknown model"):
+        TimeTic(tiny_kb).predict(target, models=["nope"], n_windows=8)
+
+
+def test_no_zero_shot_needs_no_weights(tiny_kb, target, monkeypatch):
+    import timetic.adapters
+
+    def boom(*a, **k):
+        raise AssertionError("weights were loaded")
+
+    monkeypatch.setattr(timetic.adapters, "load_model", boom)
+    r = TimeTic(tiny_kb, learner="gp", zero_shot=False).predict(target, n_windows=16)
+    _check_ranking(r, 4)
+    assert r["zero_shot_mase"].null_count() == 4 and r["negative_transfer"].null_count() == 4
+
+
+def test_fit_reads_only_the_given_context(tiny_kb):
+    """A fold fitted without ds0 does not change when ds0's observed scores are perturbed."""
+    from timetic.context import ContextTable
+
+    est = TimeTic(tiny_kb, learner="hgb", seed=0)
+    ctx = est.context_table()
+    perturbed = ContextTable(
+        ctx.meta.with_columns(
+            pl.when(pl.col("dataset_id") == "ds0").then(pl.col("ft_mase") * 7.0).otherwise(pl.col("ft_mase")).alias("ft_mase")
+        ),
+        ctx.features, ctx.model, ctx.tasks,
+    )
+    keep = ctx.meta["dataset_id"].to_numpy() != "ds0"
+    a = TimeTic(tiny_kb, learner="hgb", seed=0).fit(ctx.mask(keep))
+    b = TimeTic(tiny_kb, learner="hgb", seed=0).fit(perturbed.mask(keep))
+    held = ctx.mask(~keep)
+    assert a.features_ == b.features_
+    np.testing.assert_array_equal(a.learner_.predict(a._X(held)).mean, b.learner_.predict(b._X(held)).mean)
+    c = TimeTic(tiny_kb, learner="hgb", seed=0).fit(perturbed)  # with ds0 in the context, it changes
+    assert not np.array_equal(a.learner_.predict(a._X(held)).mean, c.learner_.predict(c._X(held)).mean)
+
+
+def test_explain_nearest_datasets(tiny_kb, target):
+    from timetic.tasks import Task
+
+    est = TimeTic(tiny_kb, learner="gp", zero_shot=False).fit()
+    rows = est.target_rows(target, Task.preset("short", target.freq), MODELS, n_windows=16)
+    ex = est.explain(rows, ["patchtst-tiny"], k=2)
+    assert ex.height == 2 and (ex["distance"].diff().drop_nulls() >= 0).all()
+    assert ex["observed_ft_mase"].is_not_null().all()
+
+
+def test_empty_kb_is_a_clear_error(tmp_path, target):
+    from timetic.kb import KnowledgeBase
+
+    with pytest.raises(TimeticInputError, match="only 0 usable"):
+        TimeTic(KnowledgeBase.create(tmp_path / "empty")).predict(target)
+
+
+def test_foundation_learners_on_random_checkpoints(tiny_kb, target, tabpfn_checkpoint, tabicl_checkpoint):
+    for name, path in (("tabpfn", tabpfn_checkpoint), ("tabicl", tabicl_checkpoint)):
+        est = TimeTic(tiny_kb, learner=name, learner_kwargs={"model_path": str(path)}, seed=0)
+        r = est.predict(target, n_windows=8)
+        _check_ranking(r, 4)
