@@ -910,7 +910,10 @@ def default_kb_path() -> Path:
 
 
 def resolve_model_source(kb: KnowledgeBase, source: str) -> str:
-    """A model's stored ``source``: relative paths are relative to the KB folder."""
+    """A model's stored ``source``: ``zoo:<id>`` is a model shipped in ``timetic/zoo``; relative
+    paths are relative to the KB folder; anything else (absolute path, hub id) is kept."""
+    if source.startswith("zoo:"):
+        return str(Path(__file__).resolve().parent / "zoo" / source[4:])
     p = Path(source)
     if not p.is_absolute() and (kb.path / p).exists():
         return str(kb.path / p)

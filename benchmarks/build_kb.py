@@ -1,0 +1,155 @@
+"""Build (or grow) a knowledge base: every model x dataset x task, fine-tuned with the uniform recipe.
+
+    python benchmarks/build_kb.py --kb meta_features [--models zoo] [--datasets all]
+        [--tasks short,medium,long] [--executor local|ray] [--address ADDR] [--workers 2]
+
+Resumable: models, datasets and (dataset, model, task, recipe) cells already in the KB are skipped,
+and each finished cell is written at once (atomic, locked), so an interrupted build continues
+where it stopped. Executors: a local process pool (default) or Ray (``--executor ray``; with
+``--address`` it joins a cluster, else starts a local instance), so the same grid fans out over
+GPU machines; each cell runs on CUDA where the worker has it (``Recipe(device="auto")``).
+Workers return observation rows; only the driver writes to the KB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from timetic.grid import plan, run_local, run_ray  # noqa: E402
+from timetic.recipe import Recipe  # noqa: E402
+
+#: the grid's uniform recipe: sized for ~1M-parameter zoo models, ~10-30 s per cell on 1 CPU thread.
+GRID_RECIPE = Recipe(learning_rate=1e-4, steps=60, batch_size=32, seed=0)
+#: per-dataset caps that keep the grid inside its CPU budget (recorded in the datasets table).
+DEFAULT_MAX_SERIES = 24
+DEFAULT_MAX_LENGTH = 6000
+DEFAULT_EVAL_WINDOWS = 48
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kb", type=Path, default=ROOT / "meta_features")
+    parser.add_argument("--models", default="zoo", help="'zoo' or comma-separated zoo model ids")
+    parser.add_argument("--model-dirs", default=None,
+                        help="comma-separated ID=ADAPTER:DIR models to use instead of the zoo")
+    parser.add_argument("--datasets", default="all", help="'all' or comma-separated dataset ids")
+    parser.add_argument("--dataset-files", default=None,
+                        help="comma-separated target files to use instead of the registered datasets")
+    parser.add_argument("--tasks", default="short,medium,long")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local")
+    parser.add_argument("--address", default=None, help="Ray cluster address")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=GRID_RECIPE.steps)
+    parser.add_argument("--max-series", type=int, default=DEFAULT_MAX_SERIES)
+    parser.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH)
+    parser.add_argument("--max-eval-windows", type=int, default=DEFAULT_EVAL_WINDOWS)
+    parser.add_argument("--limit", type=int, default=None, help="run at most this many cells (then stop)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from timetic.kb import KnowledgeBase
+    from timetic.record import add_dataset, model_row
+    from timetic.adapters import load_model
+
+    recipe = Recipe(**{**asdict(GRID_RECIPE), "steps": args.steps})
+    tasks = args.tasks.split(",")
+    kb = KnowledgeBase.open_or_create(args.kb)
+    t0 = time.perf_counter()
+
+    # models
+    have_models = set(kb.models().get_column("model_id").to_list())
+    if args.model_dirs:
+        entries = []
+        for item in args.model_dirs.split(","):
+            mid, rest = item.split("=", 1)
+            adapter, path = rest.split(":", 1)
+            entries.append((mid, adapter, Path(path), str(Path(path).resolve()), {}, {}))
+    else:
+        from timetic.zoo import zoo_models, zoo_path
+
+        zoo = {m["model_id"]: m for m in zoo_models()}
+        wanted = list(zoo) if args.models == "zoo" else args.models.split(",")
+        entries = [(mid, zoo[mid]["adapter"], zoo_path(mid), f"zoo:{mid}", zoo[mid].get("load_kwargs", {}),
+                    zoo[mid].get("corpus", {})) for mid in wanted]
+    models = []
+    for mid, adapter, path, source, load_kwargs, corpus in entries:
+        if mid not in have_models:
+            model = load_model(path, adapter=adapter, **load_kwargs)
+            row = model_row(model, mid, source,
+                            pretraining_corpus=json.dumps(corpus.get("summary", corpus), default=str)[:2000],
+                            pretraining_datasets=corpus.get("datasets", []))
+            kb.add_models(row)
+            print(f"model {mid}: profile {[round(v, 2) for v in row['profile_knn'][0]]}", flush=True)
+        models.append({"model": mid, "adapter": adapter, "model_path": str(path), "load_kwargs": load_kwargs})
+
+    # datasets
+    have_ds = set(kb.datasets().get_column("dataset_id").to_list())
+    datasets = []
+    if args.dataset_files:
+        from timetic.data import load_target
+
+        for f in args.dataset_files.split(","):
+            name = Path(f).name.split(".")[0]
+            if name not in have_ds:
+                add_dataset(kb, load_target(f, name=name), name, source=f, tasks=tasks)
+            datasets.append({"dataset": name, "dataset_file": f, "max_series": None, "max_length": None})
+    else:
+        from timetic.datasets import DATASETS, load_dataset
+
+        names = list(DATASETS) if args.datasets == "all" else args.datasets.split(",")
+        for name in names:
+            spec = DATASETS[name]
+            if name not in have_ds:
+                ts = time.perf_counter()
+                target = load_dataset(name, max_series=args.max_series, max_length=args.max_length)
+                counts = add_dataset(
+                    kb, target, name,
+                    source=f"{spec.source} (first {args.max_series} series, last {args.max_length} points)",
+                    licence=spec.licence, domain=spec.domain, tasks=tasks,
+                )
+                print(f"dataset {name}: {counts} ({time.perf_counter() - ts:.1f} s)", flush=True)
+            datasets.append({"dataset": name, "dataset_file": None, "max_series": args.max_series,
+                             "max_length": args.max_length})
+
+    cells = plan(kb, datasets, models, tasks, recipe, args.max_eval_windows)
+    if args.limit is not None:
+        cells = cells[: args.limit]
+    print(f"{len(cells)} cells to run ({args.executor}, {args.workers} workers)", flush=True)
+    seconds = []
+    with Progress(TextColumn("[bold]grid"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), TextColumn("{task.fields[last]}")) as bar:
+        task_id = bar.add_task("grid", total=len(cells), last="")
+
+        def on_result(res: dict) -> None:
+            kb.add_observations(pl.read_parquet(io.BytesIO(res["rows"])))
+            seconds.append(res["seconds"])
+            bar.update(task_id, advance=1, last=f"{res['cell']} {res['seconds']:.0f}s")
+
+        if args.executor == "ray":
+            run_ray(cells, args.workers, on_result, args.address)
+        else:
+            run_local(cells, args.workers, on_result)
+    wall = time.perf_counter() - t0
+    print(f"done: {len(seconds)} cells, wall {wall:.0f} s, mean cell {sum(seconds) / max(len(seconds), 1):.1f} s")
+    print(json.dumps(kb.stats(), default=str)[:2000])
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()

@@ -1,0 +1,68 @@
+"""The grid builder on a tiny grid: local process pool and a local Ray instance, resumable."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from kbfactory import synthetic_dataset
+from timetic.adapters import get_adapter
+from timetic.kb import KnowledgeBase
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("build_kb", ROOT / "benchmarks" / "build_kb.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["build_kb"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def grid_inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grid")
+    files = []
+    for k in range(2):
+        f = root / f"gds{k}.parquet"
+        synthetic_dataset(k, n_series=2, length=1000).write_parquet(f)
+        files.append(str(f))
+    dirs = []
+    for name in ("tide", "patchtst"):
+        d = root / f"{name}-tiny"
+        get_adapter(name).from_config("tiny", seed=0).save_pretrained(d)
+        dirs.append(f"{name}-tiny={name}:{d}")
+    return files, dirs
+
+
+def _args(kb, files, dirs, *extra):
+    return ["--kb", str(kb), "--dataset-files", ",".join(files), "--model-dirs", ",".join(dirs),
+            "--tasks", "short", "--steps", "2", "--max-eval-windows", "4", *extra]
+
+
+def test_local_grid_is_resumable(tmp_path, grid_inputs, capsys):
+    files, dirs = grid_inputs
+    build = _module()
+    kb = tmp_path / "kb"
+    build.main(_args(kb, files, dirs, "--workers", "1", "--limit", "2"))
+    k = KnowledgeBase.open(kb)
+    assert k.observations().select("dataset_id", "model_id").unique().height == 2
+    build.main(_args(kb, files, dirs, "--workers", "1"))
+    out = capsys.readouterr().out
+    assert "2 cells to run" in out  # only the remaining half
+    stats = KnowledgeBase.open(kb).stats()
+    assert stats["n_cells"] == 4 and stats["n_models"] == 2 and stats["n_datasets"] == 2
+    build.main(_args(kb, files, dirs, "--workers", "1"))
+    assert "0 cells to run" in capsys.readouterr().out
+
+
+def test_ray_grid(tmp_path, grid_inputs, capsys):
+    pytest.importorskip("ray")
+    files, dirs = grid_inputs
+    build = _module()
+    kb = tmp_path / "kb"
+    build.main(_args(kb, files, dirs, "--executor", "ray", "--workers", "2"))
+    stats = KnowledgeBase.open(kb).stats()
+    assert stats["n_cells"] == 4 and stats["n_observations"] > 0
