@@ -1,20 +1,18 @@
-"""Scoring, the GIFT-Eval style split and the fine-tuning runner (with a tiny test-only adapter)."""
+"""Scoring, the GIFT-Eval style split and the fine-tuning runner (with a tiny test-only adapter:
+:mod:`testmodels`)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
 import torch
-from torch import nn
 
 from timetic.adapters import QUANTILE_LEVELS
 from timetic.adapters import base as adapter_base
-from timetic.adapters.torch_base import TorchAdapter
 from timetic.data import load_target
 from timetic.errors import TimeticInputError
 from timetic.finetune import TABLE_COLUMNS, FinetuneResult, run_finetune, split_series
@@ -22,141 +20,9 @@ from timetic.recipe import Recipe
 from timetic.scoring import score_windows
 from timetic.tasks import Task, test_length
 
-# ---------------------------------------------------------------------------------------------
-# a tiny patch MLP behind the adapter interface (test only)
-
-NAME = "_test-patch-mlp"
-
-
-class _PatchMLP(nn.Module):
-    def __init__(self, context_length=48, patch=8, d_model=32, n_layers=2, out_len=12, n_q=9):
-        super().__init__()
-        self.config = dict(
-            context_length=context_length, patch=patch, d_model=d_model, n_layers=n_layers, out_len=out_len, n_q=n_q
-        )
-        self.patch, self.out_len, self.n_q = patch, out_len, n_q
-        n_tok = context_length // patch
-        self.embed = nn.Linear(2 * patch, d_model)
-        self.blocks = nn.ModuleList(
-            nn.ModuleDict(
-                {
-                    "norm": nn.LayerNorm(d_model),
-                    "mlp": nn.Sequential(nn.Linear(d_model, 2 * d_model), nn.GELU(), nn.Linear(2 * d_model, d_model)),
-                    "mix": nn.Linear(n_tok, n_tok),
-                }
-            )
-            for _ in range(n_layers)
-        )
-        self.head = nn.Linear(n_tok * d_model, n_q * out_len)
-
-    def tokens(self, x):
-        mask = torch.isfinite(x)
-        zero = torch.zeros_like(x)
-        x0 = torch.where(mask, x, zero)
-        cnt = mask.sum(1, keepdim=True).clamp(min=1)
-        loc = x0.sum(1, keepdim=True) / cnt
-        scale = torch.sqrt((torch.where(mask, x0 - loc, zero) ** 2).sum(1, keepdim=True) / cnt) + 1e-3
-        xn = torch.where(mask, (x0 - loc) / scale, zero)
-        B = x.shape[0]
-        h = self.embed(torch.cat([xn.reshape(B, -1, self.patch), mask.float().reshape(B, -1, self.patch)], -1))
-        states = [h]
-        for blk in self.blocks:
-            h = h + blk["mlp"](blk["norm"](h))
-            h = h + blk["mix"](h.transpose(1, 2)).transpose(1, 2)
-            states.append(h)
-        return states, loc, scale
-
-    def forward(self, x):
-        states, loc, scale = self.tokens(x)
-        q = self.head(states[-1].flatten(1)).reshape(-1, self.n_q, self.out_len)
-        return q, loc, scale
-
-
-class PatchMLPAdapter(TorchAdapter, name=None):
-    sizes = ("tiny",)
-
-    def __init__(self, model, source="config"):
-        self.model = model.eval()
-        self.source = source
-        self.context_length = model.config["context_length"]
-
-    @classmethod
-    def from_config(cls, size="tiny", seed=0, **overrides):
-        torch.manual_seed(seed)
-        return cls(_PatchMLP(**overrides), source=f"config:{size}:{seed}")
-
-    @classmethod
-    def from_pretrained(cls, source, device="cpu", **kwargs):
-        from safetensors.torch import load_file
-
-        path = adapter_base.resolve_source(source)
-        model = _PatchMLP(**json.loads((path / "config.json").read_text()))
-        model.load_state_dict(load_file(str(path / "model.safetensors")))
-        return cls(model, source=str(source))
-
-    def save_pretrained(self, path):
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "config.json").write_text(json.dumps(self.model.config))
-        save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(path / "model.safetensors"))
-        return path
-
-    @property
-    def depth(self):
-        return len(self.model.blocks)
-
-    def _prep(self, context):
-        x = torch.as_tensor(np.asarray(context, dtype=np.float32))
-        C = self.context_length
-        if x.shape[1] >= C:
-            return x[:, -C:]
-        return torch.cat([torch.full((x.shape[0], C - x.shape[1]), float("nan")), x], dim=1)
-
-    def layer_embeddings(self, context, batch_size=64):
-        with torch.no_grad():
-            states, _, _ = self.model.tokens(self._prep(context))
-        return [s.float().cpu() for s in states]
-
-    def forecast(self, context, horizon, batch_size=64):
-        ctx = self._prep(context)
-        out = []
-        with torch.no_grad():
-            while sum(o.shape[-1] for o in out) < horizon:
-                q, loc, scale = self.model(ctx)
-                q = torch.sort(q, dim=1).values * scale[:, :, None] + loc[:, :, None]
-                out.append(q)
-                ctx = torch.cat([ctx, q[:, self.model.n_q // 2]], dim=1)[:, -self.context_length :]
-        return torch.cat(out, dim=-1)[..., :horizon].double().numpy()
-
-    def _max_train_horizon(self, horizon):
-        return min(horizon, self.model.out_len)
-
-    def _loss(self, context, future):
-        q, loc, scale = self.model(self._prep(context.cpu().numpy()))
-        h = future.shape[1]
-        y = (future - loc) / scale
-        levels = torch.tensor(self.quantile_levels)[None, :, None]
-        err = y[:, None, :] - q[..., :h]
-        ok = torch.isfinite(err)
-        err = torch.where(ok, err, torch.zeros_like(err))
-        return (torch.maximum(levels * err, (levels - 1) * err) * ok).sum() / ok.sum().clamp(min=1)
-
-
-adapter_base._REGISTRY.pop(NAME, None)
-adapter_base._REGISTRY[NAME] = PatchMLPAdapter
-PatchMLPAdapter.name = NAME
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run fastest on one thread; with 2 threads on a busy 2-core machine torch's
-    thread pool thrashes (measured 15-35x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+from adaptertests import single_thread  # noqa: F401  (autouse: one torch thread)
+from testmodels import MLP_NAME as NAME
+from testmodels import PatchMLPAdapter, real_adapters
 
 TASK = Task(freq="h", horizon=12, context_length=48, seasonality=24, name="short")
 
@@ -175,13 +41,6 @@ def _target(n_series=4, length=400, seed=0, nan=False):
             )
         )
     return load_target(pl.concat(frames), name="sines")
-
-
-def _real_adapters() -> list[str]:
-    try:
-        return [n for n in adapter_base.available_adapters() if not n.startswith("_test")]
-    except Exception:
-        return []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,7 +203,7 @@ def test_run_finetune_deterministic_and_learns():
     assert s["ft_mase"] < 0.8 * s["zs_mase"] and s["ft_wql"] < s["zs_wql"]
 
 
-@pytest.mark.parametrize("name", _real_adapters() or ["(none)"])
+@pytest.mark.parametrize("name", real_adapters() or ["(none)"])
 def test_real_adapter_finetune_smoke(name, tmp_path):
     if name == "(none)":
         pytest.skip("no real adapter importable")

@@ -1,18 +1,16 @@
-"""Probe corpus, entropy estimators and entropy profiles (with a tiny test-only adapter)."""
+"""Probe corpus, entropy estimators and entropy profiles (with a tiny test-only adapter:
+:mod:`testmodels`)."""
 
 from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from timetic.adapters import base as adapter_base
-from timetic.adapters.torch_base import TorchAdapter
 from timetic.errors import TimeticInputError
 from timetic.probe import probe_corpus, probe_from_windows
 from timetic.profile import (
@@ -25,144 +23,9 @@ from timetic.profile import (
     standardize_tokens,
 )
 
-# ---------------------------------------------------------------------------------------------
-# a tiny patch transformer behind the adapter interface (test only)
-
-NAME = "_test-patch-transformer"
-
-
-class _PatchTransformer(nn.Module):
-    def __init__(self, context_length=64, patch=8, d_model=32, n_layers=2, out_len=8, n_q=9):
-        super().__init__()
-        self.config = dict(
-            context_length=context_length, patch=patch, d_model=d_model, n_layers=n_layers, out_len=out_len, n_q=n_q
-        )
-        self.patch, self.out_len, self.n_q = patch, out_len, n_q
-        n_tok = context_length // patch
-        self.embed = nn.Linear(2 * patch, d_model)
-        self.pos = nn.Parameter(torch.randn(n_tok, d_model) * 0.1)
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(d_model, 2, 2 * d_model, dropout=0.0, batch_first=True) for _ in range(n_layers)
-        )
-        self.head = nn.Linear(d_model, n_q * out_len)
-
-    def tokens(self, x):
-        """x (B, C) with NaN -> (normalised hidden states list, loc, scale)."""
-        mask = torch.isfinite(x)
-        x0 = torch.where(mask, x, torch.zeros_like(x))
-        cnt = mask.sum(1, keepdim=True).clamp(min=1)
-        loc = x0.sum(1, keepdim=True) / cnt
-        scale = torch.sqrt((torch.where(mask, x0 - loc, torch.zeros_like(x)) ** 2).sum(1, keepdim=True) / cnt) + 1e-3
-        xn = torch.where(mask, (x0 - loc) / scale, torch.zeros_like(x))
-        B, C = x.shape
-        p = torch.cat([xn.reshape(B, -1, self.patch), mask.float().reshape(B, -1, self.patch)], dim=-1)
-        h = self.embed(p) + self.pos
-        states = [h]
-        for layer in self.layers:
-            h = layer(h)
-            states.append(h)
-        return states, loc, scale
-
-    def forward(self, x):
-        states, loc, scale = self.tokens(x)
-        q = self.head(states[-1][:, -1]).reshape(-1, self.n_q, self.out_len)
-        return q, loc, scale
-
-
-class PatchTransformerAdapter(TorchAdapter, name=None):
-    sizes = ("tiny",)
-
-    def __init__(self, model, source="config"):
-        self.model = model.eval()
-        self.source = source
-        self.context_length = model.config["context_length"]
-
-    @classmethod
-    def from_config(cls, size="tiny", seed=0, **overrides):
-        torch.manual_seed(seed)
-        return cls(_PatchTransformer(**overrides), source=f"config:{size}:{seed}")
-
-    @classmethod
-    def from_pretrained(cls, source, device="cpu", **kwargs):
-        from safetensors.torch import load_file
-
-        path = adapter_base.resolve_source(source)
-        model = _PatchTransformer(**json.loads((path / "config.json").read_text()))
-        model.load_state_dict(load_file(str(path / "model.safetensors")))
-        return cls(model, source=str(source))
-
-    def save_pretrained(self, path):
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "config.json").write_text(json.dumps(self.model.config))
-        save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(path / "model.safetensors"))
-        return path
-
-    @property
-    def depth(self):
-        return len(self.model.layers)
-
-    def _prep(self, context):
-        x = torch.as_tensor(np.asarray(context, dtype=np.float32))
-        C = self.context_length
-        if x.shape[1] >= C:
-            return x[:, -C:]
-        return torch.cat([torch.full((x.shape[0], C - x.shape[1]), float("nan")), x], dim=1)
-
-    def layer_embeddings(self, context, batch_size=64):
-        with torch.no_grad():
-            states, _, _ = self.model.tokens(self._prep(context))
-        return [s.float().cpu() for s in states]
-
-    def forecast(self, context, horizon, batch_size=64):
-        ctx = self._prep(context)
-        out = []
-        with torch.no_grad():
-            while sum(o.shape[-1] for o in out) < horizon:
-                q, loc, scale = self.model(ctx)
-                q = torch.sort(q, dim=1).values * scale[:, :, None] + loc[:, :, None]
-                out.append(q)
-                ctx = torch.cat([ctx, q[:, self.model.n_q // 2]], dim=1)[:, -self.context_length :]
-        return torch.cat(out, dim=-1)[..., :horizon].double().numpy()
-
-    def _max_train_horizon(self, horizon):
-        return min(horizon, self.model.out_len)
-
-    def _loss(self, context, future):
-        x = self._prep(context.cpu().numpy()).to(future.device)
-        q, loc, scale = self.model(x)
-        h = future.shape[1]
-        y = (future - loc) / scale
-        levels = torch.tensor(self.quantile_levels, device=y.device)[None, :, None]
-        err = y[:, None, :] - q[..., :h]
-        ok = torch.isfinite(err)
-        err = torch.where(ok, err, torch.zeros_like(err))
-        return (torch.maximum(levels * err, (levels - 1) * err) * ok).sum() / ok.sum().clamp(min=1)
-
-
-adapter_base._REGISTRY.pop(NAME, None)
-adapter_base._REGISTRY[NAME] = PatchTransformerAdapter
-PatchTransformerAdapter.name = NAME
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run fastest on one thread; with 2 threads on a busy 2-core machine torch's
-    thread pool thrashes (measured 15-35x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _real_adapters() -> list[str]:
-    try:
-        return [n for n in adapter_base.available_adapters() if not n.startswith("_test")]
-    except Exception:  # a family module that fails to import must not break this file
-        return []
-
+from adaptertests import single_thread  # noqa: F401  (autouse: one torch thread)
+from testmodels import TRANSFORMER_NAME as NAME
+from testmodels import PatchTransformerAdapter, real_adapters
 
 # ---------------------------------------------------------------------------------------------
 # probe
@@ -320,7 +183,7 @@ def test_profile_after_save_load(tmp_path, small_probe):
     np.testing.assert_array_equal(entropy_profile(a, small_probe), entropy_profile(b, small_probe))
 
 
-@pytest.mark.parametrize("name", _real_adapters() or ["(none)"])
+@pytest.mark.parametrize("name", real_adapters() or ["(none)"])
 def test_real_adapter_profile_smoke(name):
     if name == "(none)":
         pytest.skip("no real adapter importable")

@@ -244,25 +244,22 @@ def run_finetune(
         if progress is not None:
             progress(stage, done, total)
 
-    report("zero-shot", 0, n)
-    with Timer() as t_zs:
-        zs = score_windows(
-            windows.context, windows.future, adapter.forecast(windows.context, H, batch_size=batch_size),
-            levels, task.seasonality,
-        )
-    report("zero-shot", n, n)
+    def scored(stage: str, model: Any) -> tuple[dict[str, np.ndarray], Timer]:
+        """Scores of ``model``'s forecasts of the evaluation windows, timed (forecast included)."""
+        report(stage, 0, n)
+        with Timer() as t:
+            forecast = model.forecast(windows.context, H, batch_size=batch_size)
+            scores = score_windows(windows.context, windows.future, forecast, levels, task.seasonality)
+        report(stage, n, n)
+        return scores, t
+
+    zs, t_zs = scored("zero-shot", adapter)
 
     ft_recipe = dataclasses.replace(recipe, context_length=C)
     with Timer() as t_ft:
         tuned = adapter.finetune(train, H, ft_recipe, progress=lambda s, k: report("fine-tune", s, k))
 
-    report("evaluate", 0, n)
-    with Timer() as t_ev:
-        ft = score_windows(
-            windows.context, windows.future, tuned.forecast(windows.context, H, batch_size=batch_size),
-            levels, task.seasonality,
-        )
-    report("evaluate", n, n)
+    ft, t_ev = scored("evaluate", tuned)
 
     dataset = str(dataset_id or target.name)
     model = str(model_id or getattr(adapter, "source", "") or adapter.name)

@@ -602,7 +602,53 @@ def _offline_env() -> None:
     os.environ.setdefault("TABPFN_DISABLE_TELEMETRY", "1")
 
 
-class TabPFNLearner(Learner, name="tabpfn"):
+class _CheckpointLearner(Learner):
+    """Base of the tabular foundation-model learners: a regressor loaded from a local checkpoint.
+
+    Subclasses set where the checkpoint is named (:attr:`checkpoint_env`) and how it is described
+    in errors, build the regressor in :meth:`_regressor` and implement ``_predict``.
+    """
+
+    max_context_rows: ClassVar[int] = 10_000
+    #: environment variable naming the checkpoint when ``model_path`` is None.
+    checkpoint_env: ClassVar[str] = ""
+    #: the checkpoint's kind and an example file name, for error messages.
+    checkpoint_what: ClassVar[str] = ""
+    checkpoint_example: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        n_estimators: int = 8,
+        device: str = "cpu",
+        seed: int = 0,
+        levels: tuple[float, ...] = DEFAULT_LEVELS,
+    ):
+        self.model_path = model_path
+        self.n_estimators = n_estimators
+        self.device = device
+        self.seed = seed
+        self.levels = levels
+
+    def _checkpoint_path(self) -> Path:
+        return _checkpoint(
+            self.name, self.model_path, self.checkpoint_env, self.checkpoint_what, self.checkpoint_example
+        )
+
+    def check_ready(self) -> None:
+        self._checkpoint_path()
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        self.model_path_ = self._checkpoint_path()
+        self.model_ = self._regressor(str(self.model_path_))
+        self.model_.fit(X, y)
+
+    @abstractmethod
+    def _regressor(self, model_path: str) -> Any:
+        """The unfitted regressor reading the checkpoint ``model_path``."""
+
+
+class TabPFNLearner(_CheckpointLearner, name="tabpfn"):
     """TabPFN v2 regressor (``tabpfn.TabPFNRegressor``) from a local checkpoint, on CPU by default.
 
     ``model_path`` or ``$TIMETIC_TABPFN_MODEL`` must name an existing file: nothing is downloaded
@@ -616,35 +662,18 @@ class TabPFNLearner(Learner, name="tabpfn"):
         model_path_: the checkpoint used.
     """
 
-    max_context_rows: ClassVar[int] = 10_000
+    checkpoint_env = TABPFN_ENV
+    checkpoint_what = "TabPFN v2"
+    checkpoint_example = "tabpfn-v2-regressor.ckpt"
 
-    def __init__(
-        self,
-        model_path: str | os.PathLike | None = None,
-        n_estimators: int = 8,
-        device: str = "cpu",
-        seed: int = 0,
-        levels: tuple[float, ...] = DEFAULT_LEVELS,
-    ):
-        self.model_path = model_path
-        self.n_estimators = n_estimators
-        self.device = device
-        self.seed = seed
-        self.levels = levels
-
-    def check_ready(self) -> None:
-        _checkpoint("tabpfn", self.model_path, TABPFN_ENV, "TabPFN v2", "tabpfn-v2-regressor.ckpt")
-
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
-        self.model_path_ = _checkpoint("tabpfn", self.model_path, TABPFN_ENV, "TabPFN v2", "tabpfn-v2-regressor.ckpt")
+    def _regressor(self, model_path: str) -> Any:
         _offline_env()
         from tabpfn import TabPFNRegressor
 
-        self.model_ = TabPFNRegressor(
-            model_path=str(self.model_path_), n_estimators=self.n_estimators, device=self.device,
+        return TabPFNRegressor(
+            model_path=model_path, n_estimators=self.n_estimators, device=self.device,
             ignore_pretraining_limits=True, random_state=self.seed, n_preprocessing_jobs=1,
         )
-        self.model_.fit(X, y)
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         out = self.model_.predict(X, output_type="full", quantiles=[float(q) for q in self.levels_])
@@ -654,7 +683,7 @@ class TabPFNLearner(Learner, name="tabpfn"):
         return np.asarray(out["mean"], dtype=np.float64), std, quantiles
 
 
-class TabICLLearner(Learner, name="tabicl"):
+class TabICLLearner(_CheckpointLearner, name="tabicl"):
     """TabICL regressor (``tabicl.TabICLRegressor``, tabicl >= 2) from a local checkpoint, on CPU.
 
     ``model_path`` or ``$TIMETIC_TABICL_MODEL`` must name an existing file; auto-download is off.
@@ -666,37 +695,20 @@ class TabICLLearner(Learner, name="tabicl"):
         model_path_: the checkpoint used.
     """
 
-    max_context_rows: ClassVar[int] = 10_000
+    checkpoint_env = TABICL_ENV
+    checkpoint_what = "TabICL"
+    checkpoint_example = "tabicl-regressor.ckpt"
 
-    def __init__(
-        self,
-        model_path: str | os.PathLike | None = None,
-        n_estimators: int = 8,
-        device: str = "cpu",
-        seed: int = 0,
-        levels: tuple[float, ...] = DEFAULT_LEVELS,
-    ):
-        self.model_path = model_path
-        self.n_estimators = n_estimators
-        self.device = device
-        self.seed = seed
-        self.levels = levels
-
-    def check_ready(self) -> None:
-        _checkpoint("tabicl", self.model_path, TABICL_ENV, "TabICL", "tabicl-regressor.ckpt")
-
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
-        self.model_path_ = _checkpoint("tabicl", self.model_path, TABICL_ENV, "TabICL", "tabicl-regressor.ckpt")
+    def _regressor(self, model_path: str) -> Any:
         try:
             from tabicl import TabICLRegressor
         except ImportError:
             raise TimeticInputError("learner 'tabicl' needs the tabicl package; pip install tabicl or use --learner gp") from None
 
-        self.model_ = TabICLRegressor(
-            model_path=str(self.model_path_), allow_auto_download=False, n_estimators=self.n_estimators,
+        return TabICLRegressor(
+            model_path=model_path, allow_auto_download=False, n_estimators=self.n_estimators,
             device=self.device, random_state=self.seed, verbose=False,
         )
-        self.model_.fit(X, y)
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         out = self.model_.predict(

@@ -194,6 +194,18 @@ def resolve_source(source: str | Path) -> Path:
         ) from e
 
 
+def float32_context(context: np.ndarray) -> np.ndarray:
+    """(n, C) float32 with NaN for missing (non-finite values count as missing)."""
+    x = np.asarray(context, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise TimeticInputError(f"context must have shape (n, C); got shape {x.shape}")
+    if x.shape[1] == 0:
+        raise TimeticInputError("context is empty (C = 0); pass at least one time step")
+    return np.where(np.isfinite(x), x, np.nan).astype(np.float32)
+
+
 def fill_nan(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Linear interpolation of NaN along the last axis (edges: nearest value; all-NaN rows: 0).
 

@@ -31,17 +31,17 @@ as many output patches as needed (as ``Chronos2Pipeline.fit`` does) and, like ``
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import warnings
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
 
-from timetic.adapters.base import QUANTILE_LEVELS, resolve_source
+from timetic.adapters.base import QUANTILE_LEVELS, float32_context, resolve_source
+from timetic.adapters.hf_base import quiet_transformers
 from timetic.adapters.torch_base import TorchAdapter
 from timetic.errors import TimeticInputError
 from timetic.recipe import Recipe
@@ -52,40 +52,10 @@ _BOLT_QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 _CHRONOS2_QUANTILES = [0.01, 0.05] + [round(0.1 + 0.05 * i, 2) for i in range(17)] + [0.95, 0.99]
 
 
-def _as_context(context: np.ndarray) -> np.ndarray:
-    """(n, C) float32 with NaN for missing (non-finite values count as missing)."""
-    x = np.asarray(context, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.ndim != 2:
-        raise TimeticInputError(f"context must have shape (n, C); got shape {x.shape}")
-    if x.shape[1] == 0:
-        raise TimeticInputError("context is empty (C = 0); pass at least one time step")
-    x = np.where(np.isfinite(x), x, np.nan)
-    return x.astype(np.float32)
-
-
 def _finish_quantiles(q: np.ndarray) -> np.ndarray:
     """(n, Q, H) -> float64, sorted across quantiles (random or barely trained heads may cross)."""
     q = np.asarray(q, dtype=np.float64)
     return np.sort(q, axis=1)
-
-
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' per-call progress bars and warnings (restored afterwards)."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    if was_enabled:
-        hf_logging.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
 
 
 def _hidden(output: Any) -> torch.Tensor:
@@ -148,7 +118,7 @@ class _ChronosAdapter(TorchAdapter):
     def from_pretrained(cls, source: str | Path, device: str = "cpu", **kwargs: Any) -> "_ChronosAdapter":
         path = resolve_source(source)
         cls._check_checkpoint(path)
-        with _quiet_transformers():
+        with quiet_transformers():
             model = cls._model_class().from_pretrained(str(path), **kwargs)
         return cls(model.float(), source=str(source), device=device)
 
@@ -194,7 +164,7 @@ class _ChronosAdapter(TorchAdapter):
     def save_pretrained(self, path: str | Path) -> Path:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        with _quiet_transformers():
+        with quiet_transformers():
             self.model.save_pretrained(str(path))
         return path
 
@@ -222,7 +192,7 @@ class _ChronosAdapter(TorchAdapter):
 
     @torch.no_grad()
     def layer_embeddings(self, context: np.ndarray, batch_size: int = 64) -> list[torch.Tensor]:
-        x = _as_context(context)
+        x = float32_context(context)
         self.model.eval()
         per_batch: list[list[torch.Tensor]] = []
         for start in range(0, len(x), batch_size):
@@ -247,7 +217,7 @@ class _ChronosAdapter(TorchAdapter):
     def forecast(self, context: np.ndarray, horizon: int, batch_size: int = 64) -> np.ndarray:
         if horizon < 1:
             raise TimeticInputError(f"horizon must be >= 1; got {horizon}")
-        x = _as_context(context)
+        x = float32_context(context)
         self.model.eval()
         out = np.empty((len(x), len(QUANTILE_LEVELS), horizon))
         for start in range(0, len(x), batch_size):

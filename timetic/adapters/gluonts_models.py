@@ -98,7 +98,7 @@ from gluonts.torch.model.predictor import PyTorchPredictor
 from gluonts.torch.model.tide import TiDEEstimator, TiDELightningModule
 from gluonts.transform import SelectFields
 
-from timetic.adapters.base import QUANTILE_LEVELS, Adapter, resolve_source
+from timetic.adapters.base import QUANTILE_LEVELS, Adapter, float32_context, resolve_source
 from timetic.errors import TimeticInputError
 from timetic.recipe import Recipe
 
@@ -114,18 +114,6 @@ _FORECAST_SEED = 0
 _SAFE_CLASS_PREFIXES = ("gluonts.", "numpy.", "pandas.")
 _SAFE_BUILTINS = {f"builtins.{t}" for t in ("int", "float", "str", "bool", "tuple", "list", "dict", "set", "frozenset")}
 _MEDIAN = QUANTILE_LEVELS.index(0.5)
-
-
-def _as_context(context: np.ndarray) -> np.ndarray:
-    """(n, C) float32 with NaN for missing (non-finite values count as missing)."""
-    x = np.asarray(context, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.ndim != 2:
-        raise TimeticInputError(f"context must have shape (n, C); got shape {x.shape}")
-    if x.shape[1] == 0:
-        raise TimeticInputError("context is empty (C = 0); pass at least one time step")
-    return np.where(np.isfinite(x), x, np.nan).astype(np.float32)
 
 
 @contextlib.contextmanager
@@ -374,7 +362,7 @@ class GluonTSAdapter(Adapter):
 
     @torch.no_grad()
     def layer_embeddings(self, context: np.ndarray, batch_size: int = 64) -> list[torch.Tensor]:
-        x = _as_context(context)[:, -self.context_length :]
+        x = float32_context(context)[:, -self.context_length :]
         if len(x) == 0:
             raise TimeticInputError("no context windows given (n = 0)")
         self.network.eval()
@@ -401,7 +389,7 @@ class GluonTSAdapter(Adapter):
     def forecast(self, context: np.ndarray, horizon: int, batch_size: int = 64) -> np.ndarray:
         if horizon < 1:
             raise TimeticInputError(f"horizon must be >= 1; got {horizon}")
-        x = _as_context(context)[:, -self.context_length :]
+        x = float32_context(context)[:, -self.context_length :]
         if len(x) == 0:
             return np.empty((0, len(QUANTILE_LEVELS), horizon))
         predictor = self._predictor_for(horizon if self.any_horizon else self.prediction_length)

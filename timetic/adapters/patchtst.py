@@ -34,15 +34,13 @@ MSE on scaled values.
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
-from timetic.adapters.base import QUANTILE_LEVELS, fill_nan, resolve_source
-from timetic.adapters.timesfm import as_context, check_model_type, quiet_transformers
-from timetic.adapters.torch_base import TorchAdapter
+from timetic.adapters.base import QUANTILE_LEVELS, fill_nan
+from timetic.adapters.hf_base import HFAdapter, finish_quantiles
 from timetic.errors import TimeticInputError
 
 _COMMON: dict[str, Any] = dict(
@@ -77,56 +75,24 @@ _SIZES: dict[str, dict[str, Any]] = {
 _SAMPLE_SEED = 0
 
 
-class PatchTSTAdapter(TorchAdapter, name="patchtst"):
+class PatchTSTAdapter(HFAdapter, name="patchtst"):
     """PatchTST (channel-independent patch transformer encoder) with a distribution head."""
 
-    sizes: ClassVar[tuple[str, ...]] = ("tiny", "zoo-s", "zoo-m")
-
-    def __init__(self, model: Any, source: str = "", device: str = "cpu"):
-        self.model = model.eval()
-        self.source = str(source)
-        self.device = device
-        self.context_length = int(model.config.context_length)
-
-    # -- construction -------------------------------------------------------------------------
-    @classmethod
-    def from_pretrained(cls, source: str | Path, device: str = "cpu", **kwargs: Any) -> "PatchTSTAdapter":
-        from transformers import PatchTSTForPrediction
-
-        path = resolve_source(source)
-        check_model_type(path, "patchtst")
-        with quiet_transformers():
-            model = PatchTSTForPrediction.from_pretrained(path, **kwargs)
-        return cls(model.to(device), source=str(source), device=device)
+    model_type = "patchtst"
+    model_class = "PatchTSTForPrediction"
+    config_class = "PatchTSTConfig"
+    config_common = _COMMON
+    config_sizes = _SIZES
 
     @classmethod
-    def from_config(cls, size: str = "tiny", seed: int = 0, **overrides: Any) -> "PatchTSTAdapter":
-        from transformers import PatchTSTConfig, PatchTSTForPrediction
-
-        if size not in _SIZES:
-            raise TimeticInputError(f"unknown patchtst size {size!r}; use one of {', '.join(_SIZES)}")
-        kw = {**_COMMON, **_SIZES[size], **overrides}
+    def _check_config(cls, kw: dict[str, Any]) -> None:
         if kw["prediction_length"] < 2 or kw["context_length"] <= kw["patch_length"]:
             raise TimeticInputError(
                 "patchtst needs prediction_length >= 2 and context_length > patch_length; "
                 "change the overrides"
             )
-        torch.manual_seed(seed)
-        model = PatchTSTForPrediction(PatchTSTConfig(**kw))
-        return cls(model, source=f"config:{size}")
-
-    def save_pretrained(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        with quiet_transformers():
-            self.model.save_pretrained(path)
-        return path
 
     # -- description --------------------------------------------------------------------------
-    @property
-    def depth(self) -> int:
-        return int(self.model.config.num_hidden_layers)
-
     @property
     def prediction_length(self) -> int:
         """Native output length of one forward pass."""
@@ -157,32 +123,11 @@ class PatchTSTAdapter(TorchAdapter, name="patchtst"):
         )
 
     # -- use ----------------------------------------------------------------------------------
-    def layer_embeddings(self, context: np.ndarray, batch_size: int = 64) -> list[torch.Tensor]:
-        x = as_context(context)
-        if len(x) == 0:
-            raise TimeticInputError("no context windows given (n = 0); pass at least one")
-        self.model.eval()
-        per_batch: list[list[torch.Tensor]] = []
-        with torch.no_grad():
-            for start in range(0, len(x), batch_size):
-                values, mask = self._inputs(x[start : start + batch_size])
-                out = self.model.model(
-                    past_values=values, past_observed_mask=mask, output_hidden_states=True
-                )
-                states = [*out.hidden_states, out.last_hidden_state]  # (b, channels, T, d) each
-                per_batch.append([h[:, 0].detach().float().cpu() for h in states])
-        return [torch.cat(layer, dim=0) for layer in zip(*per_batch)]
-
-    def forecast(self, context: np.ndarray, horizon: int, batch_size: int = 64) -> np.ndarray:
-        if horizon < 1:
-            raise TimeticInputError(f"horizon must be >= 1; got {horizon}")
-        x = as_context(context)
-        self.model.eval()
-        out = np.empty((len(x), len(QUANTILE_LEVELS), horizon))
-        with torch.no_grad():
-            for start in range(0, len(x), batch_size):
-                out[start : start + batch_size] = self._forecast_batch(x[start : start + batch_size], horizon)
-        return out
+    def _embed_batch(self, x: np.ndarray) -> list[torch.Tensor]:
+        values, mask = self._inputs(x)
+        out = self.model.model(past_values=values, past_observed_mask=mask, output_hidden_states=True)
+        states = [*out.hidden_states, out.last_hidden_state]  # (b, channels, T, d) each
+        return [h[:, 0] for h in states]
 
     def _forecast_batch(self, x: np.ndarray, horizon: int) -> np.ndarray:
         """(b, C) with NaN -> (b, Q, H), unrolling blocks of ``prediction_length`` steps."""
@@ -197,11 +142,7 @@ class PatchTSTAdapter(TorchAdapter, name="patchtst"):
             values = torch.cat([values, step], dim=1)[:, -self.context_length :]
             mask = torch.cat([mask, torch.ones_like(step)], dim=1)[:, -self.context_length :]
         q = np.concatenate(blocks, axis=1)[:, :horizon].astype(np.float64)
-        q = np.sort(np.moveaxis(q, -1, 1), axis=1)
-        if not np.isfinite(q).all():  # safety net: a naive forecast where the model overflowed
-            last = fill_nan(x)[0][:, -1][:, None, None]
-            q = np.sort(np.where(np.isfinite(q), q, last), axis=1)
-        return q
+        return finish_quantiles(np.moveaxis(q, -1, 1), x)  # non-finite (overflow): naive forecast
 
     def _quantiles(self, out: Any) -> torch.Tensor:
         """Model output -> (b, P, Q) quantiles of channel 0 at QUANTILE_LEVELS, in data units."""

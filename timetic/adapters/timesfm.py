@@ -28,18 +28,15 @@ of any scale. Training targets are the first ``min(H, horizon_length)`` steps.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import warnings
-from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
-from timetic.adapters.base import QUANTILE_LEVELS, fill_nan, resolve_source
-from timetic.adapters.torch_base import TorchAdapter
+from timetic.adapters.base import QUANTILE_LEVELS, fill_nan
+from timetic.adapters.hf_base import HFAdapter, finish_quantiles
+from timetic.adapters.hf_base import as_context, check_model_type, quiet_transformers  # noqa: F401  (lived here)
 from timetic.errors import TimeticInputError
 
 #: named sizes for ``from_config`` (``TimesFmConfig`` keyword arguments).
@@ -60,16 +57,6 @@ _SIZES: dict[str, dict[str, Any]] = {
 }
 #: TimesFM frequency bucket fed for every series (0 = high frequency, the library's default).
 _FREQ = 0
-
-
-def as_context(context: np.ndarray) -> np.ndarray:
-    """(n, C) float64 with NaN for missing (non-finite values count as missing)."""
-    x = np.asarray(context, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.ndim != 2 or x.shape[1] == 0:
-        raise TimeticInputError(f"context must have shape (n, C) with C >= 1; got shape {x.shape}")
-    return np.where(np.isfinite(x), x, np.nan)
 
 
 def _strip_and_fill(context: np.ndarray, device: str | torch.device) -> list[torch.Tensor]:
@@ -137,56 +124,24 @@ def _level_map(model_levels: list[float]) -> tuple[np.ndarray, np.ndarray, np.nd
     return lo, hi, w
 
 
-class TimesFmAdapter(TorchAdapter, name="timesfm"):
+class TimesFmAdapter(HFAdapter, name="timesfm"):
     """TimesFM (decoder-only patch transformer with a mean + quantile head)."""
 
-    sizes: ClassVar[tuple[str, ...]] = ("tiny", "zoo-s", "zoo-m")
-
-    def __init__(self, model: Any, source: str = "", device: str = "cpu"):
-        self.model = model.eval()
-        self.source = str(source)
-        self.device = device
-        self.context_length = int(model.config.context_length)
-
-    # -- construction -------------------------------------------------------------------------
-    @classmethod
-    def from_pretrained(cls, source: str | Path, device: str = "cpu", **kwargs: Any) -> "TimesFmAdapter":
-        from transformers import TimesFmModelForPrediction
-
-        path = resolve_source(source)
-        check_model_type(path, "timesfm")
-        with quiet_transformers():
-            model = TimesFmModelForPrediction.from_pretrained(path, **kwargs)
-        return cls(model.to(device), source=str(source), device=device)
+    model_type = "timesfm"
+    model_class = "TimesFmModelForPrediction"
+    config_class = "TimesFmConfig"
+    config_common = _COMMON
+    config_sizes = _SIZES
 
     @classmethod
-    def from_config(cls, size: str = "tiny", seed: int = 0, **overrides: Any) -> "TimesFmAdapter":
-        from transformers import TimesFmConfig, TimesFmModelForPrediction
-
-        if size not in _SIZES:
-            raise TimeticInputError(f"unknown timesfm size {size!r}; use one of {', '.join(_SIZES)}")
-        kw = {**_COMMON, **_SIZES[size], **overrides}
+    def _check_config(cls, kw: dict[str, Any]) -> None:
         if kw["context_length"] % kw["patch_length"]:
             raise TimeticInputError(
                 f"timesfm context_length ({kw['context_length']}) must be a multiple of "
                 f"patch_length ({kw['patch_length']}); change one of them"
             )
-        torch.manual_seed(seed)
-        model = TimesFmModelForPrediction(TimesFmConfig(**kw))
-        return cls(model, source=f"config:{size}")
-
-    def save_pretrained(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        with quiet_transformers():
-            self.model.save_pretrained(path)
-        return path
 
     # -- description --------------------------------------------------------------------------
-    @property
-    def depth(self) -> int:
-        return int(self.model.config.num_hidden_layers)
-
     @property
     def horizon_length(self) -> int:
         """Native output length of one decoding step."""
@@ -197,29 +152,8 @@ class TimesFmAdapter(TorchAdapter, name="timesfm"):
         """One forward pass on a list of 1-D contexts (the model pads / truncates them)."""
         return self.model(past_values=series, freq=[_FREQ] * len(series), **kwargs)
 
-    def layer_embeddings(self, context: np.ndarray, batch_size: int = 64) -> list[torch.Tensor]:
-        x = as_context(context)
-        if len(x) == 0:
-            raise TimeticInputError("no context windows given (n = 0); pass at least one")
-        self.model.eval()
-        per_batch: list[list[torch.Tensor]] = []
-        with torch.no_grad():
-            for start in range(0, len(x), batch_size):
-                series = _strip_and_fill(x[start : start + batch_size], self.device)
-                out = self._run(series, output_hidden_states=True)
-                per_batch.append([h.detach().float().cpu() for h in out.hidden_states])
-        return [torch.cat(layer, dim=0) for layer in zip(*per_batch)]
-
-    def forecast(self, context: np.ndarray, horizon: int, batch_size: int = 64) -> np.ndarray:
-        if horizon < 1:
-            raise TimeticInputError(f"horizon must be >= 1; got {horizon}")
-        x = as_context(context)
-        self.model.eval()
-        out = np.empty((len(x), len(QUANTILE_LEVELS), horizon))
-        with torch.no_grad():
-            for start in range(0, len(x), batch_size):
-                out[start : start + batch_size] = self._forecast_batch(x[start : start + batch_size], horizon)
-        return out
+    def _embed_batch(self, x: np.ndarray) -> list[torch.Tensor]:
+        return list(self._run(_strip_and_fill(x, self.device), output_hidden_states=True).hidden_states)
 
     def _forecast_batch(self, x: np.ndarray, horizon: int) -> np.ndarray:
         """(b, C) with NaN -> (b, Q, H), unrolling blocks of ``horizon_length`` steps."""
@@ -232,8 +166,7 @@ class TimesFmAdapter(TorchAdapter, name="timesfm"):
             series = [torch.cat([s, m])[-self.context_length :] for s, m in zip(series, mean)]
         full = np.concatenate(blocks, axis=1)[:, :horizon].astype(np.float64)
         q = self._to_levels(full[..., 1:])  # (b, H, 9)
-        q = np.moveaxis(q, -1, 1)
-        return _finish(q, x)
+        return finish_quantiles(np.moveaxis(q, -1, 1), x)
 
     def _to_levels(self, q: np.ndarray) -> np.ndarray:
         """(..., len(config.quantiles)) -> (..., 9) at QUANTILE_LEVELS."""
@@ -254,50 +187,3 @@ class TimesFmAdapter(TorchAdapter, name="timesfm"):
         out = self._run(series)
         full = out.full_predictions[:, : future.shape[1]]
         return timesfm_loss(full, future, list(self.model.config.quantiles), _window_scale(context))
-
-
-def _finish(q: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """(b, Q, H) -> sorted across quantiles; non-finite values become the last observed value."""
-    q = np.sort(q, axis=1)
-    if not np.isfinite(q).all():
-        filled, _ = fill_nan(x)
-        last = filled[:, -1][:, None, None]
-        q = np.where(np.isfinite(q), q, last)
-        q = np.sort(q, axis=1)
-    return q
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' progress bars and warnings while loading / saving (restored after)."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    if was_enabled:
-        hf_logging.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-
-
-def check_model_type(path: Path, expected: str) -> None:
-    """Raise a clear error unless ``path/config.json`` declares ``model_type == expected``."""
-    cfg = path / "config.json"
-    if not cfg.is_file():
-        raise TimeticInputError(
-            f"no config.json in {path}; pass a directory saved by save_pretrained or a {expected} "
-            "checkpoint from the Hugging Face hub"
-        )
-    try:
-        model_type = json.loads(cfg.read_text()).get("model_type")
-    except (json.JSONDecodeError, AttributeError) as e:
-        raise TimeticInputError(f"{cfg} is not a valid JSON config; re-download the checkpoint") from e
-    if model_type != expected:
-        raise TimeticInputError(
-            f"{path} holds a {model_type!r} model, not {expected!r}; pick the adapter that matches "
-            "the checkpoint"
-        )

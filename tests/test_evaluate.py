@@ -1,0 +1,59 @@
+"""Evaluation harness on the tiny knowledge base: scenarios, baselines, metrics, no leakage."""
+
+import shutil
+
+import numpy as np
+import polars as pl
+import pytest
+
+from timetic.estimate import TimeTic
+from timetic.evaluate import SCENARIOS, bootstrap_ci, evaluate, ranking_metrics
+from timetic.kb import KnowledgeBase
+
+
+def test_ranking_metrics_known_values():
+    true = np.array([1.0, 2.0, 3.0, 4.0])
+    perfect = ranking_metrics(true, true * 10)
+    assert perfect == pytest.approx({"spearman": 1.0, "weighted_tau": 1.0, "top1": 1.0, "top3": 1.0, "regret": 0.0})
+    reverse = ranking_metrics(true, -true)
+    assert reverse["spearman"] == -1.0 and reverse["top1"] == 0.0 and reverse["regret"] == 3.0
+    lo, hi = bootstrap_ci(np.array([0.1, 0.5, 0.9]), np.array(["a", "b", "c"]))
+    assert 0.1 <= lo <= 0.5 <= hi <= 0.9
+
+
+def test_unseen_dataset_with_baselines(tiny_kb):
+    res = evaluate(tiny_kb, ["unseen-dataset"], lambda: TimeTic(tiny_kb, learner="hgb"))
+    methods = set(res.rows["method"])
+    assert methods == {"timetic", "zero-shot", "leaderboard", "knn", "random"}
+    assert res.rows.filter(pl.col("method") == "timetic").height == 4  # one per held-out dataset
+    s = res.summary(n_boot=200)
+    assert ((s["spearman"] >= -1) & (s["spearman"] <= 1)).all()
+    assert (s["spearman_lo"] <= s["spearman"]).all() and (s["spearman"] <= s["spearman_hi"]).all()
+    assert (s["regret"] >= 0).all()
+
+
+@pytest.mark.parametrize("scenario", ["unseen-model", "few-shot"])
+def test_other_scenarios_run(tiny_kb, scenario):
+    res = evaluate(tiny_kb, [scenario], lambda: TimeTic(tiny_kb, learner="hgb"), few_shot_windows=5, baselines=False)
+    assert res.rows.height >= 4 and set(res.rows["scenario"]) == {scenario}
+    assert scenario in SCENARIOS
+
+
+def test_held_out_scores_do_not_leak(tiny_kb, tmp_path):
+    """Perturbing the held-out dataset's observed fine-tuned scores changes its ground truth but
+    not the fold's predictions for it."""
+    copy = tmp_path / "kb"
+    shutil.copytree(tiny_kb.path, copy)
+    kb2 = KnowledgeBase.open(copy)
+    obs = kb2.observations()
+    kb2.add_observations(obs.filter(pl.col("dataset_id") == "ds1").with_columns(pl.col("ft_mase") * 5.0))
+    a = evaluate(tiny_kb, ["unseen-dataset"], lambda: TimeTic(tiny_kb, learner="hgb"), baselines=False)
+    b = evaluate(kb2, ["unseen-dataset"], lambda: TimeTic(kb2, learner="hgb"), baselines=False)
+    pa = a.predictions.filter(pl.col("dataset_id") == "ds1").sort("model_id")
+    pb = b.predictions.filter(pl.col("dataset_id") == "ds1").sort("model_id")
+    np.testing.assert_allclose(pa["predicted"].to_numpy(), pb["predicted"].to_numpy())
+    np.testing.assert_allclose(pb["observed"].to_numpy(), 5.0 * pa["observed"].to_numpy())
+    # other folds see ds1's perturbed scores in their context, so their predictions move
+    qa = a.predictions.filter(pl.col("dataset_id") == "ds0").sort("model_id")["predicted"].to_numpy()
+    qb = b.predictions.filter(pl.col("dataset_id") == "ds0").sort("model_id")["predicted"].to_numpy()
+    assert not np.allclose(qa, qb)
