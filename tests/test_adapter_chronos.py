@@ -15,23 +15,12 @@ from timetic.adapters.chronos import Chronos2Adapter, ChronosBoltAdapter  # noqa
 from timetic.errors import TimeticInputError  # noqa: E402
 from timetic.recipe import Recipe  # noqa: E402
 
+from adaptertests import check_save_load, check_zoo_sizes, tiny_fixture  # noqa: E402
+from adaptertests import context as _context  # noqa: E402
+from adaptertests import sine as _sine  # noqa: E402
+
 NAMES = ["chronos-bolt", "chronos-2"]
-
-
-def _context(n: int = 4, C: int = 40, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(C)
-    x = 10 + np.sin(2 * np.pi * t / 12)[None, :] * rng.uniform(1, 3, (n, 1)) + rng.normal(0, 0.2, (n, C))
-    return x
-
-
-def _sine(length: int, period: float = 16.0, phase: float = 0.0) -> np.ndarray:
-    return 5.0 + 2.0 * np.sin(2 * np.pi * np.arange(length) / period + phase)
-
-
-@pytest.fixture(scope="module", params=NAMES)
-def tiny(request):
-    return get_adapter(request.param).from_config("tiny", seed=0)
+tiny = tiny_fixture(NAMES)
 
 
 def test_registered():
@@ -41,37 +30,17 @@ def test_registered():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_sizes(name):
-    cls = get_adapter(name)
-    assert cls.sizes == ("tiny", "zoo-s", "zoo-m")
-    tiny, s, m = (cls.from_config(size) for size in cls.sizes)
-    assert tiny.num_parameters < 150_000
-    assert 300_000 <= s.num_parameters <= 700_000
-    assert 800_000 <= m.num_parameters <= 1_500_000
-    assert m.depth > s.depth
+    _, s, m = check_zoo_sizes(name)
     assert s.model.config.d_model == m.model.config.d_model  # zoo sizes differ in depth only
     assert s.context_length == m.context_length == 512
-    with pytest.raises(TimeticInputError):
-        cls.from_config("huge")
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_save_load_roundtrip(name, tmp_path):
-    a = get_adapter(name).from_config("tiny", seed=3)
-    x = _context()
-    before = a.forecast(x, 20)
-    emb_before = a.layer_embeddings(x)
-    a.save_pretrained(tmp_path)
+    check_save_load(name, tmp_path, _context())
     assert (tmp_path / "config.json").is_file()
     assert (tmp_path / "model.safetensors").is_file()
     assert not list(tmp_path.glob("*.bin")) and not list(tmp_path.glob("*.pt"))
-    b = load_model(tmp_path, adapter=name)
-    assert isinstance(b, get_adapter(name))
-    assert b.source == str(tmp_path)
-    assert b.num_parameters == a.num_parameters and b.depth == a.depth
-    assert b.context_length == a.context_length
-    np.testing.assert_array_equal(b.forecast(x, 20), before)
-    for e1, e2 in zip(emb_before, b.layer_embeddings(x)):
-        torch.testing.assert_close(e1, e2, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -21,31 +21,12 @@ from timetic.adapters.gluonts_models import (  # noqa: E402
 from timetic.errors import TimeticInputError  # noqa: E402
 from timetic.recipe import Recipe  # noqa: E402
 
+from adaptertests import check_save_load, check_zoo_sizes, single_thread, tiny_fixture  # noqa: E402,F401
+from adaptertests import context as _context  # noqa: E402
+from adaptertests import sine as _sine  # noqa: E402
+
 NAMES = ["deepar", "tide"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one intra-op thread (2 threads thrash on a busy 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _context(n: int = 4, C: int = 40, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(C)
-    return 10 + np.sin(2 * np.pi * t / 12)[None, :] * rng.uniform(1, 3, (n, 1)) + rng.normal(0, 0.2, (n, C))
-
-
-def _sine(length: int, period: float = 16.0, phase: float = 0.0) -> np.ndarray:
-    return 5.0 + 2.0 * np.sin(2 * np.pi * np.arange(length) / period + phase)
-
-
-@pytest.fixture(scope="module", params=NAMES)
-def tiny(request):
-    return get_adapter(request.param).from_config("tiny", seed=0)
+tiny = tiny_fixture(NAMES)
 
 
 def test_registered():
@@ -55,39 +36,20 @@ def test_registered():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_sizes(name):
-    cls = get_adapter(name)
-    assert cls.sizes == ("tiny", "zoo-s", "zoo-m")
-    tiny, s, m = (cls.from_config(size) for size in cls.sizes)
-    assert tiny.num_parameters < 150_000
-    assert 300_000 <= s.num_parameters <= 700_000
-    assert 800_000 <= m.num_parameters <= 1_500_000
-    assert m.depth > s.depth
+    _, s, m = check_zoo_sizes(name)
     assert s.context_length == m.context_length == (512 if name == "tide" else 128 + 167)
     assert s.prediction_length == m.prediction_length == 48
-    with pytest.raises(TimeticInputError):
-        cls.from_config("huge")
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_save_load_roundtrip(name, tmp_path):
-    a = get_adapter(name).from_config("tiny", seed=3)
-    x = _context()
-    before = a.forecast(x, 20)
-    emb_before = a.layer_embeddings(x)
-    a.save_pretrained(tmp_path)
+    check_save_load(name, tmp_path, _context())
     for f in (*GLUONTS_FILES, CONFIG_FILE):
         assert (tmp_path / f).is_file()
     # gluonts' own format: JSON + a state dict of tensors only (loads with weights_only=True)
     state = torch.load(tmp_path / "prediction-net-state.pt", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     assert json.loads((tmp_path / CONFIG_FILE).read_text())["adapter"] == name
-    b = load_model(tmp_path, adapter=name)
-    assert isinstance(b, get_adapter(name))
-    assert b.source == str(tmp_path)
-    assert (b.num_parameters, b.depth, b.context_length) == (a.num_parameters, a.depth, a.context_length)
-    np.testing.assert_array_equal(b.forecast(x, 20), before)
-    for e1, e2 in zip(emb_before, b.layer_embeddings(x)):
-        torch.testing.assert_close(e1, e2, rtol=0, atol=0)
 
 
 def test_load_wrong_family_and_bad_dirs(tmp_path):

@@ -14,17 +14,10 @@ from timetic.adapters.timesfm import TimesFmAdapter, timesfm_loss  # noqa: E402
 from timetic.errors import TimeticInputError  # noqa: E402
 from timetic.recipe import Recipe  # noqa: E402
 
+from adaptertests import check_save_load, check_zoo_sizes, single_thread  # noqa: E402,F401
+
 NAMES = ["timesfm", "patchtst"]
 Q = len(QUANTILE_LEVELS)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and avoid OpenMP stalls on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _native(adapter) -> int:
@@ -54,35 +47,18 @@ def _state(adapter) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_registered_and_sizes(name):
-    cls = get_adapter(name)
-    assert cls.sizes == ("tiny", "zoo-s", "zoo-m")
-    tiny = cls.from_config("tiny")
-    assert tiny.num_parameters < 150_000
-    s, m = cls.from_config("zoo-s"), cls.from_config("zoo-m")
-    assert 300_000 <= s.num_parameters <= 700_000
-    assert 800_000 <= m.num_parameters <= 1_500_000
-    assert m.depth > s.depth
+    tiny, s, m = check_zoo_sizes(name)
     assert s.context_length == m.context_length == 512
     info = tiny.info()
     assert info["adapter"] == name and info["depth"] == tiny.depth
-    with pytest.raises(TimeticInputError):
-        cls.from_config("huge")
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_save_load_roundtrip(name, tmp_path):
-    a = get_adapter(name).from_config("tiny", seed=3)
-    x = _contexts()
-    before = a.forecast(x, 20)
-    a.save_pretrained(tmp_path)
+    check_save_load(name, tmp_path, _contexts())
     files = {p.name for p in tmp_path.iterdir()}
     assert {"config.json", "model.safetensors"} <= files
     assert not any(f.endswith((".bin", ".pt", ".pkl")) for f in files)
-    b = load_model(tmp_path, adapter=name)
-    assert type(b) is type(a) and b.source == str(tmp_path)
-    np.testing.assert_array_equal(b.forecast(x, 20), before)
-    for ea, eb in zip(a.layer_embeddings(x), b.layer_embeddings(x)):
-        torch.testing.assert_close(ea, eb, rtol=0, atol=0)
     assert (tmp_path / "model.safetensors").stat().st_size < 1_000_000
 
 

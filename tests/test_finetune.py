@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from timetic.adapters import QUANTILE_LEVELS
-from timetic.adapters import base as adapter_base
 from timetic.data import load_target
 from timetic.errors import TimeticInputError
 from timetic.finetune import TABLE_COLUMNS, FinetuneResult, run_finetune, split_series
@@ -22,7 +21,7 @@ from timetic.tasks import Task, test_length
 
 from adaptertests import single_thread  # noqa: F401  (autouse: one torch thread)
 from testmodels import MLP_NAME as NAME
-from testmodels import PatchMLPAdapter, real_adapters
+from testmodels import PatchMLPAdapter, real_adapters, tiny_real_adapter
 
 TASK = Task(freq="h", horizon=12, context_length=48, seasonality=24, name="short")
 
@@ -205,12 +204,7 @@ def test_run_finetune_deterministic_and_learns():
 
 @pytest.mark.parametrize("name", real_adapters() or ["(none)"])
 def test_real_adapter_finetune_smoke(name, tmp_path):
-    if name == "(none)":
-        pytest.skip("no real adapter importable")
-    try:
-        adapter = adapter_base.get_adapter(name).from_config("tiny", seed=0)
-    except Exception as e:  # another engineer's adapter in progress
-        pytest.skip(f"{name}.from_config('tiny') failed: {type(e).__name__}: {e}")
+    adapter = tiny_real_adapter(name)
     recipe = Recipe(steps=2, batch_size=4, device="cpu")
     res = run_finetune(adapter, _target(n_series=2), TASK, recipe, max_eval_windows=4)
     assert res.table.height == 4

@@ -25,7 +25,7 @@ from timetic.profile import (
 
 from adaptertests import single_thread  # noqa: F401  (autouse: one torch thread)
 from testmodels import TRANSFORMER_NAME as NAME
-from testmodels import PatchTransformerAdapter, real_adapters
+from testmodels import PatchTransformerAdapter, real_adapters, tiny_real_adapter
 
 # ---------------------------------------------------------------------------------------------
 # probe
@@ -185,12 +185,7 @@ def test_profile_after_save_load(tmp_path, small_probe):
 
 @pytest.mark.parametrize("name", real_adapters() or ["(none)"])
 def test_real_adapter_profile_smoke(name):
-    if name == "(none)":
-        pytest.skip("no real adapter importable")
-    try:
-        a = adapter_base.get_adapter(name).from_config("tiny", seed=0)
-    except Exception as e:  # another engineer's adapter in progress
-        pytest.skip(f"{name}.from_config('tiny') failed: {type(e).__name__}: {e}")
+    a = tiny_real_adapter(name)
     probe = probe_corpus(8, min(int(a.context_length), 128), seed=0)
     for est in ("knn", "renyi"):
         r = compute_profile(a, probe, estimator=est)

@@ -468,6 +468,39 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
         click.echo(text, nl=not text.endswith("\n"))
 
 
+@main.command()
+@kb_option
+@click.option("--scenario", "scenarios", multiple=True, default=("unseen-dataset",), show_default=True,
+              type=click.Choice(["unseen-dataset", "unseen-model", "both-unseen", "few-shot"]))
+@click.option("--learner", "learners", multiple=True, default=("gp",), show_default=True,
+              type=click.Choice(["gp", "hgb", "tabpfn", "tabicl"]))
+@click.option("--no-zero-shot", is_flag=True, help="Leave the zero-shot column out of the context.")
+@click.option("--few-shot-windows", type=int, default=100, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Per-fold metrics (.csv/.parquet/.json).")
+@friendly
+def evaluate(kb_path, scenarios, learners, no_zero_shot, few_shot_windows, seed, out):
+    """Leave datasets / models out of the KB and measure the rankings against observed results."""
+    import polars as pl
+
+    from timetic.estimate import TimeTic
+    from timetic.evaluate import evaluate as run_evaluation
+    from timetic.io import write_table
+
+    k = _open_kb(kb_path)
+    makers = {f"timetic-{l}": (lambda l=l: TimeTic(k, learner=l, zero_shot=not no_zero_shot, seed=seed))
+              for l in learners}
+    res = run_evaluation(k, scenarios, makers, few_shot_windows=few_shot_windows, seed=seed,
+                         progress=lambda msg: click.echo(msg, err=True))
+    summary = res.summary(seed=seed)
+    with pl.Config(tbl_rows=200, tbl_cols=20, tbl_width_chars=200, float_precision=3,
+                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        click.echo(str(summary.select("scenario", "method", "task", "n", "spearman", "weighted_tau", "top1",
+                                      "top3", "regret")))
+    if out is not None:
+        write_table(res.rows, out)
+
+
 @main.command("adapters")
 def adapters_cmd():
     """List the registered model adapters."""
