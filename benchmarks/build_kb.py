@@ -31,11 +31,11 @@ from timetic.grid import plan, run_local, run_ray  # noqa: E402
 from timetic.recipe import Recipe  # noqa: E402
 
 #: the grid's uniform recipe: sized for ~1M-parameter zoo models, ~10-30 s per cell on 1 CPU thread.
-GRID_RECIPE = Recipe(learning_rate=1e-4, steps=60, batch_size=32, seed=0)
+GRID_RECIPE = Recipe(learning_rate=1e-4, steps=40, batch_size=32, seed=0)
 #: per-dataset caps that keep the grid inside its CPU budget (recorded in the datasets table).
 DEFAULT_MAX_SERIES = 24
 DEFAULT_MAX_LENGTH = 20000
-DEFAULT_EVAL_WINDOWS = 48
+DEFAULT_EVAL_WINDOWS = 32
 #: the shipped grid: 14 of the registered datasets (etth2, ettm2, gefcom_wind left out for the
 #: 2-hour CPU budget; they stay loadable with --datasets).
 DEFAULT_DATASETS = (

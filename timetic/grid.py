@@ -119,6 +119,7 @@ def plan(kb, datasets: Iterable[dict], models: Iterable[dict], tasks: list[str],
                 if (d["dataset"], m["model"], task) in have:
                     continue
                 cells.append({**d, **m, "task": task, "recipe": asdict(recipe), "max_eval_windows": max_eval_windows})
-    # longest tasks first so the pool's tail is short
-    order = {"long": 0, "medium": 1, "short": 2}
+    # whole (task, dataset) groups in turn, short tasks first: an interrupted build leaves complete
+    # rankings (every model on a dataset) rather than scattered cells
+    order = {"short": 0, "medium": 1, "long": 2}
     return sorted(cells, key=lambda c: (order.get(c["task"], 3), c["dataset"], c["model"]))

@@ -165,13 +165,17 @@ def kernel_synth(n: int, length: int = LENGTH, seed: int = 0, max_kernels: int =
 
 
 def _kernel_synth_range(start: int, stop: int, n: int, length: int, seed: int, max_kernels: int) -> tuple[np.ndarray, list[dict]]:
+    from threadpoolctl import threadpool_limits
+
     children = np.random.SeedSequence([seed, 1]).spawn(n)[start:stop]
     out = np.empty((len(children), length))
     info = []
-    for i, child in enumerate(children):
-        y, period, expr = kernel_synth_one(np.random.default_rng(child), length, max_kernels)
-        out[i] = y
-        info.append({"group": "kernel_synth", "source": "kernel_synth", "period": period, "kernel": expr})
+    # one BLAS thread: on a small shared machine several BLAS threads per process are far slower
+    with threadpool_limits(limits=1):
+        for i, child in enumerate(children):
+            y, period, expr = kernel_synth_one(np.random.default_rng(child), length, max_kernels)
+            out[i] = y
+            info.append({"group": "kernel_synth", "source": "kernel_synth", "period": period, "kernel": expr})
     return out, info
 
 

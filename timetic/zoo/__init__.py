@@ -1,0 +1,80 @@
+"""timetic's model zoo: 12 mini time-series foundation models shipped with the package.
+
+Six families (the adapters chronos-bolt, chronos-2, timesfm, patchtst, deepar, tide) at two
+depths (``<adapter>-s`` from size ``"zoo-s"``, ``<adapter>-m`` from ``"zoo-m"``), pretrained from
+random weights on a synthetic + real corpus disjoint from timetic's evaluation datasets by
+``benchmarks/zoo/pretrain.py``. Each ``ZOO_DIR / <model_id>`` holds the model in its adapter's own
+format, ``card.json`` (family, adapter, size, parameters, depth, pretraining recipe and budget,
+corpus summary, zero-shot validation scores) and a ``README.md`` model card;
+``corpus_manifest.json`` lists the pretraining corpus' sources (the contamination record).
+
+    from timetic.zoo import zoo_models, zoo_path, load_zoo_model
+    [c["model_id"] for c in zoo_models()]
+    model = load_zoo_model("chronos-bolt-s")
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from timetic.errors import TimeticInputError
+
+#: the folder holding the zoo's model folders.
+ZOO_DIR: Path = Path(__file__).resolve().parent
+#: the model card every model folder holds.
+CARD_FILE = "card.json"
+#: the corpus manifest (sources and counts of the pretraining corpus).
+MANIFEST_FILE = "corpus_manifest.json"
+
+
+def _card_dirs() -> list[Path]:
+    if not ZOO_DIR.is_dir():
+        return []
+    return sorted(d for d in ZOO_DIR.iterdir() if d.is_dir() and (d / CARD_FILE).is_file())
+
+
+def zoo_models() -> list[dict[str, Any]]:
+    """The cards of every built zoo model (sorted by model id), each with its ``path`` added.
+
+    Empty when the zoo has not been built (``python benchmarks/zoo/pretrain.py``).
+    """
+    out = []
+    for d in _card_dirs():
+        card = json.loads((d / CARD_FILE).read_text())
+        card["path"] = str(d)
+        out.append(card)
+    return out
+
+
+def zoo_path(model_id: str) -> Path:
+    """The folder of zoo model ``model_id`` (e.g. ``"chronos-bolt-s"``)."""
+    path = ZOO_DIR / str(model_id)
+    if not (path / CARD_FILE).is_file():
+        known = ", ".join(d.name for d in _card_dirs()) or "none: run benchmarks/zoo/pretrain.py"
+        raise TimeticInputError(f"no zoo model {model_id!r}; built zoo models: {known}")
+    return path
+
+
+def zoo_card(model_id: str) -> dict[str, Any]:
+    """The ``card.json`` of zoo model ``model_id``."""
+    return json.loads((zoo_path(model_id) / CARD_FILE).read_text())
+
+
+def zoo_manifest() -> dict[str, Any]:
+    """The pretraining corpus manifest (``corpus_manifest.json``)."""
+    path = ZOO_DIR / MANIFEST_FILE
+    if not path.is_file():
+        raise TimeticInputError("the zoo's corpus manifest is missing; run benchmarks/zoo/pretrain.py")
+    return json.loads(path.read_text())
+
+
+def load_zoo_model(model_id: str, device: str = "cpu", **kwargs: Any) -> Any:
+    """``timetic.adapters.load_model(zoo_path(model_id), adapter=<the card's adapter>)``."""
+    from timetic.adapters import load_model
+
+    return load_model(zoo_path(model_id), adapter=zoo_card(model_id)["adapter"], device=device, **kwargs)
+
+
+__all__ = ["ZOO_DIR", "zoo_models", "zoo_path", "zoo_card", "zoo_manifest", "load_zoo_model"]
