@@ -126,3 +126,25 @@ def test_cli_errors_exit_2(runner, tmp_path, tiny_kb):
         res = runner.invoke(main, args)
         assert res.exit_code == 2, (args, res.output)
         assert expected in res.output, (args, res.output)
+
+
+def test_report_is_self_contained_html(runner, tmp_path, tiny_kb):
+    import base64
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "report.html"
+    res = runner.invoke(main, ["report", "--target", EXAMPLE, "--kb", str(tiny_kb.path), "--windows", "8",
+                               "--task", "short", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    text = out.read_text(encoding="utf-8")
+    root = ET.fromstring(text.split("\n", 1)[1])  # well-formed (XHTML-style) after the doctype
+    imgs = root.findall(".//img")
+    assert len(imgs) == 2  # the ranking plot and the feature plot
+    for img in imgs:
+        src = img.get("src")
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = root.findall(".//table")[0].findall(".//tbody/tr")
+    assert len(rows) == 4  # one per model of the tiny KB
+    assert "nearest source datasets" in text.lower() and "Target features" in text
+    assert "http://" not in text and "https://" not in text  # nothing to fetch

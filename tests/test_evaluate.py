@@ -57,3 +57,22 @@ def test_held_out_scores_do_not_leak(tiny_kb, tmp_path):
     qa = a.predictions.filter(pl.col("dataset_id") == "ds0").sort("model_id")["predicted"].to_numpy()
     qb = b.predictions.filter(pl.col("dataset_id") == "ds0").sort("model_id")["predicted"].to_numpy()
     assert not np.allclose(qa, qb)
+
+
+def test_both_unseen_leaves_whole_groups_out(tiny_kb):
+    models = tiny_kb.models()["model_id"].to_list()
+    groups = {m: ("g0" if i % 2 == 0 else "g1") for i, m in enumerate(sorted(models))}
+    fits = []
+
+    class Counting(TimeTic):
+        def fit(self, context=None):
+            fits.append(sorted(set(context.meta["model_id"].to_list())))
+            return super().fit(context)
+
+    res = evaluate(tiny_kb, ["both-unseen"], lambda: Counting(tiny_kb, learner="hgb"), baselines=False,
+                   model_groups=groups)
+    n_datasets = tiny_kb.datasets().height
+    assert len(fits) == 2 * n_datasets  # one refit per (dataset, group), not per (dataset, model)
+    for seen in fits:  # a fit never sees a member of the group it predicts
+        assert set(seen) in ({m for m in models if groups[m] == "g0"}, {m for m in models if groups[m] == "g1"})
+    assert res.rows.height >= 1 and set(res.rows["scenario"]) == {"both-unseen"}

@@ -431,29 +431,16 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
     k = _open_kb(kb_path)
     target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
     est = TimeTic(k, learner=learner, zero_shot=not no_zero_shot, seed=seed)
-    est.fit()
-    candidates = est._candidates([m.strip() for m in models.split(",")] if models else None)
-    from timetic.tasks import TASK_NAMES, Task
-
-    names = TASK_NAMES if task == "all" else (task,)
-    rankings, explanations = [], []
-    for name in names:
-        t = Task.preset(name, target.freq)
-        rows = est.target_rows(target, t, candidates, n_windows=n_windows)
-        ranking = est.rank(rows, candidates)
-        rankings.append(ranking)
-        top = ranking.get_column("model_id").head(3).to_list()
-        explanations.append(est.explain(rows, top))
-    import polars as pl
-
-    ranking = pl.concat(rankings)
+    res = est.predict_detailed(target, task=task, models=[m.strip() for m in models.split(",")] if models else None,
+                               n_windows=n_windows)
+    ranking, explanations = res["ranking"], res["explanations"]
     elapsed = time.perf_counter() - started
     info = {"target": target.name, "freq": target.freq, "n_series": target.n_series, "kb": str(k.path),
             "learner": est.learner_name_, "zero_shot": not no_zero_shot, "seed": seed,
             "features": est.features_, "n_context_rows": est.n_context_rows_, "seconds": round(elapsed, 2)}
     if fmt == "table":
         text = None
-        render_table(ranking, pl.concat(explanations) if explain else None, info)
+        render_table(ranking, explanations if explain else None, info)
     elif fmt == "json":
         text = ranking_json(ranking, info)
     else:
@@ -466,6 +453,41 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
         click.echo(f"ranking -> {out}", err=True)
     elif text is not None:
         click.echo(text, nl=not text.endswith("\n"))
+
+
+@main.command()
+@target_options
+@click.option("--task", type=click.Choice(["short", "medium", "long", "all"]), default="all", show_default=True)
+@click.option("--models", default=None, help="Comma-separated candidate model ids (default: all in the KB).")
+@kb_option
+@click.option("--learner", type=click.Choice(["gp", "hgb", "tabpfn", "tabicl"]), default=None)
+@click.option("--windows", "n_windows", type=int, default=128, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-zero-shot", is_flag=True, help="Rank from characteristics alone (no model weights needed).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The HTML file to write.")
+@friendly
+def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, task, models, kb_path, learner,
+           n_windows, seed, no_zero_shot, out):
+    """Write a self-contained HTML report (ranking, intervals, gains, nearest sources, features, plots)."""
+    import time
+
+    from timetic.estimate import TimeTic
+    from timetic.io import atomic_path
+    from timetic.report import html_report
+
+    started = time.perf_counter()
+    k = _open_kb(kb_path)
+    target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
+    est = TimeTic(k, learner=learner, zero_shot=not no_zero_shot, seed=seed)
+    res = est.predict_detailed(target, task=task, models=[m.strip() for m in models.split(",")] if models else None,
+                               n_windows=n_windows)
+    info = {"target": target.name, "freq": target.freq, "n_series": target.n_series, "kb": str(k.path),
+            "learner": est.learner_name_, "zero_shot": not no_zero_shot, "seed": seed,
+            "features": est.features_, "seconds": time.perf_counter() - started}
+    page = html_report(res, info, est.source_means_)
+    with atomic_path(out) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    click.echo(f"report -> {out}", err=True)
 
 
 @main.command()

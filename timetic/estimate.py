@@ -3,9 +3,9 @@
 :class:`TimeTic` builds the context table from a knowledge base (:mod:`timetic.context`),
 selects window features with TotalVariance (:mod:`timetic.selection`), fits a learner
 (:mod:`timetic.learners`) and, for a target, predicts every candidate model's fine-tuned score on
-the target's windows. The transferability score of a model is the **geometric mean over windows of
-its predicted fine-tuned MASE** (the mean of predicted log MASE, GIFT-Eval's way of averaging
-MASE). Uncertainty comes from joint samples of the learner's predictive distribution of each
+the target's windows. The transferability score of a model is the **mean over the target's windows
+of its predicted fine-tuned MASE** (each window's lognormal mean; the observed ground truth of the
+evaluation averages the same way; ``score="geomean"`` gives the geometric mean instead). Uncertainty comes from joint samples of the learner's predictive distribution of each
 model's mean: intervals, P(best), expected regret, and P(fine-tuning beats zero-shot).
 
 Everything that reads observed scores (selection, transform, learner) happens in :meth:`fit`, from
@@ -73,6 +73,18 @@ class TimeTic:
         max_context_rows: cap on the learner's context rows (default: the learner's own limit).
         selection_rows: rows used by feature selection (subsampled, stratified).
         n_samples: joint samples for P(best), regret and intervals.
+        score: how a model's per-window predictions become its score on the target:
+            ``"mean"``, the arithmetic mean over windows of the predicted MASE (each window's
+            lognormal mean), what the evaluation's ground truth (observed mean MASE) measures;
+            or ``"geomean"``, the geometric mean (mean predicted log MASE).
+        zero_shot_columns: with ``zero_shot``, which zero-shot columns the rows carry: ``"window"``
+            (the window's log zero-shot MASE), ``"cell"`` (log of the model's mean zero-shot MASE
+            over all windows of the dataset and task, the target's windows at prediction time) or
+            ``"both"``.
+        selection_tol: TotalVariance forward selection stops when the gain is below this; ``None``
+            selects exactly ``n_features`` (TimeTic as published: 20).
+        selection_target: ``"residual"`` selects features against y minus each model's mean y
+            (window features can only explain what varies across windows); ``"raw"`` uses y.
         seed: seeds every random step.
     """
 
@@ -88,6 +100,10 @@ class TimeTic:
         selection_rows: int = 3000,
         n_samples: int = 2000,
         learner_kwargs: dict | None = None,
+        score: str = "mean",
+        zero_shot_columns: str = "both",
+        selection_tol: float | None = 1e-3,
+        selection_target: str = "raw",
         seed: int = 0,
     ):
         self.kb = kb
@@ -100,6 +116,10 @@ class TimeTic:
         self.selection_rows = selection_rows
         self.n_samples = n_samples
         self.learner_kwargs = learner_kwargs
+        self.score = score
+        self.zero_shot_columns = zero_shot_columns
+        self.selection_tol = selection_tol
+        self.selection_target = selection_target
         self.seed = seed
 
     @classmethod
@@ -134,28 +154,39 @@ class TimeTic:
                 "models and observations (timetic finetune --kb DIR) first"
             )
         y = ctx.y(self.transform_)
-        groups = ctx.meta.select("dataset_id", "model_id")
+        groups = ctx.meta.select("dataset_id", "model_id", "task")
         sel_idx = stratified_subsample(groups, self.selection_rows, self.seed)
         feats = ctx.features[pl.Series(sel_idx)]
-        self.selector_ = TotalVarianceSelector(max_features=self.n_features, seed=self.seed).fit(
-            feats, y[sel_idx]
+        y_sel = y[sel_idx]
+        if self.selection_target == "residual":
+            mids = groups.get_column("model_id").to_numpy()[sel_idx]
+            _, inv = np.unique(mids, return_inverse=True)
+            y_sel = y_sel - (np.bincount(inv, weights=y_sel) / np.bincount(inv))[inv]
+        elif self.selection_target != "raw":
+            raise TimeticInputError(f"unknown selection_target {self.selection_target!r}; use 'raw' or 'residual'")
+        tol = -np.inf if self.selection_tol is None else self.selection_tol
+        self.selector_ = TotalVarianceSelector(max_features=self.n_features, tol=tol, seed=self.seed).fit(
+            feats, y_sel
         )
         self.features_ = list(self.selector_.selected_)
         name = self.learner or default_learner()
         self.learner_ = get_learner(name, seed=self.seed, **(self.learner_kwargs or {}))
         cap = self.max_context_rows or self.learner_.max_context_rows
         idx = stratified_subsample(groups, cap, self.seed)
-        X = self._X(ctx.take(idx))
+        X = self._X(ctx.take(idx), _cell_log_zs(ctx)[idx])
         self.learner_.fit(X, y[idx])
         self.learner_name_ = name
         self.n_context_rows_ = len(idx)
         self.models_ = ctx.meta.get_column("model_id").unique().sort().to_list()
-        # dataset-level feature means for explanations
+        # dataset-level means of every window feature, for explanations (nearest source datasets
+        # are found in the full meta-feature space: the selected subset can be a single column)
+        self.explain_features_ = list(ctx.features.columns)
         self.source_means_ = (
-            pl.concat([ctx.meta.select("dataset_id", "task"), ctx.features.select(self.features_)], how="horizontal")
-            .unique(subset=None)
+            pl.concat([ctx.meta.select("dataset_id", "task", "item_id", "window_start"), ctx.features], how="horizontal")
+            .unique(subset=["dataset_id", "task", "item_id", "window_start"])
             .group_by("dataset_id", "task")
-            .agg(pl.col(self.features_).mean())
+            .agg(pl.col(self.explain_features_).mean())
+            .sort("dataset_id", "task")
         )
         self.source_scores_ = (
             ctx.meta.group_by("dataset_id", "task", "model_id")
@@ -166,13 +197,29 @@ class TimeTic:
         )
         return self
 
-    def _X(self, ctx: ContextTable) -> np.ndarray:
+    def _zs_parts(self, log_zs: np.ndarray, log_cell: np.ndarray) -> list[np.ndarray]:
+        if not self.zero_shot:
+            return []
+        if self.zero_shot_columns not in ("window", "cell", "both"):
+            raise TimeticInputError(
+                f"unknown zero_shot_columns {self.zero_shot_columns!r}; use 'window', 'cell' or 'both'"
+            )
+        out = []
+        if self.zero_shot_columns in ("window", "both"):
+            out.append(log_zs[:, None])
+        if self.zero_shot_columns in ("cell", "both"):
+            out.append(log_cell[:, None])
+        return out
+
+    def _X(self, ctx: ContextTable, log_cell: np.ndarray | None = None) -> np.ndarray:
+        """Learner inputs of context rows; ``log_cell`` (n,) defaults to the cells of ``ctx`` itself."""
+        if log_cell is None:
+            log_cell = _cell_log_zs(ctx)
         parts = [ctx.features.select(self.features_).to_numpy()]
         if self.profile is not None:
             parts.append(ctx.model.to_numpy())
         parts.append(ctx.tasks.to_numpy())
-        if self.zero_shot:
-            parts.append(np.log(ctx.meta.get_column("zs_mase").to_numpy())[:, None])
+        parts += self._zs_parts(np.log(ctx.meta.get_column("zs_mase").to_numpy()), log_cell)
         return np.hstack(parts).astype(np.float64)
 
     # -- predict -------------------------------------------------------------------------------
@@ -208,6 +255,40 @@ class TimeTic:
             rows = self.target_rows(tgt, t, candidates, n_windows=n_windows, progress=progress)
             out.append(self.rank(rows, candidates))
         return pl.concat(out)
+
+    def predict_detailed(
+        self,
+        target: Any,
+        task: str | Sequence[str] = "short",
+        models: Sequence[str] | None = None,
+        n_windows: int = 128,
+        explain_top: int = 3,
+        progress: Callable[[str, int, int], None] | None = None,
+        **load_kwargs: Any,
+    ) -> dict[str, Any]:
+        """:meth:`predict` plus what a report shows.
+
+        Returns ``{"target": Target, "ranking": frame (RANKING_COLUMNS), "explanations": frame
+        (nearest source datasets of the top ``explain_top`` models per task), "features": {task:
+        the target's window features (n_windows, p)}}``.
+        """
+        from timetic.data import Target, load_target
+
+        if not hasattr(self, "learner_"):
+            self.fit()
+        tgt = target if isinstance(target, Target) else load_target(target, **load_kwargs)
+        names = list(TASK_NAMES) if task == "all" else ([task] if isinstance(task, str) else list(task))
+        candidates = self._candidates(models)
+        rankings, explanations, features = [], [], {}
+        for name in names:
+            t = Task.preset(name, tgt.freq)
+            rows = self.target_rows(tgt, t, candidates, n_windows=n_windows, progress=progress)
+            ranking = self.rank(rows, candidates)
+            rankings.append(ranking)
+            explanations.append(self.explain(rows, ranking.get_column("model_id").head(explain_top).to_list()))
+            features[name] = rows.features
+        return {"target": tgt, "ranking": pl.concat(rankings), "explanations": pl.concat(explanations),
+                "features": features}
 
     def target_rows(
         self, target: Any, task: Task, candidates: Sequence[str], n_windows: int = 128,
@@ -283,7 +364,8 @@ class TimeTic:
             tasks = task_frame(pl.Series([rows.task] * int(ok.sum())), pl.Series([rows.horizon] * int(ok.sum())))
             parts.append(tasks.to_numpy())
             if self.zero_shot:
-                parts.append(log_zs[ok][:, None])
+                k = int(ok.sum())
+                parts += self._zs_parts(log_zs[ok], np.full(k, np.log(np.exp(log_zs[ok]).mean())))
             blocks.append(np.hstack(parts))
             groups.append(np.full(int(ok.sum()), len(keep_models)))
             log_zs_rows.append(log_zs[ok] if log_zs is not None else None)
@@ -302,16 +384,32 @@ class TimeTic:
                 np.array([lz.mean() for lz in log_zs_rows]) if rows.zero_shot is not None else None
             )
             log_ft = samples
-        scores = np.exp(log_ft)  # (S, G) geometric-mean fine-tuned MASE
-        point = np.exp(np.median(log_ft, axis=0))
+        if self.score == "geomean":
+            scores = np.exp(log_ft)  # (S, G) geometric-mean fine-tuned MASE
+            point = np.exp(np.median(log_ft, axis=0))
+        elif self.score == "mean":
+            # per-window lognormal means, averaged: the expected mean MASE over the target's windows;
+            # its uncertainty: the joint samples of the group's mean log score around their centre.
+            pred = self.learner_.predict(X)
+            log_w = pred.mean + (np.concatenate(log_zs_rows) if self.transform_ == "log_ratio" else 0.0)
+            w_mase = np.exp(log_w + 0.5 * pred.std**2)
+            point = np.bincount(grp, weights=w_mase, minlength=G) / np.bincount(grp, minlength=G)
+            centre = np.bincount(grp, weights=pred.mean, minlength=G) / np.bincount(grp, minlength=G)
+            scores = point[None, :] * np.exp(samples - centre[None, :])
+            log_ft = np.log(scores)
+        else:
+            raise TimeticInputError(f"unknown score {self.score!r}; use 'mean' or 'geomean'")
         lower, upper = np.quantile(scores, [0.05, 0.95], axis=0)
         best = scores.argmin(axis=1)
         p_best = np.bincount(best, minlength=G) / scores.shape[0]
         regret = (scores / scores.min(axis=1, keepdims=True) - 1.0).mean(axis=0)
         if mean_log_zs is not None:
-            zs_mase = np.exp(mean_log_zs)
+            if self.score == "mean":  # same averaging as the predicted score
+                zs_mase = np.array([np.exp(lz).mean() for lz in log_zs_rows])
+            else:
+                zs_mase = np.exp(mean_log_zs)
             gain = 1.0 - point / zs_mase
-            p_improve = (log_ft < mean_log_zs[None, :]).mean(axis=0)
+            p_improve = (scores < zs_mase[None, :]).mean(axis=0)
         else:
             zs_mase = gain = p_improve = np.full(G, np.nan)
         adapters = dict(zip(kb_models.get_column("model_id"), kb_models.get_column("adapter")))
@@ -339,15 +437,17 @@ class TimeTic:
 
     # -- explanations --------------------------------------------------------------------------
     def explain(self, rows: TargetRows, models: Sequence[str], k: int = 3) -> pl.DataFrame:
-        """For each model: the k nearest source datasets (same task) in selected-feature space,
-        with their observed fine-tuned and zero-shot MASE (geometric means)."""
+        """For each model: the k nearest source datasets (same task) in meta-feature space (all
+        window features, standardised over the source datasets' means), with their observed
+        fine-tuned and zero-shot MASE (geometric means)."""
         src = self.source_means_.filter(pl.col("task") == rows.task)
         if src.height == 0:
             src = self.source_means_
-        A = src.select(self.features_).to_numpy()
+        cols = [c for c in self.explain_features_ if c in rows.features.columns]
+        A = src.select(cols).to_numpy()
         mu, sd = A.mean(axis=0), A.std(axis=0)
         sd = np.where(sd > 0, sd, 1.0)
-        t = rows.features.select(self.features_).to_numpy().mean(axis=0)
+        t = rows.features.select(cols).to_numpy().mean(axis=0)
         dist = np.sqrt((((A - mu) / sd - (t - mu) / sd) ** 2).mean(axis=1))
         near = src.select("dataset_id", "task").with_columns(pl.Series("distance", dist)).sort("distance").head(k)
         out = (
@@ -361,3 +461,12 @@ class TimeTic:
         if self.kb is None:
             raise TimeticInputError("no knowledge base; use TimeTic.from_kb(PATH) or pass --kb DIR")
         return self.kb
+
+
+def _cell_log_zs(ctx: ContextTable) -> np.ndarray:
+    """Per row, log of the mean zero-shot MASE of its (dataset, task, model) cell; shape (n,)."""
+    return (
+        ctx.meta.select(pl.col("zs_mase").mean().over("dataset_id", "task", "model_id").log())
+        .to_series()
+        .to_numpy()
+    )

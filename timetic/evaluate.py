@@ -93,6 +93,8 @@ def held_out_rows(ctx: ContextTable, dataset: str, task: str, models: Sequence[s
     ground truth (observed mean fine-tuned MASE per model)."""
     keep = (ctx.meta["dataset_id"] == dataset) & (ctx.meta["task"] == task)
     part = ctx.mask(keep.to_numpy())
+    if len(part) == 0:  # e.g. a dataset too short for this task's horizon
+        return TargetRows(task=task, features=part.features, zero_shot={}, horizon=0), {}
     keys = part.meta.select("item_id", "window_start")
     frame = pl.concat([keys, part.features], how="horizontal").unique(["item_id", "window_start"], maintain_order=True)
     frame = frame.sort("item_id", "window_start")
@@ -118,7 +120,8 @@ class EvalResult:
     """Per (scenario, method, dataset, task) metrics; :meth:`summary` averages with CIs."""
 
     rows: pl.DataFrame
-    #: (scenario, method, dataset_id, task, model_id, predicted, observed) of every ranked model.
+    #: (scenario, method, dataset_id, task, model_id, predicted, observed, lower_90, upper_90) of
+    #: every ranked model (intervals NaN for baselines and the leave-one-model-out scenarios).
     predictions: pl.DataFrame | None = None
 
     def summary(self, n_boot: int = 1000, seed: int = 0) -> pl.DataFrame:
@@ -173,9 +176,14 @@ def evaluate(
     baselines: bool = True,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    model_groups: dict[str, str] | None = None,
 ) -> EvalResult:
     """Run the scenarios. ``make_estimator``: a factory (or {method name: factory}) of unfitted
-    :class:`TimeTic` estimators sharing ``kb``; default ``{"timetic": TimeTic(kb)}``."""
+    :class:`TimeTic` estimators sharing ``kb``; default ``{"timetic": TimeTic(kb)}``.
+
+    ``model_groups`` (model_id -> group, e.g. its family) makes ``both-unseen`` leave a whole group
+    out with each dataset (stricter: no sibling of the held-out model stays in the context, and
+    fewer refits: datasets x groups instead of datasets x models)."""
     if make_estimator is None:
         make_estimator = {"timetic": lambda: TimeTic(kb, seed=seed)}
     elif callable(make_estimator):
@@ -191,12 +199,15 @@ def evaluate(
     records = []
     predictions: list[dict] = []
 
-    def record(scenario, method, d, task, true, pred, cands=None):
+    def record(scenario, method, d, task, true, pred, cands=None, lower=None, upper=None):
         records.append({"scenario": scenario, "method": method, "dataset_id": d, "task": task,
                         **ranking_metrics(true, pred)})
-        for m, p, t in zip(cands or [], pred, true):
+        lower = [np.nan] * len(pred) if lower is None else lower
+        upper = [np.nan] * len(pred) if upper is None else upper
+        for m, p, t, lo, hi in zip(cands or [], pred, true, lower, upper):
             predictions.append({"scenario": scenario, "method": method, "dataset_id": d, "task": task,
-                                "model_id": m, "predicted": float(p), "observed": float(t)})
+                                "model_id": m, "predicted": float(p), "observed": float(t),
+                                "lower_90": float(lo), "upper_90": float(hi)})
 
     for scenario in scenarios:
         if scenario not in SCENARIOS:
@@ -218,8 +229,10 @@ def evaluate(
                     true = np.array([truth[m] for m in cands])
                     for name, est in fitted.items():
                         r = est.rank(rows, cands)
-                        pred = dict(zip(r["model_id"], r["predicted_mase"]))
-                        record(scenario, name, d, task, true, np.array([pred.get(m, np.inf) for m in cands]), cands)
+                        by = {m: (p, lo, hi) for m, p, lo, hi in r.select("model_id", "predicted_mase", "lower_90", "upper_90").iter_rows()}
+                        got = [by.get(m, (np.inf, np.nan, np.nan)) for m in cands]
+                        record(scenario, name, d, task, true, np.array([g[0] for g in got]), cands,
+                               [g[1] for g in got], [g[2] for g in got])
                     if baselines:
                         for name, pred in _baselines(ctx, train_mask, d, task, cands, rows, truth).items():
                             record(scenario, name, d, task, true, pred, cands)
@@ -246,18 +259,23 @@ def evaluate(
                     record(scenario, name, d, task, np.array([truth[m] for m in cands]), np.array([pm[m] for m in cands]), cands)
         elif scenario == "both-unseen":
             preds = {}
+            group_of = {m: (model_groups or {}).get(m, m) for m in models}
             for d in datasets:
-                for m in models:
+                for grp in sorted(set(group_of.values())):
+                    members = [m for m in models if group_of[m] == grp]
                     if progress:
-                        progress(f"{scenario}: {d} / {m}")
-                    mask = (ds_arr != d) & (md_arr != m)
+                        progress(f"{scenario}: {d} / {grp}")
+                    mask = (ds_arr != d) & ~np.isin(md_arr, members)
                     fitted = {name: f().fit(ctx.mask(mask)) for name, f in make_estimator.items()}
                     for task in tasks:
                         rows, truth = held_out_rows(ctx, d, task, models)
-                        if m not in truth:
+                        here = [m for m in members if m in truth]
+                        if not here:
                             continue
                         for name, est in fitted.items():
-                            preds.setdefault((name, d, task), {})[m] = float(est.rank(rows, [m])["predicted_mase"][0])
+                            r = est.rank(rows, here)
+                            for m, v in zip(r["model_id"], r["predicted_mase"]):
+                                preds.setdefault((name, d, task), {})[m] = float(v)
             for (name, d, task), pm in preds.items():
                 rows, truth = held_out_rows(ctx, d, task, models)
                 cands = [m for m in models if m in truth and m in pm]

@@ -1,4 +1,4 @@
-"""Presenting a ranking: a rich terminal table and the stable JSON schema."""
+"""Presenting a ranking: a rich terminal table, the stable JSON schema and a self-contained HTML report."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
         part = ranking.filter(pl.col("task") == task)
         table = Table(
             title=f"{info['target']} - task {task}: predicted fine-tuned MASE (learner {info['learner']})",
-            caption="MASE: geometric mean over the target's windows; interval: 90%; "
+            caption="MASE: mean over the target's windows; interval: 90%; "
             "P(improve): fine-tuning beats zero-shot",
         )
         for col, justify in (("rank", "right"), ("model", "left"), ("adapter", "left"), ("pred. MASE", "right"),
@@ -67,3 +67,159 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
         f"[dim]{info['n_context_rows']} context rows, {len(info['features'])} selected features, "
         f"zero-shot column {'on' if info['zero_shot'] else 'off'}, seed {info['seed']}, {info['seconds']:.1f} s[/dim]"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML report
+
+
+def _png(fig: Any) -> str:
+    """A matplotlib figure as an ``<img>`` with a base64 data URI (the page needs no other file)."""
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>'
+
+
+def _esc(v: Any) -> str:
+    import html
+
+    return html.escape(str(v), quote=True)
+
+
+def _num(v: Any, fmt: str = "{:.3f}") -> str:
+    return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else fmt.format(v)
+
+
+def _ranking_plot(part: pl.DataFrame) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    part = part.sort("rank", descending=True)
+    y = list(range(part.height))
+    fig, ax = plt.subplots(figsize=(7, 0.35 * part.height + 1.2))
+    p = part["predicted_mase"].to_numpy()
+    lo, hi = part["lower_90"].to_numpy(), part["upper_90"].to_numpy()
+    ax.errorbar(p, y, xerr=[p - lo, hi - p], fmt="o", color="C0", capsize=3, label="predicted fine-tuned (90%)")
+    zs = part["zero_shot_mase"].to_numpy().astype(float)
+    if any(z == z for z in zs):
+        ax.scatter(zs, y, marker="x", color="C3", label="zero-shot (measured)")
+    ax.set_yticks(y, part["model_id"].to_list())
+    ax.set_xlabel("MASE (lower is better)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def _feature_plot(target_means: dict[str, float], source: pl.DataFrame, features: list[str]) -> str:
+    """Target's mean of each selected feature, standardised against the KB's source datasets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(features) + 1.2))
+    for i, f in enumerate(features):
+        v = source.get_column(f).to_numpy()
+        mu, sd = v.mean(), v.std() or 1.0
+        ax.scatter((v - mu) / sd, np.full(len(v), i), color="grey", s=12, alpha=0.6)
+        ax.scatter([(target_means[f] - mu) / sd], [i], color="C3", s=40, marker="D")
+    ax.set_yticks(range(len(features)), features)
+    ax.set_xlabel("z-score against the KB's source datasets (grey); the target in red")
+    ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+#: interpretable features the report always shows next to the selected ones.
+SUMMARY_FEATURES = ("trend_strength", "seasonal_strength", "spectral_entropy", "acf1", "hurst", "cv",
+                    "lumpiness", "stability", "missing_ratio")
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f2f2f2}td.l,th.l{text-align:left}tr.neg td{background:#fdecea}.small{color:#666;font-size:90%}"""
+
+
+def html_report(result: dict[str, Any], info: dict[str, Any], source_means: pl.DataFrame) -> str:
+    """A self-contained HTML page for a user's target.
+
+    Args:
+        result: :meth:`timetic.estimate.TimeTic.predict_detailed`'s output.
+        info: run facts (target, freq, n_series, kb, learner, zero_shot, seed, features, seconds).
+        source_means: (dataset_id, task, selected features...) the KB's dataset-level feature means.
+    Returns:
+        the page; plots are PNGs embedded as data URIs, so the file stands alone.
+    """
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as e:
+        from timetic.errors import TimeticInputError
+
+        raise TimeticInputError("the HTML report needs matplotlib; pip install 'timetic[report]'") from e
+    ranking, expl, feats = result["ranking"], result["explanations"], result["features"]
+    features = list(info["features"]) + [f for f in SUMMARY_FEATURES if f not in info["features"]]
+    features = [f for f in features if f in source_means.columns]
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8"/>',
+           f"<title>timetic report: {_esc(info['target'])}</title><style>{_CSS}</style></head><body>",
+           f"<h1>timetic report: {_esc(info['target'])}</h1>",
+           f"<p>{_esc(info['n_series'])} series, frequency {_esc(info['freq'])}; knowledge base "
+           f"<code>{_esc(info['kb'])}</code>; learner {_esc(info['learner'])}; zero-shot column "
+           f"{'on' if info['zero_shot'] else 'off'}; seed {_esc(info['seed'])}; {_num(info['seconds'], '{:.1f}')} s.</p>",
+           "<p class=\"small\">Predicted fine-tuned MASE is the mean over the target's sampled windows of each "
+           "model's predicted score after timetic's uniform fine-tuning recipe; intervals are 90%. Rows in red: "
+           "P(fine-tuning beats zero-shot) &lt; 0.5 (negative-transfer warning).</p>"]
+    for task in ranking.get_column("task").unique(maintain_order=True).to_list():
+        part = ranking.filter(pl.col("task") == task)
+        out.append(f"<h2>Task {_esc(task)}</h2>")
+        heads = ["rank", "model", "adapter", "pred. MASE", "90% interval", "zero-shot", "pred. gain",
+                 "P(improve)", "P(best)", "E[regret]"]
+        out.append("<table><thead><tr>" + "".join(
+            f'<th class="{"l" if h in ("model", "adapter") else ""}">{h}</th>' for h in heads) + "</tr></thead><tbody>")
+        for r in part.iter_rows(named=True):
+            cls = ' class="neg"' if r["negative_transfer"] else ""
+            gain = r["predicted_gain"]
+            cells = [str(r["rank"]), f'<td class="l">{_esc(r["model_id"])}</td>', f'<td class="l">{_esc(r["adapter"])}</td>',
+                     _num(r["predicted_mase"]), f"{_num(r['lower_90'])}–{_num(r['upper_90'])}",
+                     _num(r["zero_shot_mase"]), "–" if gain is None else f"{100 * gain:+.1f}%",
+                     _num(r["p_improve"], "{:.2f}"), _num(r["p_best"], "{:.2f}"),
+                     f"{100 * r['expected_regret']:.1f}%"]
+            out.append(f"<tr{cls}>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in cells) + "</tr>")
+        out.append("</tbody></table>")
+        out.append(_ranking_plot(part))
+        ex = expl.filter(pl.col("task") == task)
+        if ex.height:
+            out.append("<h3>Nearest source datasets of the top models</h3>"
+                       "<p class=\"small\">Distance: RMS of standardised differences of the dataset means of all "
+                       "window meta-features; observed MASE: geometric mean over the source's windows.</p>")
+            out.append('<table><thead><tr><th class="l">model</th><th class="l">source dataset</th><th>distance</th>'
+                       "<th>observed fine-tuned</th><th>observed zero-shot</th></tr></thead><tbody>")
+            for r in ex.iter_rows(named=True):
+                out.append(f'<tr><td class="l">{_esc(r["model_id"])}</td><td class="l">{_esc(r["dataset_id"])}</td>'
+                           f"<td>{_num(r['distance'], '{:.2f}')}</td><td>{_num(r['observed_ft_mase'])}</td>"
+                           f"<td>{_num(r['observed_zs_mase'])}</td></tr>")
+            out.append("</tbody></table>")
+        tf = feats.get(task)
+        if tf is not None and features:
+            means = {f: float(tf.get_column(f).mean()) for f in features}
+            src = source_means.filter(pl.col("task") == task)
+            src = src if src.height else source_means
+            out.append(f"<h3>Target features ({tf.height} windows)</h3>")
+            out.append('<table><thead><tr><th class="l">feature</th><th class="l">selected</th><th>target mean</th><th>target sd</th>'
+                       "<th>KB min</th><th>KB median</th><th>KB max</th></tr></thead><tbody>")
+            for f in features:
+                col = src.get_column(f)
+                sel = "yes" if f in info["features"] else ""
+                out.append(f'<tr><td class="l">{_esc(f)}</td><td class="l">{sel}</td><td>{_num(means[f])}</td>'
+                           f"<td>{_num(float(tf.get_column(f).std() or 0.0))}</td><td>{_num(float(col.min()))}</td>"
+                           f"<td>{_num(float(col.median()))}</td><td>{_num(float(col.max()))}</td></tr>")
+            out.append("</tbody></table>")
+            out.append(_feature_plot(means, src, features))
+    out.append("<p class=\"small\">Generated by timetic (TimeTic method, arXiv 2509.23695).</p></body></html>")
+    return "\n".join(out)
