@@ -45,7 +45,7 @@ def configs() -> dict[str, dict]:
         "timetic": {},
         "timetic-published": PUBLISHED,
         "learner=hgb": {"learner": "hgb"},
-        "profile=renyi": {"profile": "renyi"},
+        "profile=knn": {"profile": "knn"},
         "profile=off": {"profile": None},
         "zero-shot=off": {"zero_shot": False},
     }
@@ -232,7 +232,9 @@ def fmt_table(summary: pl.DataFrame, scenario: str) -> str:
     lines = ["| method | task | n | Spearman ρ [95% CI] | weighted τ [95% CI] | top-1 | top-3 | regret |",
              "|---|---|---|---|---|---|---|---|"]
     order = {"short": 0, "medium": 1, "long": 2, "mean": 3}
-    for r in s.sort(pl.col("task").replace_strict(order, default=9), "method").iter_rows(named=True):
+    first = {"timetic": 0, "timetic-published": 1, "zero-shot": 10, "leaderboard": 11, "knn": 12, "logme": 13, "random": 14}
+    s = s.with_columns(pl.col("method").replace_strict(first, default=5, return_dtype=pl.Int64).alias("_m"))
+    for r in s.sort(pl.col("task").replace_strict(order, default=9), "_m", "method").iter_rows(named=True):
         lines.append(
             f"| {r['method']} | {r['task']} | {r['n']} | {r['spearman']:.3f} [{r['spearman_lo']:.2f}, {r['spearman_hi']:.2f}] "
             f"| {r['weighted_tau']:.3f} [{r['weighted_tau_lo']:.2f}, {r['weighted_tau_hi']:.2f}] "
@@ -261,6 +263,41 @@ def _write_scenario(path: Path, res: EvalResult, wall: float) -> None:
 def _read_scenario(path: Path) -> EvalResult:
     p = path.with_suffix(".predictions.parquet")
     return EvalResult(pl.read_parquet(path), pl.read_parquet(p) if p.exists() else None)
+
+
+def targets(summary: pl.DataFrame) -> list[str]:
+    """The issue's benchmark targets, each checked against this run's numbers."""
+    def get(scenario, method, task, metric):
+        r = summary.filter((pl.col("scenario") == scenario) & (pl.col("method") == method) & (pl.col("task") == task))
+        return float(r[metric][0]) if r.height else float("nan")
+
+    out = ["| target | measured | met |", "|---|---|---|"]
+
+    def row(name, value, ok):
+        out.append(f"| {name} | {value} | {'yes' if ok else '**no**'} |")
+
+    rho, tau = get("unseen-dataset", "timetic", "mean", "spearman"), get("unseen-dataset", "timetic", "mean", "weighted_tau")
+    zs_tau = get("unseen-dataset", "zero-shot", "mean", "weighted_tau")
+    reg = get("unseen-dataset", "timetic", "mean", "regret")
+    row("unseen dataset: mean ρ ≥ 0.70", f"{rho:.3f}", rho >= 0.70)
+    row("unseen dataset: mean τ_w ≥ 0.60", f"{tau:.3f}", tau >= 0.60)
+    row("unseen dataset: τ_w ≥ 1.5 × zero-shot's", f"{tau:.3f} vs 1.5 × {zs_tau:.3f} = {1.5 * zs_tau:.3f}", tau >= 1.5 * zs_tau)
+    row("unseen dataset: regret ≤ 3%", f"{100 * reg:.1f}%", reg <= 0.03)
+    base = ["zero-shot", "leaderboard", "knn", "logme", "random"]
+    worse = []
+    for task in ("short", "medium", "long"):
+        mine = get("unseen-dataset", "timetic", task, "spearman")
+        for b in base:
+            v = get("unseen-dataset", b, task, "spearman")
+            if v == v and v >= mine:
+                worse.append(f"{b} ({task}: {v:.3f} ≥ {mine:.3f})")
+    row("unseen dataset: ρ above every baseline in every horizon", "; ".join(worse) or "all above", not worse)
+    um = get("unseen-model", "timetic", "mean", "spearman")
+    row("unseen model: ρ ≥ 0.50", f"{um:.3f}", um >= 0.50)
+    fs = get("few-shot", "timetic", "mean", "spearman")
+    row("few-shot within 0.05 ρ of full", f"{fs:.3f} vs {rho:.3f}", abs(fs - rho) <= 0.05)
+    row("TimeTic paper (unseen dataset): ρ 0.46, τ_w 0.35", f"{rho:.3f}, {tau:.3f}", rho > 0.46 and tau > 0.35)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -313,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         if scores is not None:
             extra = [add_logme(res, scores, s) for s in scen if s in ("unseen-dataset", "few-shot")]
             res = EvalResult(pl.concat([res.rows, *extra], how="diagonal"), res.predictions)
-            logme_note = f"computed in {time.time() - t0:.0f} s (cached in benchmarks/results/logme.parquet)"
+            logme_note = f"{time.time() - t0:.0f} s here (cached in benchmarks/results/logme.parquet; 87 s to compute on this machine)"
         else:
             logme_note = "skipped: raw datasets not available"
     summary = res.summary(n_boot=args.n_boot, seed=args.seed)
@@ -342,11 +379,16 @@ def write_report(args, kb, summary, res, made, walls, logme_note, total) -> None
          f"{stats['n_observations']:,} window observations.",
          f"* timetic {timetic.__version__}, seed {args.seed}, bootstrap {args.n_boot} resamples over held-out datasets; "
          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs.",
-         f"* Wall time: {total:.0f} s in all; " + ", ".join(f"{k} {v:.0f} s" for k, v in walls.items()) + f"; LogME {logme_note}.",
+         f"* Wall time: this run {total:.0f} s; per scenario (when computed, with `--resume` possibly in an earlier run "
+         "on the same KB and code): " + ", ".join(f"{k} {v:.0f} s" for k, v in walls.items()) + f"; LogME {logme_note}.",
          "* Ground truth per held-out dataset and task: the observed mean fine-tuned MASE of each model.",
          "  Metrics per (dataset, task), then averaged; `mean` rows average the three horizons.", "",
          "## Headline (mean over horizons)", "",
-         fmt_table(head, "unseen-dataset").replace("| mean |", "| all |"), ""]
+         fmt_table(head, "unseen-dataset").replace("| mean |", "| all |"), "",
+         "## Targets", "", *targets(summary), "",
+         "Few-shot note: the KB scores at most 32 evaluation windows per (dataset, model, task), so a",
+         "100-window budget sees all the scored windows of most held-out datasets; on this KB few-shot",
+         "equals full, by construction rather than by robustness.", ""]
     for s in args.scenarios.split(","):
         L += [f"## Scenario: {s}", "", fmt_table(summary.filter(pl.col("task") != "mean"), s), ""]
     if made:

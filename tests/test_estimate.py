@@ -74,7 +74,7 @@ def test_fit_reads_only_the_given_context(tiny_kb):
         ctx.meta.with_columns(
             pl.when(pl.col("dataset_id") == "ds0").then(pl.col("ft_mase") * 7.0).otherwise(pl.col("ft_mase")).alias("ft_mase")
         ),
-        ctx.features, ctx.model, ctx.tasks,
+        ctx.features, ctx.model, ctx.tasks, ctx.profile,
     )
     keep = ctx.meta["dataset_id"].to_numpy() != "ds0"
     a = TimeTic(tiny_kb, learner="hgb", seed=0).fit(ctx.mask(keep))
@@ -108,3 +108,34 @@ def test_foundation_learners_on_random_checkpoints(tiny_kb, target, tabpfn_check
         est = TimeTic(tiny_kb, learner=name, learner_kwargs={"model_path": str(path)}, seed=0)
         r = est.predict(target, n_windows=8)
         _check_ranking(r, 4)
+
+
+def test_score_options_and_zero_shot_columns(tiny_kb, target):
+    from timetic.tasks import Task
+
+    est = TimeTic(tiny_kb, learner="hgb", seed=0).fit()
+    rows = est.target_rows(target, Task.preset("short", target.freq), MODELS, n_windows=16)
+    mean = est.rank(rows, MODELS)
+    _check_ranking(mean, 4)
+    est.score = "geomean"
+    geo = est.rank(rows, MODELS)
+    _check_ranking(geo, 4)
+    m = dict(zip(mean["model_id"], mean["predicted_mase"]))
+    g = dict(zip(geo["model_id"], geo["predicted_mase"]))
+    assert all(m[k] >= g[k] * (1 - 1e-9) for k in MODELS)  # Jensen: mean of lognormals >= geometric mean
+    est.score = "median"
+    with pytest.raises(TimeticInputError, match="unknown score"):
+        est.rank(rows, MODELS)
+    for cols in ("window", "cell"):
+        _check_ranking(TimeTic(tiny_kb, learner="hgb", zero_shot_columns=cols, seed=0).fit().rank(rows, MODELS), 4)
+    with pytest.raises(TimeticInputError, match="zero_shot_columns"):
+        TimeTic(tiny_kb, learner="hgb", zero_shot_columns="nope").fit()
+
+
+def test_selection_options(tiny_kb):
+    exact = TimeTic(tiny_kb, learner="hgb", n_features=5, selection_tol=None, seed=0).fit()
+    assert len(exact.features_) == 5  # no early stop: exactly n_features, as published
+    res = TimeTic(tiny_kb, learner="hgb", n_features=5, selection_target="residual", seed=0).fit()
+    assert 1 <= len(res.features_) <= 5
+    with pytest.raises(TimeticInputError, match="selection_target"):
+        TimeTic(tiny_kb, learner="hgb", selection_target="nope").fit()

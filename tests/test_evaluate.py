@@ -76,3 +76,25 @@ def test_both_unseen_leaves_whole_groups_out(tiny_kb):
     for seen in fits:  # a fit never sees a member of the group it predicts
         assert set(seen) in ({m for m in models if groups[m] == "g0"}, {m for m in models if groups[m] == "g1"})
     assert res.rows.height >= 1 and set(res.rows["scenario"]) == {"both-unseen"}
+
+
+def test_each_method_reads_its_own_context(tiny_kb):
+    """A method's fold predictions do not depend on which other methods run beside it (each reads
+    the context its own profile estimator builds)."""
+    both = evaluate(tiny_kb, ["unseen-dataset"], {
+        "knn": lambda: TimeTic(tiny_kb, learner="hgb", profile="knn"),
+        "renyi": lambda: TimeTic(tiny_kb, learner="hgb", profile="renyi"),
+    }, baselines=False)
+    alone = evaluate(tiny_kb, ["unseen-dataset"], {"renyi": lambda: TimeTic(tiny_kb, learner="hgb", profile="renyi")},
+                     baselines=False)
+    a = both.predictions.filter(pl.col("method") == "renyi").sort("dataset_id", "task", "model_id")
+    b = alone.predictions.sort("dataset_id", "task", "model_id")
+    np.testing.assert_allclose(a["predicted"].to_numpy(), b["predicted"].to_numpy())
+
+
+def test_fit_rejects_a_context_of_another_profile(tiny_kb):
+    from timetic.errors import TimeticInputError
+
+    ctx = TimeTic(tiny_kb, profile="knn").context_table()
+    with pytest.raises(TimeticInputError, match="profiles"):
+        TimeTic(tiny_kb, learner="hgb", profile="renyi").fit(ctx)

@@ -90,12 +90,14 @@ class ContextTable:
         features: (n, p) window meta-features (all candidate columns; selection picks later).
         model: (n, L) profile columns.
         tasks: (n, 2) task descriptors.
+        profile: which entropy profile fills ``model`` (``"knn"`` or ``"renyi"``).
     """
 
     meta: pl.DataFrame
     features: pl.DataFrame
     model: pl.DataFrame
     tasks: pl.DataFrame
+    profile: str = "knn"
 
     def __len__(self) -> int:
         return self.meta.height
@@ -113,7 +115,7 @@ class ContextTable:
 
     def take(self, idx: np.ndarray) -> "ContextTable":
         idx = pl.Series(np.asarray(idx, dtype=np.int64))
-        return ContextTable(self.meta[idx], self.features[idx], self.model[idx], self.tasks[idx])
+        return ContextTable(self.meta[idx], self.features[idx], self.model[idx], self.tasks[idx], self.profile)
 
     def mask(self, keep: np.ndarray) -> "ContextTable":
         return self.take(np.flatnonzero(keep))
@@ -154,6 +156,7 @@ def build_context(
         features=rows.select(complete),
         model=rows.select(profile_columns(prof.width - 1)),
         tasks=task_frame(rows.get_column("task"), rows.get_column("horizon")),
+        profile=profile,
     )
 
 

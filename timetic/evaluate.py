@@ -188,14 +188,24 @@ def evaluate(
         make_estimator = {"timetic": lambda: TimeTic(kb, seed=seed)}
     elif callable(make_estimator):
         make_estimator = {"timetic": make_estimator}
-    first = next(iter(make_estimator.values()))()
-    ctx = first.context_table()
+    # each method reads the context table its own settings build (profile estimator, zero-shot
+    # rows); the baselines and the ground truth read the first method's
+    ctxs: dict[str, ContextTable] = {}
+    built: dict[tuple, ContextTable] = {}
+    for name, f in make_estimator.items():
+        est = f()
+        key = (est.profile or "knn", est.zero_shot or est.transform_ == "log_ratio")
+        if key not in built:
+            built[key] = est.context_table()
+        ctxs[name] = built[key]
+    ctx = next(iter(ctxs.values()))
     meta = ctx.meta
     datasets = meta.get_column("dataset_id").unique().sort().to_list()
     models = meta.get_column("model_id").unique().sort().to_list()
     tasks = meta.get_column("task").unique().sort().to_list()
     ds_arr = meta.get_column("dataset_id").to_numpy()
-    md_arr = meta.get_column("model_id").to_numpy()
+    ds_of = {name: c.meta.get_column("dataset_id").to_numpy() for name, c in ctxs.items()}
+    md_of = {name: c.meta.get_column("model_id").to_numpy() for name, c in ctxs.items()}
     records = []
     predictions: list[dict] = []
 
@@ -219,7 +229,7 @@ def evaluate(
                 if progress:
                     progress(f"{scenario}: {d}")
                 train_mask = ds_arr != d
-                fitted = {name: f().fit(ctx.mask(train_mask)) for name, f in make_estimator.items()}
+                fitted = {name: f().fit(ctxs[name].mask(ds_of[name] != d)) for name, f in make_estimator.items()}
                 for task in tasks:
                     mw = few_shot_windows if scenario == "few-shot" else None
                     rows, truth = held_out_rows(ctx, d, task, models, max_windows=mw, seed=seed)
@@ -243,7 +253,7 @@ def evaluate(
             for m in models:
                 if progress:
                     progress(f"{scenario}: {m}")
-                fitted = {name: f().fit(ctx.mask(md_arr != m)) for name, f in make_estimator.items()}
+                fitted = {name: f().fit(ctxs[name].mask(md_of[name] != m)) for name, f in make_estimator.items()}
                 for d in datasets:
                     for task in tasks:
                         rows, truth = held_out_rows(ctx, d, task, models)
@@ -265,8 +275,10 @@ def evaluate(
                     members = [m for m in models if group_of[m] == grp]
                     if progress:
                         progress(f"{scenario}: {d} / {grp}")
-                    mask = (ds_arr != d) & ~np.isin(md_arr, members)
-                    fitted = {name: f().fit(ctx.mask(mask)) for name, f in make_estimator.items()}
+                    fitted = {
+                        name: f().fit(ctxs[name].mask((ds_of[name] != d) & ~np.isin(md_of[name], members)))
+                        for name, f in make_estimator.items()
+                    }
                     for task in tasks:
                         rows, truth = held_out_rows(ctx, d, task, models)
                         here = [m for m in members if m in truth]
