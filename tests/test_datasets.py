@@ -193,6 +193,150 @@ def write_rdas(d: Path) -> bool:
     return True
 
 
+# --- the second batch: business days, macro, long formats, sentinels, yearly, NAB -------------
+
+M = 100  # months per long-enough monthly fake series (the monthly short task needs 88)
+PRICE_HOLIDAY, PRICE_EMPTY = 10, 20  # grid positions of the missing weekday and the empty price
+
+
+def write_prices(d: Path) -> None:
+    """Trading days only: weekdays without one holiday, one empty price (natural gas has one)."""
+    days = pd.bdate_range("2020-01-01", periods=N + 1).delete(PRICE_HOLIDAY)
+    for f in ("natural_gas_daily.csv", "brent_daily.csv"):
+        price = [f"{v:.2f}" for v in _rng().uniform(2, 4, N)]
+        price[PRICE_EMPTY - 1] = ""  # file row 19 = grid position 20, after the holiday
+        pd.DataFrame({"Date": days.strftime("%Y-%m-%d"), "Price": price}).to_csv(d / f, index=False)
+
+
+def write_macro(d: Path) -> None:
+    months = pd.date_range("1913-01-01", periods=M + 1, freq="MS").delete(50)  # one month unpublished
+    index = np.linspace(9.8, 30, M)
+    infl = np.r_[np.nan, 100 * np.diff(index) / index[:-1]]
+    pd.DataFrame({"Date": months.strftime("%Y-%m-%d"), "Index": index, "Inflation": infl}).to_csv(
+        d / "us_cpi_monthly.csv", index=False
+    )
+    q = pd.date_range("1947-01-01", periods=N, freq="QS")
+    pd.DataFrame(
+        {
+            "date": q.strftime("%Y-%m-%d"),
+            "level-current": np.linspace(243.2, 900, N).round(1),
+            "level-chained": np.linspace(2182.7, 5000, N).round(1),
+            "change-current": -777.0,  # shifted growth columns: must not appear
+            "change-chained": -888.0,
+        }
+    ).to_csv(d / "us_gdp_quarterly.csv", index=False)
+    pd.DataFrame({"ds": pd.date_range("1992-01-01", periods=M, freq="MS").strftime("%Y-%m-%d"), "y": np.arange(M) + 146376}).to_csv(
+        d / "us_retail_sales.csv", index=False
+    )
+
+
+def write_norway(d: Path) -> None:
+    """Long format, quoted makes, R's unquoted NA make, a duplicated month, short and sparse makes."""
+    months = pd.date_range("2007-01-01", periods=M, freq="MS")
+    rows = []
+    for k, t in enumerate(months):
+        rows.append((t.year, t.month, "Toyota", 2000 + k, 22.7))
+        if k % 10 != 5:  # 10% of the months missing: kept
+            rows.append((t.year, t.month, "Tesla", 10 + k, 0.1))
+        if k % 2 == 0:  # 50% missing: dropped
+            rows.append((t.year, t.month, "Sparse", 5, 0.0))
+        if k < 40:  # 40 months: too short
+            rows.append((t.year, t.month, "Saab", 50, 0.4))
+        if k == 7:
+            rows.append((t.year, t.month, "Toyota", 1, 0.0))  # listed twice: summed
+            rows.append((t.year, t.month, "NA", 3, 0.0))
+    lines = ['"Year","Month","Make","Quantity","Pct"']
+    for y, m, make, q, p in rows:
+        cell = "NA" if make == "NA" else '"' + make + '"'
+        lines.append(f"{y},{m},{cell},{q},{p}")
+    text = "\n".join(lines) + "\n"
+    (d / "norway_car_sales_by_make.csv").write_text(text)
+
+
+ONION_MISSING = pd.Timestamp("2005-03-01")
+
+
+def write_onion(d: Path, month_name=lambda t: t.strftime("%B")) -> None:
+    """Long format sorted by market then month name then year; English month names."""
+    rows = []
+    for market, start, n in (("AGRA(UP)", "2005-01-01", M), ("LASALGAON(MS)", "1996-01-01", M + 20), ("SHORT(X)", "2010-01-01", 30)):
+        for k, t in enumerate(pd.date_range(start, periods=n, freq="MS")):
+            if market == "AGRA(UP)" and t == ONION_MISSING:
+                continue
+            name = month_name(t)
+            rows.append((market, name, t.year, 1000 + k, 400, 900, 600, "UP", market.split("(")[0], f"{name}-{t.year}"))
+    df = pd.DataFrame(rows, columns=["market", "month", "year", "quantity", "priceMin", "priceMax", "priceMod", "state", "city", "date"])
+    order = {m: i for i, m in enumerate(pd.date_range("2000-01-01", periods=12, freq="MS").strftime("%B"))}
+    df = df.sort_values(["market", "month", "year"], key=lambda c: c.map(order) if c.name == "month" else c)
+    df.to_csv(d / "onion_market_arrivals.csv", index=False)
+
+
+DAILY_MISSING = {"wp_log_peyton_manning.csv": 3, "melbourne_daily_min_temperatures.csv": 1, "daily_total_female_births.csv": 0}
+
+
+def write_daily(d: Path) -> None:
+    for f, (dcol, vcol) in {
+        "wp_log_peyton_manning.csv": ("ds", "y"),
+        "melbourne_daily_min_temperatures.csv": ("Date", "Temp"),
+        "daily_total_female_births.csv": ("Date", "Births"),
+    }.items():
+        days = pd.date_range("1981-01-01", periods=N + DAILY_MISSING[f], freq="D")
+        days = days.delete(list(range(5, 5 + DAILY_MISSING[f])))
+        df = pd.DataFrame({dcol: days.strftime("%Y-%m-%d"), vcol: _rng().uniform(5, 20, N).round(2)})
+        df.to_csv(d / f, index=False, quoting=2)  # quoted dates and header, bare numbers
+    countries = ["China", "US", "United_Kingdom", "Italy", "France", "Germany", "Spain", "Iran"]
+    cov = pd.DataFrame({c: np.maximum.accumulate(np.r_[np.zeros(5), _rng(i).integers(0, 50, N - 5).cumsum()]).astype(int) for i, c in enumerate(countries)})
+    cov.insert(0, "Date", pd.date_range("2020-01-22", periods=N, freq="D").strftime("%Y-%m-%d"))
+    cov.to_csv(d / "covid19_key_countries_daily.csv", index=False)
+
+
+CO2_SENTINEL_AT = (3, 7)
+
+
+def write_climate(d: Path) -> None:
+    parts = []
+    for src, start, n in (("gcag", "1850-01", M), ("GISTEMP", "1880-01", M - 10)):
+        ym = pd.period_range(start, periods=n, freq="M").strftime("%Y-%m")
+        parts.append(pd.DataFrame({"Source": src, "Year": ym, "Mean": _rng().normal(0, 0.3, n).round(4)}))
+    pd.concat(parts).to_csv(d / "global_temp_monthly.csv", index=False)
+    months = pd.date_range("1958-03-01", periods=M, freq="MS")
+    avg = np.linspace(315, 400, M).round(2)
+    interp = avg.copy()
+    avg[list(CO2_SENTINEL_AT)] = -99.99
+    days = np.full(M, 25)
+    days[:20] = -1
+    pd.DataFrame(
+        {
+            "Date": months.strftime("%Y-%m-%d"),
+            "Decimal Date": (months.year + (months.month - 0.5) / 12).round(3),
+            "Average": [f"{v:.2f}" for v in avg],
+            "Interpolated": [f"{v:.2f}" for v in interp],
+            "Trend": [f"{v:.2f}" for v in interp - 1],
+            "Number of Days": days,
+        }
+    ).to_csv(d / "co2_mauna_loa_monthly.csv", index=False)
+    years = np.arange(1880, 1880 + N)
+    csiro = np.where(years < 1880 + N - 5, np.linspace(0, 9, N), np.nan)
+    noaa = np.where(years >= 1880 + N - 31, np.linspace(6, 10, N), np.nan)
+    pd.DataFrame(
+        {"Year": years, "CSIRO Adjusted Sea Level": csiro, "Lower Error Bound": csiro - 1, "Upper Error Bound": csiro + 1, "NOAA Adjusted Sea Level": noaa}
+    ).to_csv(d / "sea_level_yearly.csv", index=False)
+    cols = {"Total": 0, "Gas Fuel": 20, "Liquid Fuel": 10, "Solid Fuel": 0, "Cement": 25, "Gas Flaring": 30, "Per Capita": 0}
+    fossil = pd.DataFrame({"Year": np.arange(1750, 1750 + N)})
+    for c, lead in cols.items():
+        v = np.arange(N, dtype=float) + 3
+        v[:lead] = np.nan
+        fossil[c] = v
+    fossil.to_csv(d / "co2_fossil_global_yearly.csv", index=False)
+
+
+def write_nab(d: Path) -> None:
+    ec2 = pd.date_range("2014-02-14 14:27", periods=N, freq="5min")
+    rds = pd.date_range("2014-02-14 14:30", periods=N, freq="5min").delete(17)  # RDS misses a point
+    for f, ts in (("nab_ec2_cpu_utilization_5f5533.csv", ec2), ("nab_rds_cpu_utilization_cc0c53.csv", rds)):
+        pd.DataFrame({"timestamp": ts.strftime("%Y-%m-%d %H:%M:%S"), "value": _rng().uniform(0, 100, len(ts))}).to_csv(d / f, index=False)
+
+
 @pytest.fixture(scope="module")
 def fake_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("fake_datasets")
@@ -204,6 +348,13 @@ def fake_dir(tmp_path_factory) -> Path:
     write_m4(d)
     write_single_csvs(d)
     write_rdas(d)
+    write_prices(d)
+    write_macro(d)
+    write_norway(d)
+    write_onion(d)
+    write_daily(d)
+    write_climate(d)
+    write_nab(d)
     return d
 
 
@@ -217,11 +368,17 @@ def _needs_file(d: Path, name: str) -> None:
 
 
 def test_registry_has_the_evaluation_datasets():
-    assert len(ds.DATASETS) >= 14
+    assert len(ds.DATASETS) >= 30
+    assert len({s.domain for s in ds.DATASETS.values()}) >= 6
+    from timetic.tasks import freq_unit
+
+    assert {"D", "M", "Q", "A"} <= {freq_unit(s.freq)[0] for s in ds.DATASETS.values()}
     for name, spec in ds.DATASETS.items():
         assert spec.name == name
         assert spec.file and spec.freq and spec.domain and spec.licence and spec.description
         assert "@" in spec.source and ":" in spec.source
+        card = spec.card()
+        assert card["n_series"] >= 1 and 1 <= card["lengths"][0] <= card["lengths"][1]
         Task.preset("short", spec.freq)  # every frequency is supported
 
 
@@ -321,6 +478,141 @@ def test_vic_electricity_fixed_utc_plus_10(fake_dir):
 def test_air_quality_crlf_and_columns(fake_dir):
     t = ds.load_dataset("air_quality", data_dir=fake_dir)
     assert t.n_series == 9 and "wind_speed" in t.item_ids and "direc." not in t.item_ids
+
+
+# --- the second batch -------------------------------------------------------------------------
+# (Target.item_ids are sorted by id; series follow that order)
+
+
+def _by_id(t: Target) -> dict[str, np.ndarray]:
+    return dict(zip(t.item_ids, t.series()))
+
+
+@pytest.mark.parametrize("name", ["natural_gas", "brent"])
+def test_trading_days_on_the_business_day_grid(fake_dir, name):
+    t = ds.load_dataset(name, data_dir=fake_dir)
+    assert t.freq == "B" and t.n_series == 1 and t.lengths[0] == N + 1
+    ts = pd.DatetimeIndex(t.frame.get_column("timestamp").to_numpy())
+    assert (ts.dayofweek < 5).all()  # weekends are not on the grid
+    y = t.series()[0]
+    assert np.flatnonzero(np.isnan(y)).tolist() == [PRICE_HOLIDAY, PRICE_EMPTY]  # holiday, empty price
+    assert Task.preset("short", t.freq).horizon == 30 and Task.preset("long", t.freq).context_length == 256
+
+
+def test_us_cpi_index_level_and_missing_month(fake_dir):
+    t = ds.load_dataset("us_cpi", data_dir=fake_dir)
+    assert t.item_ids == ["cpi_u"] and t.freq == "MS" and t.lengths[0] == M + 1
+    y = t.series()[0]
+    assert np.isnan(y[50]) and np.isnan(y).sum() == 1  # the unpublished month
+    assert y[0] == pytest.approx(9.8)  # Index, not the (empty) first Inflation value
+
+
+def test_us_gdp_levels_not_shifted_changes(fake_dir):
+    t = ds.load_dataset("us_gdp", data_dir=fake_dir)
+    assert t.item_ids == ["gdp_chained", "gdp_current"] and t.freq == "QS"  # pandas infers QS-OCT
+    values = t.frame.get_column("target").to_numpy()
+    assert not np.isin(values, [-777.0, -888.0]).any()
+    y = _by_id(t)
+    assert y["gdp_current"][0] == pytest.approx(243.2) and y["gdp_chained"][0] == pytest.approx(2182.7)
+    assert t.start_timestamps()[0] == pd.Timestamp("1947-01-01")
+
+
+def test_norway_long_format(fake_dir):
+    t = ds.load_dataset("norway_car_sales", data_dir=fake_dir)
+    assert t.item_ids == ["Tesla", "Toyota"]  # NA make, the sparse and the short make dropped
+    tesla, toyota = t.series()
+    assert toyota[7] == 2000 + 7 + 1  # a make listed twice in a month: summed
+    assert len(toyota) == M and not np.isnan(toyota).any()
+    assert np.isnan(tesla).sum() == 10 and len(tesla) == M  # absent months -> NaN
+    assert t.start_timestamps()[0] == pd.Timestamp("2007-01-01")
+
+
+def test_onion_month_names_and_quantity(fake_dir):
+    t = ds.load_dataset("onion_arrivals", data_dir=fake_dir)
+    assert t.item_ids == ["AGRA(UP)", "LASALGAON(MS)"] and t.freq == "MS"  # SHORT(X) dropped
+    agra = t.frame.filter(pl.col("item_id") == "AGRA(UP)")
+    assert agra.get_column("timestamp")[0] == pd.Timestamp("2005-01-01")
+    y = agra.get_column("target").to_numpy()
+    k = (ONION_MISSING.year - 2005) * 12 + ONION_MISSING.month - 1
+    assert np.isnan(y[k]) and y[0] == 1000 and y[-1] == 1000 + M - 1  # quantity, in time order
+    assert t.lengths.tolist() == [M, M + 20]
+
+
+def test_onion_unknown_month_name(tmp_path):
+    write_onion(tmp_path, month_name=lambda t: "Janvier" if t.month == 1 else t.strftime("%B"))
+    with pytest.raises(TimeticInputError, match="unknown month name 'Janvier'"):
+        ds.load_dataset("onion_arrivals", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name,file", [("peyton_manning", "wp_log_peyton_manning.csv"), ("melbourne_temp", "melbourne_daily_min_temperatures.csv"), ("female_births", "daily_total_female_births.csv")])
+def test_daily_files_missing_days(fake_dir, name, file):
+    t = ds.load_dataset(name, data_dir=fake_dir)
+    gaps = DAILY_MISSING[file]
+    assert t.freq == "D" and t.lengths[0] == N + gaps
+    assert np.isnan(t.series()[0]).sum() == gaps
+
+
+def test_covid_countries(fake_dir):
+    t = ds.load_dataset("covid19", data_dir=fake_dir)
+    assert t.n_series == 8 and "United_Kingdom" in t.item_ids and set(t.lengths) == {N}
+    assert all(s[0] == 0 for s in t.series())  # leading zeros are counts, kept
+
+
+def test_global_temp_sources_and_year_month(fake_dir):
+    t = ds.load_dataset("global_temp", data_dir=fake_dir)
+    assert t.item_ids == ["GISTEMP", "gcag"] and t.lengths.tolist() == [M - 10, M]
+    assert t.start_timestamps() == [pd.Timestamp("1880-01-01"), pd.Timestamp("1850-01-01")]
+
+
+def test_co2_mauna_loa_sentinel(fake_dir):
+    t = ds.load_dataset("co2_mauna_loa", data_dir=fake_dir)
+    y = t.series()[0]
+    assert np.flatnonzero(np.isnan(y)).tolist() == list(CO2_SENTINEL_AT)  # Average, -99.99 -> NaN
+    assert (y[~np.isnan(y)] > 300).all() and len(y) == M
+
+
+def test_yearly_files(fake_dir):
+    s = ds.load_dataset("sea_level", data_dir=fake_dir)
+    assert s.freq == "YS" and s.item_ids == ["csiro", "noaa"]  # error bounds not used
+    assert s.lengths.tolist() == [N - 5, 31]
+    assert s.start_timestamps() == [pd.Timestamp("1880-01-01"), pd.Timestamp(f"{1880 + N - 31}-01-01")]
+    f = ds.load_dataset("co2_fossil", data_dir=fake_dir)
+    lengths = {k: len(v) for k, v in _by_id(f).items()}
+    assert lengths == {"total": N, "gas_fuel": N - 20, "liquid_fuel": N - 10, "solid_fuel": N,
+                       "cement": N - 25, "gas_flaring": N - 30, "per_capita": N}  # leading NaN trimmed
+    assert dict(zip(f.item_ids, f.start_timestamps()))["gas_fuel"] == pd.Timestamp("1770-01-01")
+
+
+def test_nab_two_files_own_grids(fake_dir):
+    t = ds.load_dataset("nab_aws_cpu", data_dir=fake_dir)
+    assert t.item_ids == ["ec2_5f5533", "rds_cc0c53"] and t.freq == "5min"
+    assert t.start_timestamps() == [pd.Timestamp("2014-02-14 14:27"), pd.Timestamp("2014-02-14 14:30")]
+    assert t.lengths.tolist() == [N, N]
+    assert np.isnan(t.series()[1]).sum() == 1 and not np.isnan(t.series()[0]).any()
+
+
+@pytest.mark.parametrize("freq,want", [("MS", 88), ("QS", 48), ("YS", 28), ("D", 318), ("B", 318), ("h", 623)])
+def test_min_length_is_the_short_task_threshold(freq, want):
+    assert ds.min_length("short", freq) == want
+    task = Task.preset("short", freq)
+    for L, ok in ((want, True), (want - 1, False)):
+        assert (L - test_length(L, task) >= task.window_length) is ok
+
+
+def test_cards_and_card_script(fake_dir, capsys):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "datasets_card.py"
+    spec = importlib.util.spec_from_file_location("datasets_card", path)
+    card = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(card)
+    assert card.main(["--static"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"`{name}`" in out for name in ds.DATASETS) and "| name | domain | freq |" in out
+    assert card.main(["--data-dir", str(fake_dir), "--details"]) == 1  # fake files disagree with the cards
+    captured = capsys.readouterr()
+    assert "tasks (short / medium / long)" in captured.out and "Parsing choices" in captured.out
+    assert "card mismatch: etth1: loaded 7 series" in captured.err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,4 +746,8 @@ def test_every_real_dataset_loads():
         assert t.freq == spec.freq and 1 <= t.n_series <= 3
         assert t.lengths.max() <= 2000
         assert ds.supported_tasks(t)["short"] >= 1, name
+        if all((directory / f).stat().st_size < 1_000_000 for f in spec.all_files):  # small: check the card
+            full = ds.load_dataset(name)
+            lengths = (int(full.lengths.min()), int(full.lengths.max()))
+            assert (full.n_series, lengths) == (spec.n_series, spec.lengths), name
     assert time.perf_counter() - t0 < 60

@@ -52,3 +52,10 @@ def test_windows_capacity_and_limits():
     assert len({(i, s) for i, s in zip(w.item_ids, w.starts)}) == len(w)
     with pytest.raises(TimeticInputError, match="between 1 and"):
         sample_windows(t, task, MAX_WINDOWS + 1)
+
+
+@pytest.mark.parametrize("freq,period", [("B", 5), ("D", 7), ("W-SUN", 52), ("h", 24), ("MS", 12), ("QS", 4), ("YS", 1)])
+def test_feature_period_sees_the_calendar_season(freq, period):
+    from timetic.tasks import feature_period
+
+    assert feature_period(freq) == period

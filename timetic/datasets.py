@@ -34,6 +34,19 @@ Per-dataset choices (documented in each spec's ``description``):
   direction ``wd`` are left out. Item ids are the variable names without units (the file's header
   has mangled latin-1 unit characters).
 * Air quality (Valencia): 9 series, the 8 pollutants and wind speed; wind direction is left out.
+* Trading-day prices (``natural_gas``, ``brent``) use pandas' business-day frequency ``B`` end to
+  end (:mod:`timetic.tasks` maps ``B`` to the daily presets, H 30/60/90 and C 256, with MASE season
+  5): weekends are not on the grid, weekday holidays without a quote become NaN.
+* Long formats: ``norway_car_sales`` (Year, Month, Make, Quantity) and ``onion_arrivals`` (market,
+  English month name, year, quantity) become one series per make / market; rows for the same
+  month are summed, absent months are NaN, and only series spanning at least :func:`min_length`
+  of the monthly short task (88 months) with at most 20% missing months are kept.
+  ``global_temp`` (Source, ``YYYY-MM``, Mean) becomes one series per source.
+* Sentinels: ``-99.99`` in the Mauna Loa CO2 ``Average`` column is NaN (the ``Interpolated``
+  column is not used); yearly files (``sea_level``, ``co2_fossil``) put each year on January 1.
+* ``us_gdp`` uses the two level columns; the change columns are shifted by one quarter in the
+  source file and are ignored. Its quarter starts are inferred by pandas as ``QS-OCT``, the same
+  grid as the registered ``QS`` (:func:`load_dataset` compares grids, not offset names).
 """
 
 from __future__ import annotations
@@ -57,7 +70,10 @@ from timetic.tasks import TASK_NAMES, Task, test_length
 
 ENV_VAR = "TIMETIC_DATA_DIR"
 
-__all__ = ["DATASETS", "DatasetSpec", "data_dir", "load_dataset", "regularize", "supported_tasks", "summary", "main"]
+__all__ = [
+    "DATASETS", "DatasetSpec", "data_dir", "load_dataset", "min_length", "regularize", "supported_tasks",
+    "summary", "main",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,6 +135,8 @@ class DatasetSpec:
         freq: pandas frequency alias of the loaded series.
         domain, licence, source, description: provenance (``source`` is ``repo@commit:path``).
         files: every file the loader reads (defaults to ``(file,)``).
+        n_series, lengths: the card's series count and (min, max) series length, as loaded from the
+            published files (checked against the real folder by ``benchmarks/datasets_card.py``).
     """
 
     name: str
@@ -130,10 +148,26 @@ class DatasetSpec:
     description: str
     reader: Callable[[Path], pl.DataFrame] = field(repr=False, compare=False)
     files: tuple[str, ...] = ()
+    n_series: int = 0
+    lengths: tuple[int, int] = (0, 0)
 
     @property
     def all_files(self) -> tuple[str, ...]:
         return self.files or (self.file,)
+
+    def card(self) -> dict:
+        """The dataset card: provenance, shape and every parsing choice, as plain values."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "licence": self.licence,
+            "freq": self.freq,
+            "n_series": self.n_series,
+            "lengths": self.lengths,
+            "domain": self.domain,
+            "files": self.all_files,
+            "description": self.description,
+        }
 
     def load(self, data_dir: str | Path | None = None) -> pl.DataFrame:
         """The cleaned long frame ``(item_id, timestamp, target)`` (see :func:`regularize`)."""
@@ -321,19 +355,156 @@ def _beijing(d: Path) -> pl.DataFrame:
     return _wide_to_long(df, "timestamp", ["pm2.5"], ["pm2.5"])
 
 
-def _single_csv(file: str, ts_col: str, value_cols: list[str], names: list[str] | None = None, fmt: str | None = None) -> Callable[[Path], pl.DataFrame]:
+def _require(df: pl.DataFrame, file: str, cols: list[str]) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise TimeticInputError(
+            f"{file} lacks column(s) {', '.join(missing)} (columns: {', '.join(df.columns[:8])}); "
+            "check the file against SHA256SUMS in the data folder"
+        )
+
+
+def _year_start(col: pl.Expr) -> pl.Expr:
+    """An integer year column -> January 1 of that year."""
+    return pl.date(col.cast(pl.Int32), 1, 1)
+
+
+def _month_start(col: pl.Expr) -> pl.Expr:
+    """A ``YYYY-MM`` text column -> the first day of that month."""
+    return (col.cast(pl.Utf8).str.strip_chars() + "-01").str.to_date("%Y-%m-%d")
+
+
+def _single_csv(
+    file: str,
+    ts_col: str,
+    value_cols: list[str],
+    names: list[str] | None = None,
+    fmt: str | None = None,
+    *,
+    parse: Callable[[pl.Expr], pl.Expr] | None = None,
+    sentinel: float | None = None,
+) -> Callable[[Path], pl.DataFrame]:
+    """A wide CSV: one timestamp column and one series per value column.
+
+    ``fmt`` is the timestamp's strftime format (``parse``, an expression builder, replaces it for
+    years or year-months); ``sentinel`` is a missing-value code that becomes NaN.
+    """
+
     def read(d: Path) -> pl.DataFrame:
         df = _read_csv_bytes(_path(d, file).read_bytes())
-        missing = [c for c in [ts_col, *value_cols] if c not in df.columns]
-        if missing:
-            raise TimeticInputError(
-                f"{file} lacks column(s) {', '.join(missing)} (columns: {', '.join(df.columns[:8])}); "
-                "check the file against SHA256SUMS in the data folder"
+        _require(df, file, [ts_col, *value_cols])
+        ts = parse(pl.col(ts_col)) if parse is not None else pl.col(ts_col).cast(pl.Utf8).str.to_datetime(fmt)
+        df = df.with_columns(ts.alias(ts_col))
+        long = _wide_to_long(df, ts_col, value_cols, names)
+        if sentinel is not None:
+            long = long.with_columns(
+                pl.when((pl.col("target") - sentinel).abs() < 1e-9).then(None).otherwise(pl.col("target")).alias("target")
             )
-        df = df.with_columns(pl.col(ts_col).cast(pl.Utf8).str.to_datetime(fmt))
-        return _wide_to_long(df, ts_col, value_cols, names)
+        return long
 
     return read
+
+
+def _concat(*readers: Callable[[Path], pl.DataFrame]) -> Callable[[Path], pl.DataFrame]:
+    """Several single-file readers as one dataset (series in the readers' order)."""
+
+    def read(d: Path) -> pl.DataFrame:
+        return pl.concat([r(d) for r in readers])
+
+    return read
+
+
+def min_length(task: str, freq: str) -> int:
+    """The shortest series length that supports preset ``task`` at ``freq``.
+
+    The smallest L with ``L - test_length(L, task) >= context + horizon`` (see
+    :func:`supported_tasks`): monthly short 88, quarterly short 48, yearly short 28, daily short 318.
+    """
+    t = Task.preset(task, freq)
+    L = t.window_length
+    while L - test_length(L, t) < t.window_length:
+        L += 1
+    return L
+
+
+def _keep_dense(frame: pl.DataFrame, freq: str, task: str = "short", max_nan: float = 0.2) -> pl.DataFrame:
+    """Regularize a long frame, then keep the series long and complete enough.
+
+    A series stays when its length on the ``freq`` grid (first to last observation) is at least
+    :func:`min_length` of ``task`` and at most ``max_nan`` of its points are missing.
+    """
+    reg = regularize(frame, freq)
+    stats = reg.group_by("item_id", maintain_order=True).agg(
+        pl.len().alias("n"), pl.col("target").is_nan().mean().alias("nan")
+    )
+    keep = stats.filter((pl.col("n") >= min_length(task, freq)) & (pl.col("nan") <= max_nan)).get_column("item_id")
+    return reg.filter(pl.col("item_id").is_in(keep.implode()))
+
+
+_NORWAY = "norway_car_sales_by_make.csv"
+
+
+def _norway_car_sales(d: Path) -> pl.DataFrame:
+    # Make is a quoted name; 10 rows have an unquoted R ``NA`` (unknown make, 1-4 cars): dropped.
+    df = _read_csv_bytes(_path(d, _NORWAY).read_bytes())
+    _require(df, _NORWAY, ["Year", "Month", "Make", "Quantity"])
+    df = df.filter(pl.col("Make").is_not_null()).with_columns(
+        pl.col("Make").cast(pl.Utf8).str.strip_chars(), pl.col("Quantity").cast(pl.Float64, strict=False)
+    )
+    # a make listed twice in a month (Lexus 2015-04: 73 and 1) sells the sum of both rows
+    df = df.group_by(["Make", "Year", "Month"], maintain_order=True).agg(
+        pl.when(pl.col("Quantity").count() > 0).then(pl.col("Quantity").sum()).alias("Quantity")
+    )
+    long = df.select(
+        pl.col("Make").alias("item_id"),
+        pl.date(pl.col("Year").cast(pl.Int32), pl.col("Month").cast(pl.Int8), 1).alias("timestamp"),
+        pl.col("Quantity").alias("target"),
+    )
+    return _keep_dense(long, "MS")
+
+
+_ONION = "onion_market_arrivals.csv"
+_MONTHS = {m: i + 1 for i, m in enumerate(
+    ["january", "february", "march", "april", "may", "june", "july", "august", "september",
+     "october", "november", "december"]
+)}
+
+
+def _onion_arrivals(d: Path) -> pl.DataFrame:
+    df = _read_csv_bytes(_path(d, _ONION).read_bytes())
+    _require(df, _ONION, ["market", "month", "year", "quantity"])
+    month = pl.col("month").cast(pl.Utf8).str.strip_chars().str.to_lowercase()
+    df = df.with_columns(month.replace_strict(_MONTHS, default=None, return_dtype=pl.Int8).alias("_m"))
+    bad = df.filter(pl.col("_m").is_null() & pl.col("month").is_not_null())
+    if bad.height:
+        raise TimeticInputError(
+            f"{_ONION} has an unknown month name {bad.get_column('month')[0]!r}; check the file "
+            "against SHA256SUMS in the data folder"
+        )
+    df = df.with_columns(
+        pl.col("market").cast(pl.Utf8).str.strip_chars(), pl.col("quantity").cast(pl.Float64, strict=False)
+    ).group_by(["market", "year", "_m"], maintain_order=True).agg(
+        pl.when(pl.col("quantity").count() > 0).then(pl.col("quantity").sum()).alias("quantity")
+    )
+    long = df.select(
+        pl.col("market").alias("item_id"),
+        pl.date(pl.col("year").cast(pl.Int32), pl.col("_m"), 1).alias("timestamp"),
+        pl.col("quantity").alias("target"),
+    )
+    return _keep_dense(long, "MS")
+
+
+_GLOBAL_TEMP = "global_temp_monthly.csv"
+
+
+def _global_temp(d: Path) -> pl.DataFrame:
+    df = _read_csv_bytes(_path(d, _GLOBAL_TEMP).read_bytes())
+    _require(df, _GLOBAL_TEMP, ["Source", "Year", "Mean"])
+    return df.select(
+        pl.col("Source").cast(pl.Utf8).str.strip_chars().alias("item_id"),
+        _month_start(pl.col("Year")).alias("timestamp"),
+        pl.col("Mean").cast(pl.Float64, strict=False).alias("target"),
+    )
 
 
 def _vic_electricity(d: Path) -> pl.DataFrame:
@@ -451,77 +622,239 @@ _ETT_DESC = (
 )
 
 
-def _spec(name, file, freq, domain, licence, source, description, reader, files=()) -> DatasetSpec:
-    return DatasetSpec(name, file, freq, domain, licence, source, description, reader, tuple(files))
+def _spec(name, file, freq, domain, licence, source, description, reader, files=(), *, series, lengths) -> DatasetSpec:
+    if isinstance(lengths, int):
+        lengths = (lengths, lengths)
+    return DatasetSpec(name, file, freq, domain, licence, source, description, reader, tuple(files),
+                       int(series), (int(lengths[0]), int(lengths[1])))
 
 
 _SPECS = [
     _spec("etth1", "ETT-small.zip", "h", "energy", _ETT_LIC, f"{_ASPIRE}:ETT-small.zip/ETTh1.csv",
-          _ETT_DESC.format(site="station 1", res="hourly"), _ett("ETTh1.csv")),
+          _ETT_DESC.format(site="station 1", res="hourly"), _ett("ETTh1.csv"), series=7, lengths=17420),
     _spec("etth2", "ETT-small.zip", "h", "energy", _ETT_LIC, f"{_ASPIRE}:ETT-small.zip/ETTh2.csv",
-          _ETT_DESC.format(site="station 2", res="hourly"), _ett("ETTh2.csv")),
+          _ETT_DESC.format(site="station 2", res="hourly"), _ett("ETTh2.csv"), series=7, lengths=17420),
     _spec("ettm1", "ETT-small.zip", "15min", "energy", _ETT_LIC, f"{_ASPIRE}:ETT-small.zip/ETTm1.csv",
-          _ETT_DESC.format(site="station 1", res="15-minute"), _ett("ETTm1.csv")),
+          _ETT_DESC.format(site="station 1", res="15-minute"), _ett("ETTm1.csv"), series=7, lengths=69680),
     _spec("ettm2", "ETT-small.zip", "15min", "energy", _ETT_LIC, f"{_ASPIRE}:ETT-small.zip/ETTm2.csv",
-          _ETT_DESC.format(site="station 2", res="15-minute"), _ett("ETTm2.csv")),
+          _ETT_DESC.format(site="station 2", res="15-minute"), _ett("ETTm2.csv"), series=7, lengths=69680),
     _spec("weather", "weather.zip", "10min", "weather", "original: MPI-BGC Jena, none stated",
           f"{_ASPIRE}:weather.zip",
           "Jena weather station 2020, 10-minute: 18 of 21 variables as series (rain, raining and wind "
-          "direction left out); -9999 codes -> NaN; one duplicated row averaged, one 100-minute gap -> NaN.",
-          _weather),
+          "direction left out; ids are the header names without units, whose latin-1 bytes are "
+          "mangled; CRLF tolerated); -9999 codes -> NaN; one duplicated row averaged, one 100-minute "
+          "gap -> NaN.",
+          _weather, series=18, lengths=52704),
     _spec("exchange_rate", "exchange_rate.csv", "D", "finance", "none stated",
           f"{_SSCF}:dataset/exchange_rate/exchange_rate.csv",
-          "Daily exchange rates of 8 currencies vs USD, 1990-2010 (ids cur0..cur6 and OT).",
-          _exchange_rate),
+          "Daily exchange rates of 8 currencies vs USD, 1990-2010 (ids cur0..cur6 and OT); dates "
+          "'YYYY/M/D 0:00'; the file has every calendar day (no trading-day gaps).",
+          _exchange_rate, series=8, lengths=7588),
     _spec("ili", "national_illness.csv", "W-TUE", "health", "none stated",
           f"{_SSCF}:dataset/illness/national_illness.csv",
           "US influenza-like illness, weekly (Tuesdays) 2002-2020: the 7 numeric columns as series.",
-          _ili),
+          _ili, series=7, lengths=966),
     _spec("m4_hourly", "m4_hourly_train.csv", "h", "mixed", "none stated",
           f"{_M4}:Dataset/Train/Hourly-train.csv + Dataset/Test/Hourly-test.csv",
-          "M4 Hourly, 414 series: train + test concatenated (last 48 points = official test); "
-          "synthetic hourly timestamps from 2000-01-01 00:00.",
+          "M4 Hourly, 414 series: train + test concatenated (last 48 points = official test), right "
+          "NaN padding of each row removed; synthetic hourly timestamps from 2000-01-01 00:00.",
           _m4("m4_hourly_train.csv", "m4_hourly_test.csv", "2000-01-01", "h"),
-          files=("m4_hourly_train.csv", "m4_hourly_test.csv")),
+          files=("m4_hourly_train.csv", "m4_hourly_test.csv"), series=414, lengths=(748, 1008)),
     _spec("m4_weekly", "m4_weekly_train.csv", "W-SUN", "mixed", "none stated",
           f"{_M4}:Dataset/Train/Weekly-train.csv + Dataset/Test/Weekly-test.csv",
-          "M4 Weekly, 359 series: train + test concatenated (last 13 points = official test); "
-          "synthetic weekly timestamps from Sunday 2000-01-02.",
+          "M4 Weekly, 359 series: train + test concatenated (last 13 points = official test), right "
+          "NaN padding of each row removed; synthetic weekly timestamps from Sunday 2000-01-02.",
           _m4("m4_weekly_train.csv", "m4_weekly_test.csv", "2000-01-02", "W-SUN"),
-          files=("m4_weekly_train.csv", "m4_weekly_test.csv")),
+          files=("m4_weekly_train.csv", "m4_weekly_test.csv"), series=359, lengths=(93, 2610)),
     _spec("nn5", "nn5.rda", "D", "finance / cash", "GPL-3", f"{_TSCOMP}:data/nn5.rda",
-          "NN5 daily ATM cash withdrawals, 111 series from 1996-03-18 (train + 56-day test), missing days NaN.",
-          _rda("nn5.rda", "1996-03-18", "D")),
+          "NN5 daily ATM cash withdrawals, 111 series from 1996-03-18 (train + 56-day test), missing "
+          "days NaN; R ts objects read with rdata, calendar start from the competition documentation.",
+          _rda("nn5.rda", "1996-03-18", "D"), series=111, lengths=791),
     _spec("gefcom_load", "gefcom2012_load.rda", "h", "energy", "GPL-3", f"{_TSCOMP}:data/gefcom2012_load.rda",
           "GEFCom2012 hourly load of 20 US utility zones (zone01..zone20), 2004-01-01 00:00 to "
-          "2008-06-30 05:00; the 8 backcast test weeks are NaN.",
-          _rda("gefcom2012_load.rda", "2004-01-01 00:00", "h", lambda s: f"zone{int(s):02d}" if s.isdigit() else s)),
+          "2008-06-30 05:00; the 8 backcast test weeks are NaN; R msts objects read with rdata, "
+          "calendar start from the competition documentation.",
+          _rda("gefcom2012_load.rda", "2004-01-01 00:00", "h", lambda s: f"zone{int(s):02d}" if s.isdigit() else s),
+          series=20, lengths=39414),
     _spec("gefcom_wind", "gefcom2012_wind.rda", "h", "renewables", "GPL-3", f"{_TSCOMP}:data/gefcom2012_wp.rda",
-          "GEFCom2012 normalised hourly wind power of 7 farms (wp1..wp7), 2009-07-01 to 2010-12-31.",
-          _rda("gefcom2012_wind.rda", "2009-07-01 00:00", "h")),
+          "GEFCom2012 normalised hourly wind power of 7 farms (wp1..wp7), 2009-07-01 00:00 to "
+          "2010-12-31 23:00 (13,176 hours, no gaps); R msts objects read with rdata, calendar start "
+          "from the competition documentation.",
+          _rda("gefcom2012_wind.rda", "2009-07-01 00:00", "h"), series=7, lengths=13176),
     _spec("nyc_taxi", "nyc_taxi.csv", "30min", "transport", "MIT", "numenta/NAB@ea702d75:data/realKnownCause/nyc_taxi.csv",
           "NYC taxi passengers per 30 minutes, 2014-07 to 2015-01, one series.",
-          _single_csv("nyc_taxi.csv", "timestamp", ["value"], ["passengers"], "%Y-%m-%d %H:%M:%S")),
+          _single_csv("nyc_taxi.csv", "timestamp", ["value"], ["passengers"], "%Y-%m-%d %H:%M:%S"),
+          series=1, lengths=10320),
     _spec("bike_sharing", "bike_sharing.csv", "h", "mobility", "UCI via skforecast (BSD-3 repo)",
           f"{_SKF}:data/bike_sharing_dataset_clean.csv",
           "Washington D.C. bike sharing, hourly total users 2011-2012, one series (weather covariates unused).",
-          _single_csv("bike_sharing.csv", "date_time", ["users"], ["users"], "%Y-%m-%d %H:%M:%S")),
+          _single_csv("bike_sharing.csv", "date_time", ["users"], ["users"], "%Y-%m-%d %H:%M:%S"),
+          series=1, lengths=17544),
     _spec("air_quality", "air_quality_valencia.csv", "h", "air quality", "skforecast-datasets (BSD-3 repo)",
           f"{_SKF}:data/air_quality_valencia_no_missing.csv",
-          "Valencia hourly air quality 2019-2023: 8 pollutants and wind speed as 9 series (wind direction left out).",
+          "Valencia hourly air quality 2019-2023: 8 pollutants and wind speed as 9 series (wind "
+          "direction left out; 'veloc.' renamed wind_speed); CRLF tolerated.",
           _single_csv("air_quality_valencia.csv", "datetime",
                       ["so2", "co", "no", "no2", "pm10", "nox", "o3", "veloc.", "pm2.5"],
                       ["so2", "co", "no", "no2", "pm10", "nox", "o3", "wind_speed", "pm2.5"],
-                      "%Y-%m-%d %H:%M:%S")),
+                      "%Y-%m-%d %H:%M:%S"),
+          series=9, lengths=43824),
     _spec("vic_electricity", "vic_electricity.csv", "30min", "energy", "fpp3 / tsibbledata origin (GPL-3)",
           f"{_SKF}:data/vic_electricity.csv",
           "Victoria (Australia) half-hourly electricity demand 2012-2014, one series; UTC timestamps "
           "shifted to fixed UTC+10 (standard time, no DST).",
-          _vic_electricity),
+          _vic_electricity, series=1, lengths=52608),
     _spec("beijing_pm25", "beijing_pm2.5.zip", "h", "air quality", "UCI (CC BY 4.0)",
           f"{_ASPIRE}:Beijing_pm2.5.zip",
-          "Beijing US-embassy PM2.5, hourly 2010-2014, one series; NA -> NaN, leading NA day trimmed.",
-          _beijing),
+          "Beijing US-embassy PM2.5, hourly 2010-2014, one series; timestamps from the year, month, "
+          "day, hour columns; NA -> NaN, leading NA day trimmed.",
+          _beijing, series=1, lengths=43800),
+    # --- energy prices: trading days only, on pandas' business-day grid ------------------------
+    _spec("natural_gas", "natural_gas_daily.csv", "B", "energy prices", "ODC-PDDL-1.0",
+          "datasets/natural-gas@f7771269:data/daily.csv",
+          "Henry Hub natural gas spot price (US EIA, USD/MMBtu), trading days 1997-01-07 to "
+          "2026-08-18, one series. Business-day frequency 'B' end to end (short/medium/long = "
+          "H 30/60/90 business days, C 256, MASE season 5): the 289 weekday holidays without a "
+          "quote -> NaN, weekends are not on the grid; the one empty price (2018-01-05) -> NaN.",
+          _single_csv("natural_gas_daily.csv", "Date", ["Price"], ["henry_hub"], "%Y-%m-%d"),
+          series=1, lengths=7726),
+    _spec("brent", "brent_daily.csv", "B", "energy prices", "ODC-PDDL-1.0",
+          "datasets/oil-prices@2d75ce3a:data/brent-daily.csv",
+          "Brent crude oil spot price (US EIA, USD/barrel), trading days 1987-05-20 to 2026-08-18, one "
+          "series. Business-day frequency 'B' end to end (as natural_gas): the 282 weekday holidays "
+          "without a quote -> NaN, weekends are not on the grid.",
+          _single_csv("brent_daily.csv", "Date", ["Price"], ["brent"], "%Y-%m-%d"),
+          series=1, lengths=10240),
+    # --- macro-economics and retail -------------------------------------------------------------
+    _spec("us_cpi", "us_cpi_monthly.csv", "MS", "macro-economics", "ODC-PDDL-1.0",
+          "datasets/cpi-us@a1f785a4:data/cpiai.csv",
+          "US CPI-U all items index level (1982-84 = 100), monthly 1913-01 to 2026-05, one series "
+          "(the Index column; the derived monthly Inflation % column is not used); the month the "
+          "file lacks (2025-10, not published) -> NaN.",
+          _single_csv("us_cpi_monthly.csv", "Date", ["Index"], ["cpi_u"], "%Y-%m-%d"),
+          series=1, lengths=1361),
+    _spec("us_gdp", "us_gdp_quarterly.csv", "QS", "macro-economics", "ODC-PDDL-1.0",
+          "datasets/gdp-us@bb5921d6:data/quarter.csv",
+          "US GDP (BEA, billions of USD, seasonally adjusted annual rate), quarterly 1947Q1 to 2024Q4: "
+          "the two level columns as series, gdp_current (level-current, current dollars) and "
+          "gdp_chained (level-chained, chained dollars; values match the 2017 base although the "
+          "source metadata says 2009). The change-current / change-chained columns are NOT used: "
+          "they are shifted (row t holds the growth into quarter t+1). Quarter-start dates "
+          "(Jan/Apr/Jul/Oct 1) on the 'QS' grid.",
+          _single_csv("us_gdp_quarterly.csv", "date", ["level-current", "level-chained"],
+                      ["gdp_current", "gdp_chained"], "%Y-%m-%d"),
+          series=2, lengths=312),
+    _spec("us_retail", "us_retail_sales.csv", "MS", "retail", "MIT (repo)",
+          "facebook/prophet@181f4479:examples/example_retail_sales.csv",
+          "US monthly retail sales (Census, millions of USD, not seasonally adjusted), 1992-01 to "
+          "2016-05, one series (columns ds, y).",
+          _single_csv("us_retail_sales.csv", "ds", ["y"], ["retail_sales"], "%Y-%m-%d"),
+          series=1, lengths=293),
+    _spec("norway_car_sales", _NORWAY, "MS", "transport / retail", "none stated",
+          "selva86/datasets@c943fa88:norway_new_car_sales_by_make.csv",
+          "New passenger cars sold in Norway per make, monthly 2007-01 to 2017-01, from the long "
+          "format (Year, Month, Make, Quantity, Pct): one series per make, the Quantity column (Pct "
+          "unused). The 10 rows whose Make is R's unquoted NA (unknown makes, 1-4 cars) are dropped; "
+          "a make listed twice in a month (Lexus 2015-04: 73 and 1) gets the sum. A month without a "
+          "row for a make -> NaN (absence is not recorded as 0). Kept: makes whose first-to-last "
+          "span is at least 88 months (the shortest length for the monthly short task) with at most "
+          "20% missing months: 31 of 65 makes. Dropped: 22 makes spanning under 88 months (Binz, "
+          "Chrysler, Dacia, Daihatsu, DS, Dodge, Fisker, Infiniti, Isuzu, Koenigsegg, Lotus, Martin "
+          "Motors, McLaren, Mia, Polaris, Saab, Seat, Secma, Tata, Tazzari, Think, Westfield) and 12 "
+          "with over 20% missing months (Aston Martin, Bentley, Cadillac, Chevrolet US, Ferrari, "
+          "Iveco, Lamborghini, Lancia, Maserati, Morgan, Nilsson, Ssangyong).",
+          _norway_car_sales, series=31, lengths=(88, 121)),
+    _spec("onion_arrivals", _ONION, "MS", "agriculture", "none stated",
+          "selva86/datasets@c943fa88:MarketArrivals.csv",
+          "Monthly onion arrivals (quantity, quintals) at Indian wholesale markets, 1996-01 to "
+          "2016-02, from the long format (market, month name, year, quantity, priceMin, priceMax, "
+          "priceMod, state, city, date): one series per market, the quantity variable (the three "
+          "prices are not used); timestamps from the English month name and the year column (the "
+          "redundant 'Month-Year' date column is ignored). A missing month -> NaN. Kept: markets "
+          "spanning at least 88 months (monthly short task) with at most 20% missing months: 50 "
+          "of 120 markets; dropped: 45 markets spanning under 88 months and 25 with over 20% "
+          "missing months.",
+          _onion_arrivals, series=50, lengths=(110, 242)),
+    # --- web, health, demography ----------------------------------------------------------------
+    _spec("peyton_manning", "wp_log_peyton_manning.csv", "D", "web traffic", "MIT (repo)",
+          "facebook/prophet@181f4479:examples/example_wp_log_peyton_manning.csv",
+          "Daily Wikipedia page views of Peyton Manning, as published: natural log of the count, "
+          "2007-12-10 to 2016-01-20, one series; the 59 days absent from the file -> NaN on the "
+          "daily grid.",
+          _single_csv("wp_log_peyton_manning.csv", "ds", ["y"], ["log_views"], "%Y-%m-%d"),
+          series=1, lengths=2964),
+    _spec("covid19", "covid19_key_countries_daily.csv", "D", "health",
+          "ODC-PDDL (datasets/covid-19; data from JHU CSSE)",
+          "datasets/covid-19@daefa2fe:data/key-countries-pivoted.csv",
+          "COVID-19 cumulative confirmed cases, daily 2020-01-22 to 2022-04-16, 8 countries (China, "
+          "US, United_Kingdom, Italy, France, Germany, Spain, Iran) as 8 series; kept as published: "
+          "cumulative counts with their leading zeros and the few downward revisions.",
+          _single_csv("covid19_key_countries_daily.csv", "Date",
+                      ["China", "US", "United_Kingdom", "Italy", "France", "Germany", "Spain", "Iran"],
+                      fmt="%Y-%m-%d"),
+          series=8, lengths=816),
+    _spec("female_births", "daily_total_female_births.csv", "D", "health / demography", "none stated",
+          "jbrownlee/Datasets@d20fcb64:daily-total-female-births.csv",
+          "Daily total female births in California, 1959 (Time Series Data Library), one series of "
+          "365 days; long enough for the daily short task only.",
+          _single_csv("daily_total_female_births.csv", "Date", ["Births"], ["births"], "%Y-%m-%d"),
+          series=1, lengths=365),
+    # --- weather and climate ----------------------------------------------------------------------
+    _spec("melbourne_temp", "melbourne_daily_min_temperatures.csv", "D", "weather", "none stated",
+          "jbrownlee/Datasets@d20fcb64:daily-min-temperatures.csv",
+          "Daily minimum temperature (deg C) in Melbourne, 1981-1990 (Time Series Data Library), one "
+          "series; the two days the file lacks (1984-12-31, 1988-12-31) -> NaN.",
+          _single_csv("melbourne_daily_min_temperatures.csv", "Date", ["Temp"], ["min_temp"], "%Y-%m-%d"),
+          series=1, lengths=3652),
+    _spec("global_temp", _GLOBAL_TEMP, "MS", "climate", "ODC-PDDL-1.0",
+          "datasets/global-temp@80921494:data/monthly.csv",
+          "Global mean surface temperature anomaly (deg C), monthly, from the long format (Source, "
+          "Year = 'YYYY-MM', Mean): one series per source, gcag (NOAA GCAG, 1850-01 to 2024-07) and "
+          "GISTEMP (NASA, 1880-01 to 2023-12).",
+          _global_temp, series=2, lengths=(1728, 2095)),
+    _spec("co2_mauna_loa", "co2_mauna_loa_monthly.csv", "MS", "climate", "ODC-PDDL-1.0",
+          "datasets/co2-ppm@af2c0a6f:data/co2-mm-mlo.csv",
+          "Mauna Loa atmospheric CO2 (ppm), monthly 1958-03 to 2016-12, one series: the measured "
+          "Average column, its 7 missing months (code -99.99) -> NaN. The Interpolated column (which "
+          "fills those months from the seasonal cycle, i.e. model values) and the Trend, Decimal "
+          "Date and Number of Days (-1 = unknown) columns are not used.",
+          _single_csv("co2_mauna_loa_monthly.csv", "Date", ["Average"], ["co2_ppm"], "%Y-%m-%d", sentinel=-99.99),
+          series=1, lengths=706),
+    _spec("sea_level", "sea_level_yearly.csv", "YS", "climate", "ODC-PDDL-1.0",
+          "datasets/sea-level-rise@dfe65e4c:data/epa-sea-level.csv",
+          "Global mean sea level change (EPA, inches), yearly: csiro (CSIRO Adjusted Sea Level, "
+          "1880-2013) and noaa (NOAA Adjusted Sea Level, 1993-2023) as two series, each trimmed to "
+          "its own years; the CSIRO lower / upper error bounds are not used. Year -> January 1. "
+          "noaa (31 years) supports the yearly short task only.",
+          _single_csv("sea_level_yearly.csv", "Year", ["CSIRO Adjusted Sea Level", "NOAA Adjusted Sea Level"],
+                      ["csiro", "noaa"], parse=_year_start),
+          series=2, lengths=(31, 134)),
+    _spec("co2_fossil", "co2_fossil_global_yearly.csv", "YS", "environment", "ODC-PDDL-1.0",
+          "datasets/co2-fossil-global@7ef23628:data/global.csv",
+          "Global CO2 emissions from fossil fuels and cement (CDIAC / GCP; million tonnes of carbon, "
+          "per capita in tonnes), yearly 1750-2024: the 7 columns as series (total, gas_fuel, "
+          "liquid_fuel, solid_fuel, cement, gas_flaring, per_capita), each with its leading empty "
+          "years trimmed (gas fuel starts 1882, liquid 1855, cement 1880, flaring 1950); zeros kept "
+          "as published. Year -> January 1.",
+          _single_csv("co2_fossil_global_yearly.csv", "Year",
+                      ["Total", "Gas Fuel", "Liquid Fuel", "Solid Fuel", "Cement", "Gas Flaring", "Per Capita"],
+                      ["total", "gas_fuel", "liquid_fuel", "solid_fuel", "cement", "gas_flaring", "per_capita"],
+                      parse=_year_start),
+          series=7, lengths=(75, 275)),
+    # --- IT operations ----------------------------------------------------------------------------
+    _spec("nab_aws_cpu", "nab_ec2_cpu_utilization_5f5533.csv", "5min", "IT operations", "MIT",
+          "numenta/NAB@ea702d75:data/realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv + "
+          "data/realAWSCloudwatch/rds_cpu_utilization_cc0c53.csv",
+          "AWS CloudWatch CPU utilisation (%) every 5 minutes, 2014-02-14 to 2014-02-28 (NAB "
+          "realAWSCloudwatch): ec2_5f5533 (an EC2 instance, samples at :02/:07 ...) and rds_cc0c53 "
+          "(an RDS instance, samples at :00/:05 ...), two files as two series, each on its own "
+          "5-minute grid; the one point the RDS file misses -> NaN.",
+          _concat(
+              _single_csv("nab_ec2_cpu_utilization_5f5533.csv", "timestamp", ["value"], ["ec2_5f5533"], "%Y-%m-%d %H:%M:%S"),
+              _single_csv("nab_rds_cpu_utilization_cc0c53.csv", "timestamp", ["value"], ["rds_cc0c53"], "%Y-%m-%d %H:%M:%S"),
+          ),
+          files=("nab_ec2_cpu_utilization_5f5533.csv", "nab_rds_cpu_utilization_cc0c53.csv"),
+          series=2, lengths=(4032, 4033)),
 ]
 
 #: The registered evaluation datasets by id.
@@ -565,7 +898,7 @@ def load_dataset(
     # (Passing freq= makes load_target rebuild every series with pd.date_range, which takes seconds
     # for anchored weekly offsets such as M4's W-SUN.)
     target = load_target(frame, layout="long", name=name)
-    if _offset(target.freq) != _offset(spec.freq):
+    if not _same_grid(target.freq, spec.freq, target.frame.get_column("timestamp")[0]):
         raise TimeticInputError(
             f"dataset {name!r} loaded at frequency {target.freq!r}, expected {spec.freq!r}; check the "
             "data file against SHA256SUMS"
@@ -576,6 +909,22 @@ def load_dataset(
 
 def _offset(freq: str):
     return pd.tseries.frequencies.to_offset(freq)
+
+
+def _same_grid(inferred: str, registered: str, start) -> bool:
+    """Whether two frequency aliases give the same timestamps from ``start``.
+
+    pandas infers quarter starts on Jan/Apr/Jul/Oct as ``QS-OCT``, which is not the same offset
+    object as the registered ``QS`` (``QS-JAN``) but the same grid.
+    """
+    if _offset(inferred) == _offset(registered):
+        return True
+    try:
+        a = pd.date_range(pd.Timestamp(start), periods=12, freq=inferred)
+        b = pd.date_range(pd.Timestamp(start), periods=12, freq=registered)
+    except (ValueError, TypeError):
+        return False
+    return bool((a == b).all())
 
 
 def supported_tasks(target: Target) -> dict[str, int]:
@@ -623,7 +972,8 @@ def summary(
 
 
 def _format_table(rows: list[dict]) -> str:
-    head = f"{'name':<16} {'freq':<6} {'series':>6} {'min':>7} {'median':>8} {'max':>7} {'%NaN':>6} {'load s':>7}  tasks (series supporting short/medium/long)"
+    w = max([16] + [len(r["name"]) for r in rows])
+    head = f"{'name':<{w}} {'freq':<6} {'series':>6} {'min':>7} {'median':>8} {'max':>7} {'%NaN':>6} {'load s':>7}  tasks (series supporting short/medium/long)"
     lines = [head, "-" * len(head)]
     for r in rows:
         n = r["n_series"]
@@ -633,7 +983,7 @@ def _format_table(rows: list[dict]) -> str:
         med = r["median_len"]
         med_s = f"{med:.0f}" if float(med).is_integer() else f"{med:.1f}"
         lines.append(
-            f"{r['name']:<16} {r['freq']:<6} {n:>6} {r['min_len']:>7} {med_s:>8} {r['max_len']:>7} "
+            f"{r['name']:<{w}} {r['freq']:<6} {n:>6} {r['min_len']:>7} {med_s:>8} {r['max_len']:>7} "
             f"{r['pct_nan']:>6.2f} {r['load_s']:>7.2f}  {tasks}"
         )
     return "\n".join(lines)

@@ -101,8 +101,16 @@ def model_row(
     probe: np.ndarray | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> pl.DataFrame:
-    """One ``models`` row: description and kNN + Rényi entropy profiles on the probe corpus."""
+    """One ``models`` row: description and kNN + Rényi entropy profiles on the probe corpus.
+
+    Without a ``revision``, an adapter whose ``info()`` has ``weights_sha256`` (the ttm family)
+    records ``"sha256:<hex>"`` of its weights file there.
+    """
     from timetic.profile import compute_profile
+
+    if not revision:
+        sha = adapter.info().get("weights_sha256", "") if hasattr(adapter, "info") else ""
+        revision = f"sha256:{sha}" if sha else ""
 
     knn = compute_profile(adapter, probe, estimator="knn", length=length, seed=seed, progress=progress)
     renyi = compute_profile(adapter, probe, estimator="renyi", length=length, seed=seed)

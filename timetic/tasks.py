@@ -97,9 +97,10 @@ def feature_period(freq: str) -> int:
 
     Same as :func:`seasonality` except daily data (7, the week) and weekly data (52, the year),
     where MASE's convention of 1 would hide the calendar season the features should see.
+    Business days keep their MASE season (5, the business week).
     """
     unit, n = freq_unit(freq)
-    if unit == "D" and n == 1:
+    if unit == "D" and n == 1 and seasonality(freq) == 1:
         return 7
     if unit == "W" and n == 1:
         return 52
