@@ -1,7 +1,7 @@
 """Build (or grow) a knowledge base: every model x dataset x task, fine-tuned with the uniform recipe.
 
     python benchmarks/build_kb.py --kb meta_features [--models zoo] [--datasets all]
-        [--tasks short,medium,long] [--executor local|ray] [--address ADDR] [--workers 2]
+        [--tasks short,medium,long] [--recipe v2|v1|FILE] [--executor local|ray] [--address ADDR] [--workers 2]
 
 Resumable: models, datasets and (dataset, model, task, recipe) cells already in the KB are skipped,
 and each finished cell is written at once (atomic, locked), so an interrupted build continues
@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 from timetic.grid import plan, run_local, run_ray  # noqa: E402
 from timetic.recipe import Recipe  # noqa: E402
 
-#: the grid's uniform recipe: sized for ~1M-parameter zoo models, ~10-30 s per cell on 1 CPU thread.
-GRID_RECIPE = Recipe(learning_rate=1e-4, steps=40, batch_size=32, seed=0)
+#: the grid's recipe unless --recipe says otherwise (v1: the shipped KB's 40 fixed steps).
+DEFAULT_RECIPE = "v2"
 #: per-dataset caps that keep the grid inside its CPU budget (recorded in the datasets table).
 DEFAULT_MAX_SERIES = 24
 DEFAULT_MAX_LENGTH = 20000
@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--executor", choices=["local", "ray"], default="local")
     parser.add_argument("--address", default=None, help="Ray cluster address")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=GRID_RECIPE.steps)
+    parser.add_argument("--recipe", default=DEFAULT_RECIPE,
+                        help="named recipe (v1, v2) or recipe JSON file; its cells are resumed by recipe hash")
+    parser.add_argument("--steps", type=int, default=None, help="override the recipe's step cap")
     parser.add_argument("--max-series", type=int, default=DEFAULT_MAX_SERIES)
     parser.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH)
     parser.add_argument("--max-eval-windows", type=int, default=DEFAULT_EVAL_WINDOWS)
@@ -74,7 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     from timetic.record import add_dataset, model_row
     from timetic.adapters import load_model
 
-    recipe = Recipe(**{**asdict(GRID_RECIPE), "steps": args.steps})
+    recipe = Recipe.load(args.recipe)
+    if args.steps is not None:
+        recipe = Recipe(**{**asdict(recipe), "steps": args.steps})
     tasks = args.tasks.split(",")
     kb = KnowledgeBase.open_or_create(args.kb)
     t0 = time.perf_counter()

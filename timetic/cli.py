@@ -180,8 +180,9 @@ def profile(model_source, adapter, estimator, length, max_tokens, probe_target, 
 @click.option("--adapter", required=True)
 @click.option("--dataset", "dataset_path", required=True, type=click.Path(path_type=Path))
 @click.option("--task", type=click.Choice(["short", "medium", "long"]), default="short", show_default=True)
-@click.option("--recipe", "recipe_path", type=click.Path(path_type=Path), default=None,
-              help="Recipe JSON (fields of timetic.recipe.Recipe); default: the uniform recipe.")
+@click.option("--recipe", "recipe_path", default="v2", show_default=True,
+              help="A named recipe (v1: the shipped KB's 40 fixed steps; v2: validation + early "
+                   "stopping, at most 400 steps) or a recipe JSON file (fields of timetic.recipe.Recipe).")
 @click.option("--max-eval-windows", type=int, default=100, show_default=True)
 @click.option("--freq", default=None)
 @click.option("--out", type=click.Path(path_type=Path), default=None,
@@ -203,7 +204,7 @@ def finetune(model_source, adapter, dataset_path, task, recipe_path, max_eval_wi
     from timetic.recipe import Recipe
     from timetic.tasks import Task
 
-    recipe = Recipe.from_file(recipe_path) if recipe_path else Recipe()
+    recipe = Recipe.load(recipe_path)
     target = load_target(dataset_path, freq=freq)
     t = Task.preset(task, target.freq)
     model = load_model(model_source, adapter=adapter)
@@ -234,7 +235,13 @@ def finetune(model_source, adapter, dataset_path, task, recipe_path, max_eval_wi
         f"MASE zero-shot {s['zs_mase']:.4f} -> fine-tuned {s['ft_mase']:.4f} (gain {100 * s['gain_mase']:+.1f}%); "
         f"WQL {s['zs_wql']:.4f} -> {s['ft_wql']:.4f}"
     )
-    click.echo(f"fine-tuning {result.provenance['wall_seconds']['finetune']:.1f} s; results -> {out}")
+    p = result.provenance
+    click.echo(
+        f"recipe {p['recipe_name']} ({p['recipe_hash']}): {p['steps_run']} of {p['max_steps']} steps, "
+        f"kept step {p['best_step']}" + (" (stopped early)" if p["stopped_early"] else "")
+        + f"; validation: {p['validation']} ({p['n_val_windows']} windows)"
+    )
+    click.echo(f"fine-tuning {p['wall_seconds']['finetune']:.1f} s; results -> {out}")
     if kb_path is not None:
         from timetic.kb import KnowledgeBase
         from timetic.record import add_dataset, add_observations, model_row

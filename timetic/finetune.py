@@ -13,12 +13,32 @@ equal stratum of its windows), seeded by ``recipe.seed``.
 training parts with the uniform :class:`~timetic.recipe.Recipe`, forecasts the same windows again
 and scores both (:func:`timetic.scoring.score_windows`). The result keeps one row per window and
 the provenance of the run; :meth:`FinetuneResult.write_parquet` stores it.
+
+Validation and early stopping (recipes with ``eval_every`` and ``val_windows``, e.g. ``"v2"``;
+:func:`split_validation`): the validation span of a series is taken from the *end of its training
+part* (never the test span) and is tiled by non-overlapping windows of H steps, the last one
+ending where the training part ends; each window's context is the C points before it. A series
+gives at most ``test_length(len(train_i))`` points (max(10%, H) of its training part, as the test
+split) and only as many windows as leave at least C + H points to train on (the task's minimum);
+a series too short for that gives none and is trained on whole. At most ``recipe.val_windows``
+windows are taken: an equal share per series (leftovers to series with more, seeded by
+``recipe.seed``), always the last ones of a series. The model is fine-tuned on the training parts
+minus their validation spans. The validation loss is the mean seasonal MASE (the same
+:func:`~timetic.scoring.score_windows` as the test) of the model's forecasts of the validation
+windows that can be scored at all (observed future, non-zero seasonal error); a forecast that
+cannot be scored (not finite) makes the loss infinite. The adapter validates at step 0, every
+``eval_every`` steps and at the last step, keeps the best weights (possibly the starting ones:
+then the fine-tuned forecasts equal the zero-shot ones) and stops after ``patience`` evaluations
+without improvement. When no series can give a validation window, the model trains the full step
+cap and keeps the last weights (``provenance["validation"]`` says so).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import math
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -122,6 +142,88 @@ def split_series(
     return train, windows
 
 
+def split_validation(
+    train: list[np.ndarray],
+    task: Task,
+    max_windows: int,
+    seed: int = 0,
+    context_length: int | None = None,
+    item_ids: np.ndarray | None = None,
+) -> tuple[list[np.ndarray], EvalWindows]:
+    """Validation windows at the end of the training parts (see the module docstring).
+
+    Args:
+        train: the training parts (:func:`split_series`), each of shape (T_i,).
+        max_windows: at most this many windows (``recipe.val_windows``).
+        context_length: C of the validation contexts; default ``task.context_length``.
+        item_ids: the series' ids (default their positions).
+    Returns:
+        ``(fit, windows)``: the training parts minus their validation spans (a series without
+        validation windows is kept whole) and the validation windows, ordered by series then
+        time; ``windows.test_starts`` holds where each series' validation span begins (the end
+        of its part in ``fit``). Windows that cannot be scored for any forecast (no observed
+        future point, zero or undefined seasonal error of the context) are left out.
+    """
+    if max_windows < 1:
+        raise TimeticInputError(f"val_windows must be >= 1 (got {max_windows})")
+    H = task.horizon
+    C = int(context_length or task.context_length)
+    ids = np.asarray(item_ids if item_ids is not None else np.arange(len(train)), dtype=object)
+    lengths = np.array([len(s) for s in train], dtype=np.int64)
+    span = np.array([test_length(int(n), task) for n in lengths], dtype=np.int64) if len(train) else lengths
+    counts = np.maximum(np.minimum(span // H, (lengths - C - H) // H), 0)
+    rng = np.random.default_rng(seed)
+    quota = _allocate(counts, int(max_windows), rng) if counts.sum() > max_windows else counts
+    fit: list[np.ndarray] = []
+    ctx, fut, item, starts, span_starts = [], [], [], [], []
+    for i, s in enumerate(train):
+        q = int(quota[i])
+        v0 = len(s) - q * H
+        fit.append(s[:v0])
+        for j in range(q):
+            start = v0 + j * H
+            ctx.append(s[start - C : start])
+            fut.append(s[start : start + H])
+            item.append(ids[i])
+            starts.append(start)
+            span_starts.append(v0)
+    context = np.asarray(ctx, dtype=np.float64).reshape(-1, C)
+    future = np.asarray(fut, dtype=np.float64).reshape(-1, H)
+    # scorable at all: the MASE of a finite (here: zero) forecast is finite
+    probe = np.zeros((len(context), len(_LEVELS), H))
+    ok = np.isfinite(score_windows(context, future, probe, _LEVELS, task.seasonality)["mase"])
+    windows = EvalWindows(
+        context=context[ok],
+        future=future[ok],
+        item_ids=np.asarray(item, dtype=object)[ok],
+        starts=np.asarray(starts, dtype=np.int64)[ok],
+        test_starts=np.asarray(span_starts, dtype=np.int64)[ok],
+    )
+    return fit, windows
+
+
+#: quantile levels of the scorability probe (only the median matters for MASE).
+_LEVELS = (0.1, 0.5, 0.9)
+
+
+def validation_loss(
+    model: Any, windows: EvalWindows, horizon: int, seasonality: int, batch_size: int = 64
+) -> float:
+    """Mean seasonal MASE of ``model``'s forecasts of ``windows``; ``inf`` when a window cannot be
+    scored (a forecast that is not finite at an observed point)."""
+    forecast = model.forecast(windows.context, horizon, batch_size=batch_size)
+    mase = score_windows(windows.context, windows.future, forecast, tuple(model.quantile_levels), seasonality)["mase"]
+    return float(mase.mean()) if len(mase) and np.isfinite(mase).all() else math.inf
+
+
+def _accepts_validate(adapter: Any) -> bool:
+    try:
+        params = inspect.signature(adapter.finetune).parameters
+    except (TypeError, ValueError):
+        return False
+    return "validate" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 # ---------------------------------------------------------------------------------------------
 # result
 
@@ -135,7 +237,14 @@ class FinetuneResult:
         recipe: the recipe as given (``context_length`` None = the task's; the effective value is
             ``provenance["context_length"]``).
         provenance: dataset, model, adapter, task, wall times (seconds: ``zero_shot``,
-            ``finetune``, ``evaluate``), package versions, hardware, UTC date, seed, sizes.
+            ``finetune``, ``evaluate``), package versions, hardware, UTC date, seed, sizes, and
+            the fine-tuning run: ``recipe_name``, ``recipe_hash``, ``learning_rate``,
+            ``validation`` (``"early-stopping"``, ``"off"`` (the recipe does not validate),
+            ``"none: ..."`` (no series could give a validation window: full step cap, last
+            weights) or ``"unsupported: ..."`` (the adapter's ``finetune`` takes no
+            ``validate``)), ``max_steps``, ``steps_run``, ``best_step``, ``best_val``,
+            ``val_curve`` (``[[step, val_mase], ...]``, ``None`` = not finite),
+            ``stopped_early``, ``n_val_windows``, ``n_val_series``.
         adapter: the fine-tuned adapter (``None`` when read back from a file).
     """
 
@@ -256,8 +365,27 @@ def run_finetune(
     zs, t_zs = scored("zero-shot", adapter)
 
     ft_recipe = dataclasses.replace(recipe, context_length=C)
+    fit, val = train, None
+    if not recipe.validates:
+        mode = "off"
+    elif not _accepts_validate(adapter):
+        mode = f"unsupported: {type(adapter).__name__}.finetune takes no validate"
+    else:
+        fit, val = split_validation(train, task, int(recipe.val_windows), seed=recipe.seed, context_length=C,
+                                    item_ids=_kept_ids(target, task))
+        if len(val) == 0:
+            fit, val = train, None
+            mode = "none: no series long enough for a validation window (full step cap, last weights)"
+        else:
+            mode = "early-stopping"
+    kwargs: dict[str, Any] = {}
+    if val is not None:
+        kwargs["validate"] = lambda m: validation_loss(m, val, H, task.seasonality, batch_size)
     with Timer() as t_ft:
-        tuned = adapter.finetune(train, H, ft_recipe, progress=lambda s, k: report("fine-tune", s, k))
+        tuned = adapter.finetune(fit, H, ft_recipe, progress=lambda s, k: report("fine-tune", s, k), **kwargs)
+    info = dict(getattr(tuned, "finetune_info", None) or {})
+    if info.get("stopped_early"):
+        report("fine-tune", int(info["steps_run"]), int(info["steps_run"]))  # finish progress bars
 
     ft, t_ev = scored("evaluate", tuned)
 
@@ -293,10 +421,22 @@ def run_finetune(
         "task": task.to_dict(),
         "context_length": C,
         "n_train_series": len(train),
-        "n_train_points": int(sum(len(s) for s in train)),
+        "n_train_points": int(sum(len(s) for s in fit)),
         "n_eval_windows": n,
         "max_eval_windows": int(max_eval_windows),
         "seed": int(recipe.seed),
+        "recipe_name": recipe.name,
+        "recipe_hash": recipe.hash,
+        "learning_rate": info.get("learning_rate", recipe.learning_rate_for(adapter.name)),
+        "validation": mode,
+        "max_steps": int(recipe.steps),
+        "steps_run": info.get("steps_run"),
+        "best_step": info.get("best_step"),
+        "best_val": _finite_or_none(info.get("best_val")),
+        "val_curve": [[int(k), _finite_or_none(v)] for k, v in info.get("val_curve", [])],
+        "stopped_early": bool(info.get("stopped_early", False)),
+        "n_val_windows": len(val) if val is not None else 0,
+        "n_val_series": int(len(set(val.item_ids.tolist()))) if val is not None else 0,
         "wall_seconds": {
             "zero_shot": round(t_zs.seconds, 4),
             "finetune": round(t_ft.seconds, 4),
@@ -307,6 +447,19 @@ def run_finetune(
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return FinetuneResult(table=table, recipe=recipe, provenance=provenance, adapter=tuned)
+
+
+def _kept_ids(target: Target, task: Task) -> np.ndarray:
+    """Item ids of the series :func:`split_series` keeps (same order as its training parts)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # split_series has warned already
+        return np.asarray(target.for_task(task).item_ids, dtype=object)
+
+
+def _finite_or_none(v: Any) -> float | None:
+    return float(v) if v is not None and math.isfinite(float(v)) else None
 
 
 # ---------------------------------------------------------------------------------------------

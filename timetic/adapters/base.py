@@ -91,14 +91,26 @@ class Adapter(ABC):
         horizon: int,
         recipe: Recipe,
         progress: Callable[[int, int], None] | None = None,
+        validate: Callable[["Adapter"], float] | None = None,
     ) -> "Adapter":
         """Full-parameter fine-tuning on training series; returns a new adapter (self unchanged).
 
         Args:
             train: the training parts of the series, each of shape (T_i,), NaN = missing.
             horizon: H of the task.
-            recipe: the uniform recipe (steps, batch size, learning rate, context length, seed).
-            progress: called as ``progress(step, total)``.
+            recipe: the uniform recipe (steps, batch size, learning rate
+                (``recipe.learning_rate_for(self.name)``), context length, seed, validation).
+            progress: called as ``progress(step, total)`` after every optimiser step.
+            validate: validation loss of an adapter (lower is better, non-finite = worst). When
+                given and ``recipe.eval_every`` is set, it is called on an adapter that forecasts
+                with the current weights at step 0, every ``eval_every`` steps and at the last
+                step; the weights with the lowest loss are kept (the starting weights when
+                nothing improves on them) and training stops after ``recipe.patience``
+                evaluations without improvement (:class:`timetic.adapters.torch_base.Checkpointer`).
+        Returns:
+            the new adapter, with ``finetune_info``: a dict with ``steps_run``, ``best_step``,
+            ``val_curve`` (list of ``[step, loss]``, loss ``None`` when not finite),
+            ``stopped_early``, ``validated`` and ``learning_rate``.
         """
 
     # -- description --------------------------------------------------------------------------
@@ -149,7 +161,7 @@ def _import_families() -> None:
     """Import the family modules so they register; a family whose library is missing is skipped."""
     import importlib
 
-    for module in ("chronos", "timesfm", "patchtst", "gluonts_models"):
+    for module in ("chronos", "timesfm", "patchtst", "gluonts_models", "ttm", "fracast"):
         try:
             importlib.import_module(f"timetic.adapters.{module}")
         except ImportError:

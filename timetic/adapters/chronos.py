@@ -35,7 +35,7 @@ import json
 import math
 import warnings
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -44,7 +44,6 @@ from timetic.adapters.base import QUANTILE_LEVELS, float32_context, resolve_sour
 from timetic.adapters.hf_base import quiet_transformers
 from timetic.adapters.torch_base import TorchAdapter
 from timetic.errors import TimeticInputError
-from timetic.recipe import Recipe
 
 #: the nine deciles Chronos-Bolt is trained on.
 _BOLT_QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
@@ -427,16 +426,9 @@ class Chronos2Adapter(_ChronosAdapter, name="chronos-2"):
         patches = math.ceil(future.shape[-1] / self.output_patch_size)
         return self.model(context=context, future_target=future, num_output_patches=patches).loss
 
-    def finetune(
-        self,
-        train: list[np.ndarray],
-        horizon: int,
-        recipe: Recipe,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> "Chronos2Adapter":
-        new = super().finetune(train, horizon, recipe, progress)
-        # as Chronos2Pipeline.fit: the model now predicts the trained horizon in one pass
-        cc = new.model.chronos_config
+    def _prepare_finetune(self, horizon: int) -> None:
+        # as Chronos2Pipeline.fit: the model predicts the trained horizon in one pass (set before
+        # training so that validation forecasts the way the fine-tuned model will)
+        cc = self.model.chronos_config
         cc.max_output_patches = max(cc.max_output_patches, math.ceil(horizon / cc.output_patch_size))
-        new.model.config.chronos_config = dict(cc.__dict__)
-        return new
+        self.model.config.chronos_config = dict(cc.__dict__)

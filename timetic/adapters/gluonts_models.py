@@ -62,7 +62,13 @@ one window per series and pass, contexts may be left-padded) and data loader, an
 windows, seeded with ``seed_everything(recipe.seed)``. The Lightning module's optimizer is
 replaced by AdamW (``recipe.learning_rate``, ``recipe.weight_decay``, constant rate; gluonts uses
 Adam with L2 weight decay and an LR-on-plateau scheduler) and gradients are clipped at
-``recipe.grad_clip``. Training windows have the model's own context length
+``recipe.grad_clip``. The learning rate is ``recipe.learning_rate_for(name)``. With a
+``validate`` callback, a :class:`~timetic.adapters.torch_base.Checkpointer` validates at step 0
+and, from a Lightning callback (``on_train_batch_end``), every ``recipe.eval_every`` steps: a
+forecasting copy of the adapter gets the module's current weights (every cached predictor), its
+loss decides which network state is kept, and ``trainer.should_stop`` ends training after
+``recipe.patience`` evaluations without improvement; the best state is loaded at the end.
+Training windows have the model's own context length
 (``recipe.context_length`` is ignored: TiDE's input size depends on it) and a future of
 ``min(H, prediction_length)`` steps (TiDE: always its native ``prediction_length``). Series with
 fewer than two observed values are dropped; series too short for one window are right-padded
@@ -99,6 +105,7 @@ from gluonts.torch.model.tide import TiDEEstimator, TiDELightningModule
 from gluonts.transform import SelectFields
 
 from timetic.adapters.base import QUANTILE_LEVELS, Adapter, float32_context, resolve_source
+from timetic.adapters.torch_base import Checkpointer, plain_info
 from timetic.errors import TimeticInputError
 from timetic.recipe import Recipe
 
@@ -164,27 +171,32 @@ def _check_safe_classes(path: Path) -> None:
 
 
 class _StepCallback(pl.Callback):
-    """Records every step's training loss and reports progress."""
+    """Records every step's training loss, reports progress and, with a :class:`Checkpointer`,
+    validates when due and asks the trainer to stop when patience runs out."""
 
-    def __init__(self, total: int, progress: Callable[[int, int], None] | None):
+    def __init__(self, total: int, progress: Callable[[int, int], None] | None, ckpt: Checkpointer | None = None):
         self.total = total
         self.progress = progress
+        self.ckpt = ckpt
         self.losses: list[float] = []
+        self.stopped = False
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         self.losses.append(float(loss.detach()))
+        step = len(self.losses)  # optimiser steps done (automatic optimisation: stepped already)
         if self.progress is not None:
-            self.progress(len(self.losses), self.total)
+            self.progress(step, self.total)
+        if self.ckpt is not None and self.ckpt.due(step) and self.ckpt.evaluate(step):
+            self.stopped = True
+            trainer.should_stop = True
 
 
-def _adamw_optimizers(recipe: Recipe) -> Callable[[Any], torch.optim.Optimizer]:
+def _adamw_optimizers(recipe: Recipe, lr: float) -> Callable[[Any], torch.optim.Optimizer]:
     """``configure_optimizers`` replacement: AdamW at a constant learning rate."""
 
     def configure_optimizers(module: Any) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(
-            module.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay
-        )
+        return torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=recipe.weight_decay)
 
     return configure_optimizers
 
@@ -427,28 +439,35 @@ class GluonTSAdapter(Adapter):
             )
         return out
 
+    def _load_network_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Load weights into the network of every cached predictor (all horizons)."""
+        for p in self._predictors.values():
+            p.prediction_net.load_state_dict(state)
+
     def finetune(
         self,
         train: list[np.ndarray],
         horizon: int,
         recipe: Recipe,
         progress: Callable[[int, int], None] | None = None,
+        validate: Callable[[Adapter], float] | None = None,
     ) -> "GluonTSAdapter":
         device = recipe.resolve_device()
         h = self._train_prediction_length(horizon)
         series = self._training_series(train, h)
         state = copy.deepcopy(self.network.state_dict())
+        lr = recipe.learning_rate_for(self.name)
         if recipe.steps == 0:
             new = type(self)(self._build_predictor(self.config, state=state), self.config, self.source, device="cpu")
             new.train_losses = []
+            new.finetune_info = {**plain_info(0), "learning_rate": lr}
             return new
-        callback = _StepCallback(recipe.steps, progress)
         with _quiet(), tempfile.TemporaryDirectory(prefix="timetic-gluonts-") as tmp:
             pl.seed_everything(recipe.seed, verbose=False)
             est = self._estimator(
                 self.config,
                 prediction_length=h,
-                lr=recipe.learning_rate,
+                lr=lr,
                 weight_decay=recipe.weight_decay,
                 batch_size=recipe.batch_size,
                 num_batches_per_epoch=recipe.steps,
@@ -457,7 +476,19 @@ class GluonTSAdapter(Adapter):
             data = _dataset(series, self.config["freq"], [len(s) for s in series])
             module = self._prepare_module(est.create_lightning_module())
             module.load_state_dict(state)
-            module.configure_optimizers = types.MethodType(_adamw_optimizers(recipe), module)
+            module.configure_optimizers = types.MethodType(_adamw_optimizers(recipe, lr), module)
+            ckpt = None
+            if validate is not None and recipe.eval_every is not None:
+                # validation forecasts go through a predictor (as forecast() does) whose network
+                # gets the trained module's current weights before every evaluation
+                with _seeded(0, torch.device("cpu")):
+                    val = type(self)(self._build_predictor(self.config, state=state), self.config, self.source,
+                                     device=device)
+                module.to(device)
+                ckpt = Checkpointer(module, val, validate, recipe.eval_every, recipe.patience, recipe.steps,
+                                    sync=lambda: val._load_network_state(module.state_dict()))
+                ckpt.evaluate(0)
+            callback = _StepCallback(recipe.steps, progress, ckpt)
             with gluonts_env._let(max_idle_transforms=max(len(series), 100)):
                 # the per-series transformation (observed mask, time features) runs once; the
                 # instance splitter then only slices cached arrays (as gluonts' cache_data=True)
@@ -478,11 +509,16 @@ class GluonTSAdapter(Adapter):
                 num_sanity_val_steps=0,
             )
             trainer.fit(model=module, train_dataloaders=loader)
+            if ckpt is not None:
+                ckpt.restore()
         module.to("cpu")
         new = type(self)(
             self._build_predictor(self.config, state=module.state_dict()), self.config, self.source, device="cpu"
         )
         new.train_losses = callback.losses
+        steps_run = len(callback.losses)
+        info = ckpt.info(steps_run, callback.stopped and steps_run < recipe.steps) if ckpt else plain_info(steps_run)
+        new.finetune_info = {**info, "learning_rate": lr}
         return new
 
 
