@@ -214,12 +214,9 @@ def gluonts_list(
 
 def seasonal_naive(context: np.ndarray, horizon: int, m: int, n_levels: int) -> np.ndarray:
     """(n, C) with NaN -> (n, Q, H): the last season repeated (m = 1: the last value)."""
-    from timetic.adapters.base import fill_nan
+    from timetic.scoring import seasonal_naive as _seasonal_naive
 
-    filled, _ = fill_nan(context)
-    reps = int(np.ceil(horizon / m))
-    point = np.tile(filled[:, -m:], (1, reps))[:, :horizon]
-    return np.repeat(point[:, None, :], n_levels, axis=1)
+    return _seasonal_naive(context, horizon, m, n_levels)
 
 
 def validation_windows(series: list[np.ndarray], info: list[dict], val_idx: np.ndarray) -> list[dict]:
@@ -333,6 +330,7 @@ def pretrain_one(
     steps: int | None = None,
     base_lr: float | None = None,
     round_steps: list[int] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build, pretrain, save, reload and validate one zoo model; returns its card.
 
@@ -353,7 +351,8 @@ def pretrain_one(
     series, info, manifest = load_or_build_corpus(seed)
     train, val_idx = split_corpus(info, seed)
     H = PRETRAIN_HORIZON[adapter]
-    model = get_adapter(adapter).from_config(size, seed=seed)
+    overrides = dict(overrides or {})
+    model = get_adapter(adapter).from_config(size, seed=seed, **overrides)
     is_gluonts = adapter in GLUONTS
 
     def data(round_i: int, n_steps: int) -> tuple[list[np.ndarray], dict]:
@@ -447,6 +446,7 @@ def pretrain_one(
         "size_mb": round(size_mb, 3),
         "files": sorted(f.name for f in tmp.iterdir() if f.is_file()),
         "seed": int(seed),
+        "config_overrides": overrides,
         "pretrain": {
             "budget_seconds": float(budget),
             "budget_clock": "process CPU time (one torch thread)",
@@ -621,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=None, help=f"base learning rate (default {BASE_LR:g})")
     parser.add_argument("--round-steps", default=None, help="steps of each round, e.g. 50,450,300,200 (exact rebuild)")
     parser.add_argument("--out", default=str(ZOO_DIR))
+    parser.add_argument("--override", action="append", default=[],
+                        help="KEY=JSON config override for from_config, e.g. scaling='\"std\"' (experiments)")
     args = parser.parse_args(argv)
 
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -634,6 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     for m in ids:
         parse_id(m)
     round_steps = [int(x) for x in args.round_steps.split(",")] if args.round_steps else None
+    overrides = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.override)}
     if round_steps is not None and len(round_steps) != len(ROUNDS):
         raise SystemExit(f"--round-steps needs {len(ROUNDS)} counts")
     built = [m for m in ids if (out / m / "card.json").is_file()]
@@ -653,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     def job(m: str) -> tuple:
         if args.revalidate:
             return (revalidate_one, m, str(out), args.seed)
-        return (pretrain_one, m, str(out), args.budget, args.seed, args.steps, args.lr, round_steps)
+        return (pretrain_one, m, str(out), args.budget, args.seed, args.steps, args.lr, round_steps, overrides)
 
     if args.workers <= 1:
         for m in todo:

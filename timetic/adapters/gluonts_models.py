@@ -639,7 +639,11 @@ class TiDEAdapter(GluonTSAdapter, name="tide"):
         "decoder_output_dim": 8,
         "dropout_rate": 0.1,
         "layer_norm": True,
-        "scaling": "mean",
+        # standardise each window (subtract the mean, divide by the std) as the torch families do;
+        # gluonts' default mean scaling leaves a series at 5000 +- 500 as 1 +- 0.1. Measured on the
+        # zoo's validation split after 150 CPU-s of pretraining: geometric-mean MASE ratio to
+        # seasonal naive 1.77 with "mean", 1.19 with "std".
+        "scaling": "std",
         "batch_size": 64,
     }
     #: zoo sizes: width 112, 2 or 6 dense blocks in the encoder (and as many in the decoder).
