@@ -408,3 +408,23 @@ def test_early_stopping_stops_before_cap_when_validation_plateaus():
     assert len(curve) - 1 - best == 3  # patience evaluations after the best, then stop
     s = res.summary()
     assert s["ft_mase"] < 0.5 * s["zs_mase"]
+
+
+def test_seasonal_naive_scores_recorded_and_old_files_read(tmp_path):
+    from timetic.scoring import score_windows, seasonal_naive
+
+    target = _target()
+    res = run_finetune(PatchMLPAdapter.from_config(seed=0), target, TASK, Recipe(steps=1, batch_size=8, seed=0,
+                       device="cpu"), max_eval_windows=6)
+    _, windows = split_series(target, TASK, 6, seed=0)
+    sn = score_windows(windows.context, windows.future, seasonal_naive(windows.context, TASK.horizon,
+                       TASK.seasonality, 3), (0.1, 0.5, 0.9), TASK.seasonality)
+    np.testing.assert_allclose(res.table.get_column("sn_mase").to_numpy(), sn["mase"])
+    # last season repeated: a context [1..8] with m = 4 forecasts 5 6 7 8 5 6
+    np.testing.assert_array_equal(seasonal_naive(np.arange(1.0, 9.0)[None], 6, 4, 2)[0, 0], [5, 6, 7, 8, 5, 6])
+    # files written before the seasonal-naive columns existed read back with nulls
+    path = res.write_parquet(tmp_path / "r.parquet")
+    old = tmp_path / "old.parquet"
+    pl.read_parquet(path).drop("sn_mase", "sn_wql").write_parquet(old)
+    back = FinetuneResult.read_parquet(old)
+    assert back.table.get_column("sn_mase").null_count() == back.table.height

@@ -52,15 +52,17 @@ import polars as pl
 from timetic.data import Target
 from timetic.errors import TimeticInputError
 from timetic.recipe import Recipe
-from timetic.scoring import score_windows
+from timetic.scoring import score_windows, seasonal_naive
 from timetic.tasks import Task, test_length
 from timetic.windows import _allocate
 
 #: columns of the per-window table, in order (``recipe`` and ``provenance`` follow in files).
 TABLE_COLUMNS = (
     "dataset", "model", "adapter", "task", "horizon", "item_id", "window_start",
-    "zs_mase", "ft_mase", "zs_wql", "ft_wql",
+    "zs_mase", "ft_mase", "zs_wql", "ft_wql", "sn_mase", "sn_wql",
 )
+#: columns that files written before they existed may lack (read back as null).
+OPTIONAL_COLUMNS = ("sn_mase", "sn_wql")
 DEFAULT_EVAL_WINDOWS = 100
 
 
@@ -301,6 +303,7 @@ class FinetuneResult:
         if not path.exists():
             raise TimeticInputError(f"result file not found: {path}; check the path")
         df = pl.read_parquet(path)
+        df = df.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in OPTIONAL_COLUMNS if c not in df.columns)
         missing = [c for c in (*TABLE_COLUMNS, "recipe", "provenance") if c not in df.columns]
         if missing:
             raise TimeticInputError(
@@ -363,6 +366,9 @@ def run_finetune(
         return scores, t
 
     zs, t_zs = scored("zero-shot", adapter)
+    # the seasonal-naive forecast's scores on the same windows (GIFT-Eval's normaliser)
+    sn = score_windows(windows.context, windows.future,
+                       seasonal_naive(windows.context, H, task.seasonality, len(levels)), levels, task.seasonality)
 
     ft_recipe = dataclasses.replace(recipe, context_length=C)
     fit, val = train, None
@@ -404,11 +410,14 @@ def run_finetune(
             "ft_mase": ft["mase"],
             "zs_wql": zs["wql"],
             "ft_wql": ft["wql"],
+            "sn_mase": sn["mase"],
+            "sn_wql": sn["wql"],
         },
         schema={
             "dataset": pl.Utf8, "model": pl.Utf8, "adapter": pl.Utf8, "task": pl.Utf8,
             "horizon": pl.Int64, "item_id": pl.Utf8, "window_start": pl.Int64,
             "zs_mase": pl.Float64, "ft_mase": pl.Float64, "zs_wql": pl.Float64, "ft_wql": pl.Float64,
+            "sn_mase": pl.Float64, "sn_wql": pl.Float64,
         },
     )
     device = recipe.resolve_device()

@@ -111,6 +111,8 @@ OBSERVATIONS_SCHEMA = pl.Schema(
         "ft_mase": pl.Float64,
         "zs_wql": pl.Float64,
         "ft_wql": pl.Float64,
+        "sn_mase": pl.Float64,
+        "sn_wql": pl.Float64,
         "recipe": pl.Utf8,
         "seed": pl.Int64,
         "versions": pl.Utf8,

@@ -150,6 +150,7 @@ def observation_rows(result: FinetuneResult) -> pl.DataFrame:
         pl.col("dataset").alias("dataset_id"),
         pl.col("model").alias("model_id"),
         "task", "item_id", "window_start", "horizon", "zs_mase", "ft_mase", "zs_wql", "ft_wql",
+        "sn_mase", "sn_wql",
     ).with_columns(
         pl.lit(result.recipe.to_json()).alias("recipe"),
         pl.lit(int(result.recipe.seed), dtype=pl.Int64).alias("seed"),

@@ -94,3 +94,21 @@ def score_windows(
     mase[~np.isfinite(mase)] = np.nan
     wql[~np.isfinite(wql)] = np.nan
     return {"mase": mase, "wql": wql}
+
+
+def seasonal_naive(context: np.ndarray, horizon: int, season: int, n_levels: int) -> np.ndarray:
+    """Seasonal naive forecasts: the last observed season repeated, every quantile equal.
+
+    Args:
+        context: shape (n, C), NaN = missing (filled from the nearest observed point first).
+        season: m >= 1; m = 1 (or a context not longer than m) repeats the last value.
+    Returns:
+        shape (n, n_levels, horizon).
+    """
+    from timetic.adapters.base import fill_nan
+
+    filled, _ = fill_nan(np.asarray(context, dtype=np.float64))
+    m = int(season) if filled.shape[1] > int(season) else 1
+    reps = int(np.ceil(horizon / m))
+    point = np.tile(filled[:, -m:], (1, reps))[:, :horizon]
+    return np.repeat(point[:, None, :], n_levels, axis=1)
