@@ -1,6 +1,6 @@
 """Build (or grow) a knowledge base: every model x dataset x task, fine-tuned with the uniform recipe.
 
-    python benchmarks/build_kb.py --kb meta_features [--models zoo] [--datasets all]
+    python benchmarks/build_kb.py --kb meta_features [--models zoo,ttm-r2] [--datasets all] [--seed 0]
         [--tasks short,medium,long] [--recipe v2|v1|FILE] [--executor local|ray] [--address ADDR] [--workers 2]
 
 Resumable: models, datasets and (dataset, model, task, recipe) cells already in the KB are skipped,
@@ -36,22 +36,28 @@ DEFAULT_RECIPE = "v2"
 DEFAULT_MAX_SERIES = 24
 DEFAULT_MAX_LENGTH = 20000
 DEFAULT_EVAL_WINDOWS = 32
-#: the shipped grid: 14 of the registered datasets (etth2, ettm2, gefcom_wind left out for the
-#: 2-hour CPU budget; they stay loadable with --datasets).
-DEFAULT_DATASETS = (
+#: KB v1's 14 datasets (``--datasets v1``); KB v2 (the default) uses every registered dataset.
+V1_DATASETS = (
     "etth1", "ettm1", "weather", "exchange_rate", "ili", "m4_hourly", "m4_weekly", "nn5",
     "gefcom_load", "nyc_taxi", "bike_sharing", "air_quality", "vic_electricity", "beijing_pm25",
+)
+#: datasets of the noise-ceiling runs (``--datasets ceiling --tasks short --seed 1``, then 2): eight
+#: datasets of different domains and frequencies, all cheap enough to re-run twice.
+CEILING_DATASETS = (
+    "etth1", "exchange_rate", "ili", "nn5", "nyc_taxi", "air_quality", "us_retail", "co2_fossil",
 )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kb", type=Path, default=ROOT / "meta_features")
-    parser.add_argument("--models", default="zoo", help="'zoo' or comma-separated zoo model ids")
+    parser.add_argument("--models", default="zoo,external",
+                        help="comma-separated: 'zoo' (every zoo model), 'external' (every published checkpoint "
+                             "of timetic.pretrained.EXTERNAL found in the weights folder), or model ids")
     parser.add_argument("--model-dirs", default=None,
                         help="comma-separated ID=ADAPTER:DIR models to use instead of the zoo")
-    parser.add_argument("--datasets", default="default",
-                        help="'default' (the shipped grid's 14), 'all' or comma-separated dataset ids")
+    parser.add_argument("--datasets", default="all",
+                        help="'all' (default: every registered dataset), 'v1' (KB v1's 14), 'ceiling' (the 8 of the noise-ceiling runs) or comma-separated dataset ids")
     parser.add_argument("--dataset-files", default=None,
                         help="comma-separated target files to use instead of the registered datasets")
     parser.add_argument("--tasks", default="short,medium,long")
@@ -61,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--recipe", default=DEFAULT_RECIPE,
                         help="named recipe (v1, v2) or recipe JSON file; its cells are resumed by recipe hash")
     parser.add_argument("--steps", type=int, default=None, help="override the recipe's step cap")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="the recipe's seed (default the recipe's, 0); other seeds measure the noise ceiling")
     parser.add_argument("--max-series", type=int, default=DEFAULT_MAX_SERIES)
     parser.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH)
     parser.add_argument("--max-eval-windows", type=int, default=DEFAULT_EVAL_WINDOWS)
@@ -79,6 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     recipe = Recipe.load(args.recipe)
     if args.steps is not None:
         recipe = Recipe(**{**asdict(recipe), "steps": args.steps})
+    if args.seed is not None:
+        recipe = Recipe(**{**asdict(recipe), "seed": args.seed})
     tasks = args.tasks.split(",")
     kb = KnowledgeBase.open_or_create(args.kb)
     t0 = time.perf_counter()
@@ -92,17 +102,42 @@ def main(argv: list[str] | None = None) -> None:
             adapter, path = rest.split(":", 1)
             entries.append((mid, adapter, Path(path), str(Path(path).resolve()), {}, {}))
     else:
-        from timetic.zoo import zoo_models, zoo_path
+        from timetic.pretrained import EXTERNAL, available_external, file_sha256
+        from timetic.zoo import zoo_models, zoo_path, zoo_revision
 
         zoo = {m["model_id"]: m for m in zoo_models()}
-        wanted = list(zoo) if args.models == "zoo" else args.models.split(",")
-        entries = [(mid, zoo[mid]["adapter"], zoo_path(mid), f"zoo:{mid}", zoo[mid].get("load_kwargs", {}),
-                    zoo[mid].get("corpus", {})) for mid in wanted]
+        external = available_external()
+        wanted: list[str] = []
+        for item in args.models.split(","):
+            add = list(zoo) if item == "zoo" else list(external) if item == "external" else [item]
+            wanted += [m for m in add if m not in wanted]
+        entries = []
+        for mid in wanted:
+            if mid in zoo:
+                entries.append((mid, zoo[mid]["adapter"], zoo_path(mid), f"zoo:{mid}",
+                                zoo[mid].get("load_kwargs", {}),
+                                {**zoo[mid].get("corpus", {}), "revision": zoo_revision(mid)}))
+            elif mid in EXTERNAL:
+                if mid not in external:
+                    raise SystemExit(f"the weights of {mid} are not in the weights folder; set TIMETIC_WEIGHTS_DIR")
+                spec = EXTERNAL[mid]
+                sha = file_sha256(external[mid] / spec["file"])
+                entries.append((mid, spec["adapter"], external[mid], f"weights:{spec['folder']}", {},
+                                {"summary": {"corpus": spec["pretraining_corpus"], "sha256": sha,
+                                             "hub_id": spec["hub_id"], "licence": spec["licence"]},
+                                 "datasets": spec["pretraining_datasets"], "revision": f"sha256:{sha}"}))
+            else:
+                raise SystemExit(f"unknown model {mid!r}; zoo: {', '.join(zoo)}; external: {', '.join(EXTERNAL)}")
     models = []
+    revisions = dict(kb.models().select("model_id", "revision").iter_rows())
     for mid, adapter, path, source, load_kwargs, corpus in entries:
+        rev = corpus.get("revision", "")
+        if mid in have_models and rev and revisions.get(mid) not in (rev, "", None):
+            raise SystemExit(f"{mid} in {args.kb} was built from other weights ({revisions[mid][:19]}...) than "
+                             f"today's ({rev[:19]}...); use a new --kb folder for the new model")
         if mid not in have_models:
             model = load_model(path, adapter=adapter, **load_kwargs)
-            row = model_row(model, mid, source,
+            row = model_row(model, mid, source, revision=rev,
                             pretraining_corpus=json.dumps(corpus.get("summary", corpus), default=str)[:2000],
                             pretraining_datasets=corpus.get("datasets", []))
             kb.add_models(row)
@@ -123,7 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from timetic.datasets import DATASETS, load_dataset
 
-        names = {"all": list(DATASETS), "default": list(DEFAULT_DATASETS)}.get(args.datasets) or args.datasets.split(",")
+        names = {"all": list(DATASETS), "v1": list(V1_DATASETS), "ceiling": list(CEILING_DATASETS)}.get(
+            args.datasets) or args.datasets.split(",")
         for name in names:
             spec = DATASETS[name]
             if name not in have_ds:

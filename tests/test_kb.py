@@ -502,3 +502,20 @@ def test_merge_two_kbs(tmp_path):
         a.merge(tmp_path / "old")
     assert_one_line(err, "schema version 0")
     assert old.path.exists()
+
+
+def test_tables_without_optional_columns_read_as_null(tmp_path):
+    """A KB written before the seasonal-naive columns existed opens; they read back as null."""
+    import shutil
+
+    from timetic.kb import TABLES
+
+    src = Path(__file__).resolve().parents[1] / "meta_features"
+    if not (src / "kb.json").is_file():
+        pytest.skip("no shipped KB in this checkout")
+    kb_dir = tmp_path / "old"
+    shutil.copytree(src, kb_dir)
+    obs_file = kb_dir / TABLES["observations"].filename
+    pl.read_parquet(obs_file).drop(list(TABLES["observations"].optional), strict=False).write_parquet(obs_file)
+    obs = KnowledgeBase.open(kb_dir).observations()
+    assert obs.height > 0 and obs.get_column("sn_mase").null_count() == obs.height

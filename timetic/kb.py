@@ -133,6 +133,7 @@ class TableSpec:
         key: columns that identify a row.
         timestamp: ISO-text column that says how new a row is (``None``: the table has none).
         extra_float: whether further Float64 columns are allowed (windows' meta-features).
+        optional: schema columns that files written before they existed may lack (read as null).
     """
 
     name: str
@@ -140,6 +141,7 @@ class TableSpec:
     key: tuple[str, ...]
     timestamp: str | None = None
     extra_float: bool = False
+    optional: tuple[str, ...] = ()
 
     @property
     def filename(self) -> str:
@@ -162,6 +164,7 @@ TABLES: dict[str, TableSpec] = {
         OBSERVATIONS_SCHEMA,
         ("dataset_id", "model_id", "task", "recipe_hash", "item_id", "window_start"),
         timestamp="date",
+        optional=("sn_mase", "sn_wql"),
     ),
 }
 """The KB tables by name, in the order they are written."""
@@ -553,7 +556,8 @@ class KnowledgeBase:
         problems = []
         for name, dtype in spec.schema.items():
             if name not in schema:
-                problems.append(f"missing column {name}")
+                if name not in spec.optional:
+                    problems.append(f"missing column {name}")
             elif schema[name] != dtype:
                 problems.append(f"column {name} is {schema[name]}, expected {dtype}")
         for name, dtype in schema.items():
@@ -591,7 +595,16 @@ class KnowledgeBase:
             lock.release()
 
     def _scan(self, name: str) -> pl.LazyFrame:
-        return pl.scan_parquet(self.path / TABLES[name].filename)
+        spec = TABLES[name]
+        lf = pl.scan_parquet(self.path / spec.filename)
+        if spec.optional:
+            try:
+                have = lf.collect_schema().names()
+            except Exception:  # noqa: BLE001 - missing / broken file: _collect reports it
+                return lf
+            lf = lf.with_columns(pl.lit(None, dtype=spec.schema[c]).alias(c) for c in spec.optional if c not in have)
+            lf = lf.select(_column_order(spec, pl.DataFrame(schema=lf.collect_schema())))
+        return lf
 
     def _collect(self, name: str, lf: pl.LazyFrame) -> pl.DataFrame:
         try:
@@ -912,10 +925,15 @@ def default_kb_path() -> Path:
 
 
 def resolve_model_source(kb: KnowledgeBase, source: str) -> str:
-    """A model's stored ``source``: ``zoo:<id>`` is a model shipped in ``timetic/zoo``; relative
+    """A model's stored ``source``: ``zoo:<id>`` is a model shipped in ``timetic/zoo``;
+    ``weights:<folder>`` a folder of the weights folder (:mod:`timetic.pretrained`); relative
     paths are relative to the KB folder; anything else (absolute path, hub id) is kept."""
     if source.startswith("zoo:"):
         return str(Path(__file__).resolve().parent / "zoo" / source[4:])
+    from timetic.pretrained import resolve_weights_source
+
+    if (path := resolve_weights_source(source)) is not None:
+        return path
     p = Path(source)
     if not p.is_absolute() and (kb.path / p).exists():
         return str(kb.path / p)

@@ -60,11 +60,9 @@ from a config), so runs can record exactly which weights they used.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -75,6 +73,7 @@ from timetic.adapters.base import QUANTILE_LEVELS, fill_nan, resolve_source
 from timetic.adapters.hf_base import as_context, check_model_type, finish_quantiles, quiet_transformers
 from timetic.adapters.torch_base import TorchAdapter
 from timetic.errors import TimeticInputError
+from timetic.pretrained import ENV_VAR, file_sha256, weights_dir
 
 if importlib.util.find_spec("tsfm_public") is None:  # the family registers only where granite-tsfm is
     raise ImportError(
@@ -82,7 +81,6 @@ if importlib.util.find_spec("tsfm_public") is None:  # the family registers only
         "pip install --no-deps granite-tsfm==0.3.11"
     )
 
-ENV_VAR = "TIMETIC_WEIGHTS_DIR"
 #: folder name of the TTM-R2 512-96 weights inside :func:`weights_dir`.
 PRETRAINED_NAME = "ttm-r2-512-96"
 MODEL_TYPE = "tinytimemixer"
@@ -90,39 +88,9 @@ MODEL_TYPE = "tinytimemixer"
 __all__ = ["TTMAdapter", "weights_dir", "pretrained_path", "file_sha256", "ENV_VAR", "PRETRAINED_NAME"]
 
 
-def weights_dir() -> Path:
-    """The folder holding shared pretrained weights.
-
-    ``$TIMETIC_WEIGHTS_DIR`` when set; else the first existing of ``<repo>/../shared/weights``
-    (relative to the installed package) and ``<cwd>/../shared/weights``; else the first of them.
-    """
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    import timetic
-
-    candidates = [
-        Path(timetic.__file__).resolve().parents[2] / "shared" / "weights",
-        Path.cwd().parent / "shared" / "weights",
-    ]
-    for c in candidates:
-        if c.is_dir():
-            return c
-    return candidates[0]
-
-
 def pretrained_path() -> Path:
     """``weights_dir() / "ttm-r2-512-96"`` (may not exist)."""
     return weights_dir() / PRETRAINED_NAME
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _tsfm() -> Any:

@@ -70,6 +70,18 @@ def zoo_manifest() -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def zoo_revision(model_id: str) -> str:
+    """``"sha256:<hex>"`` over the model folder's files except its card and README (the weights
+    and configs): the KB records it, so observations of a retrained model are told apart."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(zoo_path(model_id).iterdir()):
+        if f.is_file() and f.name not in (CARD_FILE, "README.md"):
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return f"sha256:{h.hexdigest()}"
+
+
 def load_zoo_model(model_id: str, device: str = "cpu", **kwargs: Any) -> Any:
     """``timetic.adapters.load_model(zoo_path(model_id), adapter=<the card's adapter>)``."""
     from timetic.adapters import load_model
@@ -77,4 +89,4 @@ def load_zoo_model(model_id: str, device: str = "cpu", **kwargs: Any) -> Any:
     return load_model(zoo_path(model_id), adapter=zoo_card(model_id)["adapter"], device=device, **kwargs)
 
 
-__all__ = ["ZOO_DIR", "zoo_models", "zoo_path", "zoo_card", "zoo_manifest", "load_zoo_model"]
+__all__ = ["ZOO_DIR", "zoo_models", "zoo_path", "zoo_card", "zoo_manifest", "zoo_revision", "load_zoo_model"]
