@@ -27,6 +27,7 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from timetic.errors import TimeticWarning  # noqa: E402
 from timetic.estimate import TimeTic  # noqa: E402
@@ -310,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="reuse scenarios finished by an earlier run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--realism-kb", action="append", default=None,
+                   help="KBs of the realism table (default: meta_features and meta_features_v2 where present)")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore", TimeticWarning)
     started = time.time()
@@ -365,6 +368,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def realism_section(kbs: list[str] | None) -> list[str]:
+    """The realism table (``benchmarks/realism.py``) of the given KBs, as RESULTS.md lines."""
+    import realism
+
+    paths = [Path(k) for k in kbs] if kbs else [p for p in (ROOT / "meta_features", ROOT / "meta_features_v2")
+                                                   if (p / "kb.json").is_file()]
+    results = {}
+    for path in paths:
+        obs = KnowledgeBase.open(path).observations()
+        if obs.height:
+            results[path.name] = realism.realism(obs)
+    if not results:
+        return []
+    notes = [f"* `{n}`: recipe `{r['recipe_hash']}`, {r['n_cells']} cells, {r['n_datasets']} datasets, "
+             f"{r['n_models']} models; seeds {r.get('seeds')}." for n, r in results.items()]
+    return ["## Realism of the benchmark (`benchmarks/realism.py`)", "",
+            "How much each knowledge base resembles published foundation-model behaviour (GIFT-Eval column:",
+            "published figures, not computed here). The noise ceiling is the Spearman correlation between",
+            "the fine-tuned rankings of two recipe seeds (empty until seeds are run).", "",
+            realism.table(results), "", *notes, ""]
+
+
 def write_report(args, kb, summary, res, made, walls, logme_note, total) -> None:
     import timetic
 
@@ -391,6 +416,7 @@ def write_report(args, kb, summary, res, made, walls, logme_note, total) -> None
          "equals full, by construction rather than by robustness.", ""]
     for s in args.scenarios.split(","):
         L += [f"## Scenario: {s}", "", fmt_table(summary.filter(pl.col("task") != "mean"), s), ""]
+    L += realism_section(args.realism_kb)
     if made:
         L += ["## Figures", ""] + [f"![{m}](figures/{m})" for m in made] + [""]
     L += ["## Methods", "",

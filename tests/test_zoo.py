@@ -86,6 +86,22 @@ def test_real_series_disjoint_from_eval_and_finite(corpus):
         assert not any(name in s.lower() for s in sources), name
     keys = {np.round(s, 6).tobytes() for s in series}
     assert len(keys) == len(series)  # deduplicated
+    # kept aside for an independent check, or the same measurements as evaluation datasets
+    for banned in ("pmdarima", "taylor", "statsmodels/co2", "statsmodels/macrodata"):
+        assert not any(banned in s for s in sources), banned
+    assert "pmdarima (all datasets)" in record["excluded"]
+
+
+def test_overlap_check_finds_copies_in_other_units_only():
+    spec = importlib.util.spec_from_file_location("zoo_overlap", ROOT / "benchmarks" / "zoo" / "overlap.py")
+    overlap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(overlap)
+    rng = np.random.default_rng(0)
+    evals = [("eval:a", rng.normal(size=300).cumsum() + 50.0)]
+    copy = 3.0 * evals[0][1][100:160] + 7.0  # the same measurements in other units
+    other = rng.normal(size=300).cumsum()
+    hits = overlap.find_overlaps([("copy", copy), ("other", other), ("flat", np.ones(100))], evals, k=12)
+    assert set(hits) == {"copy"} and any("affine" in h for h in hits["copy"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,3 +159,15 @@ def test_zoo_models_load_and_forecast():
         q = model.forecast(context, 8)
         assert q.shape == (2, len(model.quantile_levels), 8), card["model_id"]
         assert np.isfinite(q).all(), card["model_id"]
+
+
+def test_family_learning_rates_are_the_selected_ones():
+    """recipe v2's per-family rates are the ones benchmarks/zoo/select_lr.py chose (when it ran)."""
+    from timetic.recipe import FAMILY_LEARNING_RATES
+
+    path = ROOT / "benchmarks" / "zoo" / "learning_rates.json"
+    if not path.is_file():
+        pytest.skip("benchmarks/zoo/learning_rates.json not written yet (run select_lr.py)")
+    chosen = json.loads(path.read_text())["chosen"]
+    for family, lr in chosen.items():
+        assert FAMILY_LEARNING_RATES[family] == pytest.approx(lr), family
