@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", default="zoo,external",
                         help="comma-separated: 'zoo' (every zoo model), 'external' (every published checkpoint "
                              "of timetic.pretrained.EXTERNAL found in the weights folder), or model ids")
+    parser.add_argument("--zoo", default="v2",
+                        help="zoo generation of 'zoo' models: 'v2' (the retrained zoo of KB v2, default) or 'v1' "
+                             "(the shipped zoo of the shipped KB)")
     parser.add_argument("--model-dirs", default=None,
                         help="comma-separated ID=ADAPTER:DIR models to use instead of the zoo")
     parser.add_argument("--datasets", default="all",
@@ -105,7 +108,9 @@ def main(argv: list[str] | None = None) -> None:
         from timetic.pretrained import EXTERNAL, available_external, file_sha256
         from timetic.zoo import zoo_models, zoo_path, zoo_revision
 
-        zoo = {m["model_id"]: m for m in zoo_models()}
+        gen = None if args.zoo == "v1" else args.zoo
+        prefix = f"{gen}/" if gen else ""
+        zoo = {m["model_id"]: m for m in zoo_models(gen)}
         external = available_external()
         wanted: list[str] = []
         for item in args.models.split(","):
@@ -114,9 +119,9 @@ def main(argv: list[str] | None = None) -> None:
         entries = []
         for mid in wanted:
             if mid in zoo:
-                entries.append((mid, zoo[mid]["adapter"], zoo_path(mid), f"zoo:{mid}",
+                entries.append((mid, zoo[mid]["adapter"], zoo_path(prefix + mid), f"zoo:{prefix}{mid}",
                                 zoo[mid].get("load_kwargs", {}),
-                                {**zoo[mid].get("corpus", {}), "revision": zoo_revision(mid)}))
+                                {**zoo[mid].get("corpus", {}), "revision": zoo_revision(prefix + mid)}))
             elif mid in EXTERNAL:
                 if mid not in external:
                     raise SystemExit(f"the weights of {mid} are not in the weights folder; set TIMETIC_WEIGHTS_DIR")

@@ -109,9 +109,10 @@ def test_overlap_check_finds_copies_in_other_units_only():
 
 
 def _cards():
-    from timetic.zoo import zoo_models
+    """Cards of the shipped zoo and of every newer generation (``timetic/zoo/v2``)."""
+    from timetic.zoo import GENERATIONS, zoo_models
 
-    return zoo_models()
+    return [*zoo_models(), *(c for g in GENERATIONS for c in zoo_models(g))]
 
 
 def test_zoo_path_unknown_model():
@@ -138,7 +139,7 @@ def test_zoo_cards_have_required_fields():
         assert card["size"] in ("zoo-s", "zoo-m")
         assert card["model_id"] == f"{card['adapter']}-{card['size'][-1]}"
         assert card["num_parameters"] > 0 and card["depth"] >= 1 and card["pretrain"]["steps"] > 0
-        folder = zoo_path(card["model_id"])
+        folder = Path(card["path"])
         assert (folder / "README.md").is_file()
         assert all((folder / f).is_file() for f in card["files"])
         assert card["size_mb"] < 8

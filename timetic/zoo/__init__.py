@@ -29,19 +29,28 @@ CARD_FILE = "card.json"
 MANIFEST_FILE = "corpus_manifest.json"
 
 
-def _card_dirs() -> list[Path]:
-    if not ZOO_DIR.is_dir():
+#: the retrained zoo (benchmark v2: new corpus, CPU-time budget) that knowledge base v2 is built
+#: on; it replaces the top-level zoo when KB v2 becomes the shipped default. Its models are
+#: addressed as ``"v2/<model_id>"`` (``zoo_path``, KB sources ``zoo:v2/<model_id>``).
+GENERATIONS: tuple[str, ...] = ("v2",)
+
+
+def _card_dirs(generation: str | None = None) -> list[Path]:
+    root = ZOO_DIR / generation if generation else ZOO_DIR
+    if not root.is_dir():
         return []
-    return sorted(d for d in ZOO_DIR.iterdir() if d.is_dir() and (d / CARD_FILE).is_file())
+    return sorted(d for d in root.iterdir() if d.is_dir() and (d / CARD_FILE).is_file())
 
 
-def zoo_models() -> list[dict[str, Any]]:
+def zoo_models(generation: str | None = None) -> list[dict[str, Any]]:
     """The cards of every built zoo model (sorted by model id), each with its ``path`` added.
 
-    Empty when the zoo has not been built (``python benchmarks/zoo/pretrain.py``).
+    ``generation`` None: the shipped zoo (the models of the shipped KB); ``"v2"``: the retrained
+    zoo of KB v2 (:data:`GENERATIONS`). Empty when that zoo has not been built
+    (``python benchmarks/zoo/pretrain.py``).
     """
     out = []
-    for d in _card_dirs():
+    for d in _card_dirs(generation):
         card = json.loads((d / CARD_FILE).read_text())
         card["path"] = str(d)
         out.append(card)
