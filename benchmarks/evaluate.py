@@ -313,8 +313,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--realism-kb", action="append", default=None,
                    help="KBs of the realism table (default: meta_features and meta_features_v2 where present)")
+    p.add_argument("--realism-only", action="store_true",
+                   help="only recompute the realism section of an existing RESULTS.md (seconds, not minutes)")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore", TimeticWarning)
+    if args.realism_only:
+        text = args.out.read_text() if args.out.is_file() else ""
+        section = "\n".join(realism_section(args.realism_kb))
+        a, b = text.find(REALISM_START), text.find(REALISM_END)
+        if a >= 0 and b > a:
+            text = text[:a] + section + text[b + len(REALISM_END):]
+        else:
+            text = text.rstrip("\n") + "\n\n" + section + "\n"
+        args.out.write_text(text)
+        print(section)
+        return 0
     started = time.time()
     kb = KnowledgeBase.open(args.kb)
     scen = args.scenarios.split(",")
@@ -368,6 +381,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+REALISM_START = "<!-- realism:start -->"
+REALISM_END = "<!-- realism:end -->"
+
+
 def realism_section(kbs: list[str] | None) -> list[str]:
     """The realism table (``benchmarks/realism.py``) of the given KBs, as RESULTS.md lines."""
     import realism
@@ -383,11 +400,12 @@ def realism_section(kbs: list[str] | None) -> list[str]:
         return []
     notes = [f"* `{n}`: recipe `{r['recipe_hash']}`, {r['n_cells']} cells, {r['n_datasets']} datasets, "
              f"{r['n_models']} models; seeds {r.get('seeds')}." for n, r in results.items()]
-    return ["## Realism of the benchmark (`benchmarks/realism.py`)", "",
+    return [REALISM_START, "## Realism of the benchmark (`benchmarks/realism.py`)", "",
             "How much each knowledge base resembles published foundation-model behaviour (GIFT-Eval column:",
             "published figures, not computed here). The noise ceiling is the Spearman correlation between",
             "the fine-tuned rankings of two recipe seeds (empty until seeds are run).", "",
-            realism.table(results), "", *notes, ""]
+            realism.table(results), "", *notes,
+            "", "Regenerate this section alone: `python benchmarks/evaluate.py --realism-only`.", REALISM_END, ""]
 
 
 def write_report(args, kb, summary, res, made, walls, logme_note, total) -> None:
