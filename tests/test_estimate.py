@@ -139,3 +139,27 @@ def test_selection_options(tiny_kb):
     assert 1 <= len(res.features_) <= 5
     with pytest.raises(TimeticInputError, match="selection_target"):
         TimeTic(tiny_kb, learner="hgb", selection_target="nope").fit()
+
+
+def test_missing_weights_rank_weight_free_with_a_warning(tmp_path, tiny_kb):
+    """A candidate whose weights are not on this machine: warned, named, everything ranked weight-free."""
+    import shutil
+    import warnings
+
+    from timetic.errors import TimeticWarning
+    from timetic.kb import KnowledgeBase
+
+    shutil.copytree(tiny_kb.path, tmp_path / "kb")
+    kb = KnowledgeBase.open(tmp_path / "kb")
+    first = kb.models().sort("model_id").head(1)
+    kb.add_models(first.with_columns(pl.lit("weights:not-on-this-machine").alias("source")))
+    est = TimeTic(kb, seed=0)
+    candidates = est.fit().models_
+    missing = est.missing_weights(candidates)
+    assert list(missing) == [candidates[0]]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        twin = est._weight_free_twin(candidates)
+    assert twin is not None and twin.zero_shot is False and est.zero_shot_used_ is False
+    assert any(issubclass(w.category, TimeticWarning) and candidates[0] in str(w.message) for w in caught)
+    assert TimeTic(kb, seed=0, zero_shot=False)._weight_free_twin(candidates) is None

@@ -443,7 +443,8 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
     ranking, explanations = res["ranking"], res["explanations"]
     elapsed = time.perf_counter() - started
     info = {"target": target.name, "freq": target.freq, "n_series": target.n_series, "kb": str(k.path),
-            "learner": est.learner_name_, "zero_shot": not no_zero_shot, "seed": seed,
+            "learner": est.learner_name_, "zero_shot": bool(getattr(est, "zero_shot_used_", not no_zero_shot)),
+            "no_weights": sorted(getattr(est, "zero_shot_missing_", {})), "seed": seed,
             "features": est.features_, "n_context_rows": est.n_context_rows_, "seconds": round(elapsed, 2)}
     if fmt == "table":
         text = None

@@ -14,6 +14,7 @@ the rows it is given, so an evaluation fold can fit on its training part only.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,6 +262,10 @@ class TimeTic:
         tgt = target if isinstance(target, Target) else load_target(target, **load_kwargs)
         names = list(TASK_NAMES) if task == "all" else ([task] if isinstance(task, str) else list(task))
         candidates = self._candidates(models)
+        twin = self._weight_free_twin(candidates)
+        if twin is not None:
+            return twin.predict(tgt, task=task, models=candidates, n_windows=n_windows, progress=progress)
+        self.zero_shot_used_ = self.zero_shot
         out = []
         for name in names:
             t = Task.preset(name, tgt.freq)
@@ -291,6 +296,14 @@ class TimeTic:
         tgt = target if isinstance(target, Target) else load_target(target, **load_kwargs)
         names = list(TASK_NAMES) if task == "all" else ([task] if isinstance(task, str) else list(task))
         candidates = self._candidates(models)
+        twin = self._weight_free_twin(candidates)
+        if twin is not None:
+            res = twin.predict_detailed(tgt, task=task, models=candidates, n_windows=n_windows,
+                                        explain_top=explain_top, progress=progress)
+            for attr in ("learner_name_", "features_", "n_context_rows_"):
+                setattr(self, attr, getattr(twin, attr))
+            return res
+        self.zero_shot_used_ = self.zero_shot
         rankings, explanations, features = [], [], {}
         for name in names:
             t = Task.preset(name, tgt.freq)
@@ -335,6 +348,42 @@ class TimeTic:
         model = load_model(source, adapter=row.get_column("adapter")[0])
         q = model.forecast(windows.context, task.horizon)
         return score_windows(windows.context, windows.future, q, model.quantile_levels, task.seasonality)["mase"]
+
+    def missing_weights(self, candidates: Sequence[str]) -> dict[str, str]:
+        """model_id -> the path looked at, for candidates whose weights are not on this machine
+        (e.g. a ``weights:`` model without ``TIMETIC_WEIGHTS_DIR``); they rank from the KB alone."""
+        from timetic.kb import resolve_model_source
+
+        kb = self._require_kb()
+        rows = kb.models().filter(pl.col("model_id").is_in(list(candidates))).select("model_id", "source")
+        out = {}
+        for model_id, source in rows.iter_rows():
+            path = resolve_model_source(kb, source)
+            if not Path(path).exists():
+                out[model_id] = path
+        return out
+
+    def _weight_free_twin(self, candidates: Sequence[str]) -> "TimeTic | None":
+        """None when every candidate can run zero-shot (or zero-shot is off); else, with a warning,
+        the same estimator without the zero-shot column, which ranks all candidates consistently
+        (intervals, P(best) and regret stay joint). Sets ``zero_shot_used_`` and
+        ``zero_shot_missing_``."""
+        self.zero_shot_missing_ = self.missing_weights(candidates) if self.zero_shot else {}
+        if not self.zero_shot_missing_:
+            return None
+        miss = self.zero_shot_missing_
+        warnings.warn(
+            f"no weights on this machine for {', '.join(sorted(miss))} (looked at {next(iter(miss.values()))}); "
+            "ranking every candidate without the zero-shot column; set TIMETIC_WEIGHTS_DIR, or leave them "
+            "out with --models",
+            TimeticWarning,
+            stacklevel=3,
+        )
+        if getattr(self, "twin_", None) is None:
+            params = {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
+            self.twin_ = type(self)(**{**params, "zero_shot": False}).fit()
+        self.zero_shot_used_ = False
+        return self.twin_
 
     def _candidates(self, models: Sequence[str] | None) -> list[str]:
         known = list(self.models_)

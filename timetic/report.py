@@ -65,7 +65,9 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
                 console.print(et)
     console.print(
         f"[dim]{info['n_context_rows']} context rows, {len(info['features'])} selected features, "
-        f"zero-shot column {'on' if info['zero_shot'] else 'off'}, seed {info['seed']}, {info['seconds']:.1f} s[/dim]"
+        f"zero-shot column {'on' if info['zero_shot'] else 'off'}"
+        + (f" (no weights here for {', '.join(info['no_weights'])})" if info.get("no_weights") else "")
+        + f", seed {info['seed']}, {info['seconds']:.1f} s[/dim]"
     )
 
 
