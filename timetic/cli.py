@@ -490,7 +490,8 @@ def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, ta
     res = est.predict_detailed(target, task=task, models=[m.strip() for m in models.split(",")] if models else None,
                                n_windows=n_windows)
     info = {"target": target.name, "freq": target.freq, "n_series": target.n_series, "kb": str(k.path),
-            "learner": est.learner_name_, "zero_shot": not no_zero_shot, "seed": seed,
+            "learner": est.learner_name_, "zero_shot": bool(getattr(est, "zero_shot_used_", not no_zero_shot)),
+            "no_weights": sorted(getattr(est, "zero_shot_missing_", {})), "seed": seed,
             "features": est.features_, "seconds": time.perf_counter() - started}
     page = html_report(res, info, est.source_means_)
     with atomic_path(out) as tmp:

@@ -173,7 +173,9 @@ def html_report(result: dict[str, Any], info: dict[str, Any], source_means: pl.D
            f"<h1>timetic report: {_esc(info['target'])}</h1>",
            f"<p>{_esc(info['n_series'])} series, frequency {_esc(info['freq'])}; knowledge base "
            f"<code>{_esc(info['kb'])}</code>; learner {_esc(info['learner'])}; zero-shot column "
-           f"{'on' if info['zero_shot'] else 'off'}; seed {_esc(info['seed'])}; {_num(info['seconds'], '{:.1f}')} s.</p>",
+           f"{'on' if info['zero_shot'] else 'off'}"
+           + (f" (no weights here for {_esc(', '.join(info['no_weights']))})" if info.get("no_weights") else "")
+           + f"; seed {_esc(info['seed'])}; {_num(info['seconds'], '{:.1f}')} s.</p>",
            "<p class=\"small\">Predicted fine-tuned MASE is the mean over the target's sampled windows of each "
            "model's predicted score after timetic's uniform fine-tuning recipe; intervals are 90%. Rows in red: "
            "P(fine-tuning beats zero-shot) &lt; 0.5 (negative-transfer warning).</p>"]
