@@ -76,6 +76,20 @@ def main_recipe(obs: pl.DataFrame, recipe: str | None) -> str:
     raise SystemExit(f"no recipe {recipe!r} in the KB; recipes: {', '.join(counts['recipe_hash'])}")
 
 
+def same_but_seed(obs: pl.DataFrame, h: str) -> list[str]:
+    """Hashes of the recipes equal to recipe ``h`` except for their seed (the noise-ceiling runs)."""
+    import json
+
+    def strip(r: str) -> str:
+        d = json.loads(r)
+        d.pop("seed", None)
+        return json.dumps(d, sort_keys=True)
+
+    pairs = obs.select("recipe_hash", "recipe").unique("recipe_hash").iter_rows()
+    table = {rh: strip(r) for rh, r in pairs}
+    return [rh for rh, key in table.items() if key == table[h]]
+
+
 def kendall_w(ranks: np.ndarray) -> float:
     """Kendall's W of a (raters, items) rank matrix (no tie correction)."""
     m, n = ranks.shape
@@ -96,7 +110,7 @@ def ranking_matrix(cells: pl.DataFrame, task: str, col: str = "ft") -> tuple[np.
 
 def realism(obs: pl.DataFrame, recipe: str | None = None) -> dict[str, object]:
     h = main_recipe(obs, recipe)
-    allc = cell_table(obs.filter(pl.col("recipe_hash") == h))
+    allc = cell_table(obs.filter(pl.col("recipe_hash").is_in(same_but_seed(obs, h))))
     seed0 = int(allc["seed"].min())
     cells = allc.filter(pl.col("seed") == seed0)
     out: dict[str, object] = {"recipe_hash": h, "n_cells": cells.height,
