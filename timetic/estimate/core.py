@@ -1,4 +1,11 @@
-"""In-context estimation: the knowledge base as context, a learner, a ranking for a target.
+"""The estimator: the knowledge base as context, a ranking for a target.
+
+Two formulations (``method``):
+
+* ``"stack"`` (default, :mod:`timetic.estimate.stack`): per (dataset, task) cell, a ridge stacks
+  the rankings a user already has (the target's zero-shot scores, the leaderboard, kNN over source
+  datasets) on out-of-fold priors, and leave-one-dataset-out residuals calibrate the intervals.
+* ``"window"`` (TimeTic as published): the rest of this docstring.
 
 :class:`TimeTic` builds the context table from a knowledge base (:mod:`timetic.context`),
 selects window features with TotalVariance (:mod:`timetic.selection`), fits a learner
@@ -89,6 +96,15 @@ class TimeTic:
             selects exactly ``n_features`` (TimeTic as published: 20).
         selection_target: ``"residual"`` selects features against y minus each model's mean y
             (window features can only explain what varies across windows); ``"raw"`` uses y.
+        method: ``"stack"`` or ``"window"`` (see the module docstring); ``None`` (default) = ``window``
+            when a ``learner`` is named (the tabular learners read window rows), else ``stack``. ``stack`` reads
+            ``k``, ``alpha``, ``zero_shot`` and ``profile`` (new models borrow priors from their
+            profile neighbours); the other arguments shape ``window``.
+        k: ``stack``: nearest source datasets of the kNN prior.
+        alpha: ``stack``: ridge penalty of the stacking weights.
+        recipe: recipe hash whose observations are the ground truth; ``None`` = the KB's primary
+            recipe (the one with the most observations; other recipes, e.g. noise-ceiling seeds,
+            are left out so that a cell is not counted twice).
         seed: seeds every random step.
     """
 
@@ -108,6 +124,10 @@ class TimeTic:
         zero_shot_columns: str = "both",
         selection_tol: float | None = 1e-3,
         selection_target: str = "raw",
+        method: str | None = None,
+        k: int = 5,
+        alpha: float = 1.0,
+        recipe: str | None = None,
         seed: int = 0,
     ):
         self.kb = kb
@@ -124,6 +144,10 @@ class TimeTic:
         self.zero_shot_columns = zero_shot_columns
         self.selection_tol = selection_tol
         self.selection_target = selection_target
+        self.method = method
+        self.k = k
+        self.alpha = alpha
+        self.recipe = recipe
         self.seed = seed
 
     @classmethod
@@ -135,6 +159,14 @@ class TimeTic:
 
     # -- fit -----------------------------------------------------------------------------------
     @property
+    def method_(self) -> str:
+        if self.method is None:
+            return "window" if self.learner is not None else "stack"
+        if self.method not in ("stack", "window"):
+            raise TimeticInputError(f"unknown method {self.method!r}; use 'stack' or 'window'")
+        return self.method
+
+    @property
     def transform_(self) -> str:
         if self.transform == "auto":
             return "log_ratio" if self.zero_shot else "log"
@@ -143,9 +175,19 @@ class TimeTic:
     def context_table(self) -> ContextTable:
         kb = self._require_kb()
         return build_context(
-            kb.windows(), kb.models(), kb.observations(), profile=self.profile or "knn",
-            require_zero_shot=self.zero_shot or self.transform_ == "log_ratio",
+            kb.windows(), kb.models(), kb.observations(recipe_hash=self.recipe_hash(kb)),
+            profile=self.profile or "knn",
+            require_zero_shot=self.zero_shot or (self.method_ == "window" and self.transform_ == "log_ratio"),
         )
+
+    def recipe_hash(self, kb: Any = None) -> str | None:
+        """The recipe whose observations this estimator reads (see ``recipe``)."""
+        if self.recipe is not None:
+            return self.recipe
+        counts = (kb or self._require_kb()).observations().group_by("recipe_hash").len()
+        if counts.height == 0:
+            return None
+        return counts.sort(["len", "recipe_hash"], descending=[True, False]).get_column("recipe_hash")[0]
 
     def fit(self, context: ContextTable | None = None) -> "TimeTic":
         """Select features and fit the learner on ``context`` (default: the whole KB)."""
@@ -166,6 +208,10 @@ class TimeTic:
                 f"the knowledge base has only {len(ctx)} usable observation rows; add datasets, "
                 "models and observations (timetic finetune --kb DIR) first"
             )
+        self.models_ = ctx.meta.get_column("model_id").unique().sort().to_list()
+        self._fit_explanations(ctx)
+        if self.method_ == "stack":
+            return self._fit_stack(ctx)
         y = ctx.y(self.transform_)
         groups = ctx.meta.select("dataset_id", "model_id", "task")
         sel_idx = stratified_subsample(groups, self.selection_rows, self.seed)
@@ -190,7 +236,30 @@ class TimeTic:
         self.learner_.fit(X, y[idx])
         self.learner_name_ = name
         self.n_context_rows_ = len(idx)
-        self.models_ = ctx.meta.get_column("model_id").unique().sort().to_list()
+        return self
+
+    def _fit_stack(self, ctx: ContextTable) -> "TimeTic":
+        from timetic.estimate.cells import build_cells
+        from timetic.estimate.stack import StackedRanker
+
+        cells = build_cells(ctx)
+        self.cells_ = cells
+        self.learner_ = StackedRanker(zero_shot=self.zero_shot, k=self.k, alpha=self.alpha).fit(
+            cells, self._profiles()
+        )
+        self.learner_name_ = "stack"
+        self.features_ = list(cells.feature_names)
+        self.n_context_rows_ = self.learner_.n_rows_
+        return self
+
+    def _profiles(self) -> dict[str, np.ndarray]:
+        """model id -> entropy profile, for every model of the KB (new models borrow by profile)."""
+        prof = model_matrix(self._require_kb().models(), self.profile or "renyi")
+        ids = prof.get_column("model_id").to_list()
+        P = prof.drop("model_id").to_numpy().astype(np.float64)
+        return {m: P[i] for i, m in enumerate(ids) if np.isfinite(P[i]).all()}
+
+    def _fit_explanations(self, ctx: ContextTable) -> None:
         # dataset-level means of every window feature, for explanations (nearest source datasets
         # are found in the full meta-feature space: the selected subset can be a single column)
         self.explain_features_ = list(ctx.features.columns)
@@ -208,7 +277,6 @@ class TimeTic:
                 pl.col("zs_mase").log().mean().exp().alias("observed_zs_mase"),
             )
         )
-        return self
 
     def _zs_parts(self, log_zs: np.ndarray, log_cell: np.ndarray) -> list[np.ndarray]:
         if not self.zero_shot:
@@ -398,6 +466,8 @@ class TimeTic:
 
     def rank(self, rows: TargetRows, candidates: Sequence[str]) -> pl.DataFrame:
         """Predict every candidate on the target rows and rank (see the module docstring)."""
+        if self.method_ == "stack":
+            return self._rank_stack(rows, candidates)
         kb_models = self._require_kb().models()
         prof = model_matrix(kb_models, self.profile or "knn")
         n = rows.features.height
@@ -494,6 +564,77 @@ class TimeTic:
         )
         df = df.sort("predicted_mase").with_columns(pl.int_range(1, G + 1, dtype=pl.Int64).alias("rank"))
         df = df.with_columns(pl.col(["zero_shot_mase", "predicted_gain", "p_improve"]).fill_nan(None))
+        return df.select(RANKING_COLUMNS)
+
+    def _rank_stack(self, rows: TargetRows, candidates: Sequence[str]) -> pl.DataFrame:
+        """:meth:`rank` of the ``stack`` formulation (:mod:`timetic.estimate.stack`)."""
+        from timetic.estimate.cells import target_cell
+
+        ranker = self.learner_
+        names = [c for c in self.features_ if c in rows.features.columns]
+        if not names:
+            raise TimeticInputError(
+                "the target's features share no column with the knowledge base's; compute them with its backend"
+            )
+        cands = list(candidates)
+        feats, log_zs = target_cell(rows.features, names, rows.zero_shot if self.zero_shot else None, cands)
+        feats = np.array([feats[names.index(c)] if c in names else np.nan for c in self.features_])
+        pred, pri, ok = ranker.predict(rows.task, feats, cands, log_zs)
+        for m in (c for c, o in zip(cands, ok) if not o):
+            warnings.warn(f"no scorable target window for {m}; it is left out", TimeticWarning)
+        if not ok.any():
+            raise TimeticInputError("no candidate model could be scored on the target's windows; check the target")
+        keep = [c for c, o in zip(cands, ok) if o]
+        G = len(keep)
+        point_log = pred[ok]
+        scale = ranker.out_of_domain(rows.task, float(pri.distance[0]) if pri.distance.size else np.inf)
+        self.out_of_domain_ = getattr(self, "out_of_domain_", {})
+        self.out_of_domain_[rows.task] = scale
+        self.neighbours_ = getattr(self, "neighbours_", {})
+        self.neighbours_[rows.task] = list(zip(pri.neighbours.tolist(), pri.distance.tolist()))
+        R = ranker.residual_matrix(rows.task, keep) * scale
+        if R.shape[0] == 0:  # a KB of one dataset: no out-of-fold residual to calibrate with
+            lo_r = hi_r = np.full(G, np.nan)
+            S = np.zeros((1, G))
+        else:
+            lo_r, hi_r = ranker.intervals(R)
+            S = ranker.joint_residuals(R, self.n_samples, self.seed)
+        scores = np.exp(point_log[None, :] + S)  # (S, G) joint samples of the mean fine-tuned MASE
+        point = np.exp(point_log)
+        best = scores.argmin(axis=1)
+        p_best = np.bincount(best, minlength=G) / scores.shape[0]
+        regret = (scores / scores.min(axis=1, keepdims=True) - 1.0).mean(axis=0)
+        if log_zs is not None:
+            zs_mase = np.exp(log_zs[ok])
+            gain = 1.0 - point / zs_mase
+            p_improve = (scores < zs_mase[None, :]).mean(axis=0)
+            negative = p_improve < 0.5
+            n_win = [int(np.isfinite(np.asarray(rows.zero_shot[m], dtype=float)).sum()) for m in keep]
+        else:
+            zs_mase = gain = p_improve = np.full(G, np.nan)
+            negative = [None] * G
+            n_win = [rows.features.height] * G
+        adapters = dict(self._require_kb().models().select("model_id", "adapter").iter_rows())
+        df = pl.DataFrame(
+            {
+                "task": [rows.task] * G,
+                "model_id": keep,
+                "adapter": [adapters.get(m, "") for m in keep],
+                "predicted_mase": point,
+                "lower_90": np.exp(point_log + lo_r),
+                "upper_90": np.exp(point_log + hi_r),
+                "zero_shot_mase": zs_mase,
+                "predicted_gain": gain,
+                "p_improve": p_improve,
+                "negative_transfer": negative,
+                "p_best": p_best,
+                "expected_regret": regret,
+                "n_windows": np.asarray(n_win, dtype=np.int64),
+            },
+            schema_overrides={"negative_transfer": pl.Boolean},
+        )
+        df = df.sort("predicted_mase").with_columns(pl.int_range(1, G + 1, dtype=pl.Int64).alias("rank"))
+        df = df.with_columns(pl.col(["zero_shot_mase", "predicted_gain", "p_improve", "lower_90", "upper_90"]).fill_nan(None))
         return df.select(RANKING_COLUMNS)
 
     # -- explanations --------------------------------------------------------------------------

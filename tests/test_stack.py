@@ -1,0 +1,152 @@
+"""The ``stack`` formulation: priors, stacking weights, conformal residuals, and what it reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from scipy import stats
+
+from timetic.estimate import TimeTic
+from timetic.estimate.cells import Cells
+from timetic.estimate.priors import Priors
+from timetic.estimate.stack import StackedRanker, _conformal_quantiles
+
+MODELS = np.array([f"m{g}" for g in range(6)])
+
+
+def synthetic_cells(n: int = 16, zs_noise: float = 0.05, cluster_order: bool = False, seed: int = 0) -> Cells:
+    """n datasets (one task). Without ``cluster_order``, fine-tuned = zero-shot + noise (the
+    zero-shot ranking is right); with it, the model order is set by a feature (two clusters with
+    opposite orders) and zero-shot is noise."""
+    rng = np.random.default_rng(seed)
+    G = len(MODELS)
+    cluster = np.arange(n) % 2
+    features = np.column_stack([cluster * 4.0 + rng.normal(0, 0.3, n), rng.normal(0, 1, (n, 3))])
+    if cluster_order:
+        order = np.where(cluster[:, None] == 0, np.arange(G)[None, :], np.arange(G)[::-1][None, :]) * 0.2
+        log_ft = order + rng.normal(0, 0.02, (n, G))
+        log_zs = rng.normal(0, 1.0, (n, G))
+    else:
+        log_zs = rng.normal(0, 0.5, (n, G)) + rng.normal(0, 0.3, (n, 1))
+        log_ft = log_zs - 0.1 + rng.normal(0, zs_noise, (n, G))
+    return Cells(np.array([f"d{i}" for i in range(n)]), np.array(["short"] * n), MODELS, log_ft, log_zs,
+                 features, ["f0", "f1", "f2", "f3"])
+
+
+def test_stack_trusts_zero_shot_when_it_is_right():
+    cells = synthetic_cells()
+    r = StackedRanker(zero_shot=True).fit(cells)
+    w = r.weights_
+    assert w["zero_shot"] > 0.8 and abs(w["knn"]) < 0.2
+    test = synthetic_cells(seed=1)
+    pred, _, ok = r.predict("short", test.features[0], list(MODELS), test.log_zs[0])
+    assert ok.all()
+    assert stats.spearmanr(pred, test.log_ft[0]).statistic > 0.9
+
+
+def test_stack_trusts_knn_when_the_features_decide():
+    cells = synthetic_cells(cluster_order=True)
+    r = StackedRanker(zero_shot=True).fit(cells)
+    assert r.weights_["knn"] > 0.7 and abs(r.weights_["zero_shot"]) < 0.1
+    # weight-free: a target in cluster 0 and one in cluster 1 get opposite rankings
+    wf = StackedRanker(zero_shot=False).fit(cells)
+    a, _, _ = wf.predict("short", np.array([0.0, 0, 0, 0]), list(MODELS))
+    b, _, _ = wf.predict("short", np.array([4.0, 0, 0, 0]), list(MODELS))
+    assert stats.spearmanr(a, np.arange(6)).statistic > 0.9
+    assert stats.spearmanr(b, np.arange(6)).statistic < -0.9
+
+
+def test_residuals_are_out_of_fold():
+    """A source cell's residuals come from priors without its dataset: a dataset unlike every
+    other one gets large residuals, not the zero an in-sample kNN (its own cell) would give."""
+    cells = synthetic_cells(cluster_order=True)
+    odd = cells.log_ft.copy()
+    odd[0] = odd[0][::-1] * 5
+    cells = Cells(cells.datasets, cells.tasks, cells.models, odd, cells.log_zs, cells.features, cells.feature_names)
+    r = StackedRanker(zero_shot=False).fit(cells)
+    res = np.abs(r.residuals_)
+    assert res[0].mean() > 5 * np.median(res[1:].mean(axis=1))
+
+
+def test_new_model_borrows_priors_from_its_profile_neighbour():
+    cells = synthetic_cells(cluster_order=True)
+    profiles = {m: np.array([g, g ** 2], dtype=float) for g, m in enumerate(MODELS)}
+    profiles["new"] = profiles["m5"] + 0.01
+    p = Priors(k=3).fit(cells, profiles)
+    v = p("short", cells.features[0], ["m5", "new", "m0"])
+    nb = Priors(k=3, n_profile_neighbours=1).fit(cells, profiles)("short", cells.features[0], ["m5", "new"])
+    assert nb.leaderboard[0] == pytest.approx(nb.leaderboard[1])
+    assert nb.knn[0] == pytest.approx(nb.knn[1])
+    assert np.isfinite(v.leaderboard).all()
+
+
+def test_conformal_quantiles_cover_new_draws():
+    rng = np.random.default_rng(0)
+    hits = []
+    for _ in range(400):
+        r = rng.standard_t(3, 20)
+        lo, hi = _conformal_quantiles(r, 0.05)
+        new = rng.standard_t(3, 50)
+        hits.append(((new >= lo) & (new <= hi)).mean())
+    assert 0.88 <= np.mean(hits) <= 0.97
+
+
+# -- through TimeTic ---------------------------------------------------------------------------
+
+
+def test_stack_fit_reads_only_the_given_context(tiny_kb):
+    """The held-out dataset's scores cannot change what the estimator predicts for it."""
+    from timetic.context import ContextTable
+    from timetic.evaluate import held_out_rows
+
+    ctx = TimeTic(tiny_kb).context_table()
+    keep = ctx.meta["dataset_id"].to_numpy() != "ds0"
+    perturbed = ContextTable(
+        ctx.meta.with_columns(
+            pl.when(pl.col("dataset_id") == "ds0").then(pl.col("ft_mase") * 7.0).otherwise(pl.col("ft_mase")).alias("ft_mase")
+        ),
+        ctx.features, ctx.model, ctx.tasks, ctx.profile,
+    )
+    a = TimeTic(tiny_kb, k=2).fit(ctx.mask(keep))
+    b = TimeTic(tiny_kb, k=2).fit(perturbed.mask(keep))
+    models = sorted(set(ctx.meta["model_id"].to_list()))
+    rows, _ = held_out_rows(ctx, "ds0", "short", models)
+    ra, rb = a.rank(rows, models), b.rank(rows, models)
+    assert ra.equals(rb)
+    # ... while its own scores do change a fit that sees them
+    c = TimeTic(tiny_kb, k=2).fit(perturbed)
+    assert not c.rank(rows, models).equals(ra)
+
+
+def test_weight_free_rankings_depend_on_the_target():
+    """Clearly different targets get different weight-free rankings from the shipped KB."""
+    est = TimeTic.from_kb(zero_shot=False)
+    n = 1500
+    ts = pd.date_range("2024-01-01", periods=n, freq="h")
+    t = np.arange(n)
+    rng = np.random.default_rng(0)
+    orders = []
+    for y in (10 + 3 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.2, n), 100 + np.cumsum(rng.normal(0, 1, n))):
+        r = est.predict(pl.DataFrame({"item_id": ["a"] * n, "timestamp": ts, "target": y}))
+        orders.append(r.get_column("model_id").to_list())
+        assert r.get_column("lower_90").is_not_null().all()
+    assert orders[0] != orders[1]
+
+
+def test_stack_ranks_with_intervals_and_probabilities(tiny_kb):
+    from timetic.evaluate import held_out_rows
+
+    est = TimeTic(tiny_kb, k=2)
+    ctx = est.context_table()
+    keep = ctx.meta["dataset_id"].to_numpy() != "ds1"
+    est.fit(ctx.mask(keep))
+    models = sorted(set(ctx.meta["model_id"].to_list()))
+    rows, _ = held_out_rows(ctx, "ds1", "short", models)
+    r = est.rank(rows, models)
+    assert r.height == len(models)
+    assert r["p_best"].sum() == pytest.approx(1.0)
+    assert (r["lower_90"] <= r["predicted_mase"]).all() and (r["predicted_mase"] <= r["upper_90"]).all()
+    assert r["p_improve"].is_between(0, 1).all()
+    assert r["rank"].to_list() == list(range(1, len(models) + 1))

@@ -1,0 +1,101 @@
+"""The knowledge base per (dataset, task) cell: what the ``stack`` formulation reads.
+
+A *cell* is one (dataset, task). For C cells and G models:
+
+- ``log_ft`` (C, G): log of the model's mean fine-tuned MASE over the cell's evaluation windows
+  (the quantity the evaluation ranks by; NaN where the KB has no observation);
+- ``log_zs`` (C, G): log of its mean zero-shot MASE over the same windows;
+- ``features`` (C, p): the mean of each window meta-feature over the cell's windows.
+
+Means over windows are arithmetic, as the ground truth of :mod:`timetic.evaluate` (observed mean
+fine-tuned MASE) and the target side (:func:`target_cell`) are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from timetic.context import KEY, ContextTable
+
+
+@dataclass
+class Cells:
+    """Per-cell matrices (see the module docstring).
+
+    Attributes:
+        datasets: (C,) dataset id of each cell.
+        tasks: (C,) task name of each cell.
+        models: (G,) model ids, sorted.
+        log_ft: (C, G) log mean fine-tuned MASE, NaN where unobserved.
+        log_zs: (C, G) log mean zero-shot MASE, NaN where unobserved.
+        features: (C, p) mean window meta-features.
+        feature_names: (p,) their names.
+    """
+
+    datasets: np.ndarray
+    tasks: np.ndarray
+    models: np.ndarray
+    log_ft: np.ndarray
+    log_zs: np.ndarray
+    features: np.ndarray
+    feature_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.datasets)
+
+    def take(self, rows: np.ndarray) -> "Cells":
+        """The cells at boolean mask or indices ``rows``."""
+        return Cells(self.datasets[rows], self.tasks[rows], self.models, self.log_ft[rows], self.log_zs[rows],
+                     self.features[rows], self.feature_names)
+
+
+def build_cells(ctx: ContextTable) -> Cells:
+    """Summarise context rows (one per window and model) into cells."""
+    scores = (
+        ctx.meta.group_by("dataset_id", "task", "model_id")
+        .agg(pl.col("ft_mase").mean().log().alias("log_ft"), pl.col("zs_mase").mean().log().alias("log_zs"))
+    )
+    feats = (
+        pl.concat([ctx.meta.select(KEY), ctx.features], how="horizontal")
+        .unique(subset=list(KEY))
+        .group_by("dataset_id", "task")
+        .agg(pl.col(ctx.features.columns).mean())
+        .sort("dataset_id", "task")
+    )
+    models = np.array(sorted(scores.get_column("model_id").unique().to_list()))
+    keys = feats.select("dataset_id", "task").with_row_index("c")
+    full = (
+        keys.join(pl.DataFrame({"model_id": models}).with_row_index("g"), how="cross")
+        .join(scores, on=["dataset_id", "task", "model_id"], how="left")
+        .sort("c", "g")
+    )
+    C, G = keys.height, len(models)
+    return Cells(
+        datasets=keys.get_column("dataset_id").to_numpy().astype(str),
+        tasks=keys.get_column("task").to_numpy().astype(str),
+        models=models,
+        log_ft=full.get_column("log_ft").fill_null(np.nan).to_numpy().reshape(C, G),
+        log_zs=full.get_column("log_zs").fill_null(np.nan).to_numpy().reshape(C, G),
+        features=feats.drop("dataset_id", "task").to_numpy().astype(np.float64),
+        feature_names=list(ctx.features.columns),
+    )
+
+
+def target_cell(features: pl.DataFrame, feature_names: list[str], zero_shot: dict[str, np.ndarray] | None,
+                models: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The target's cell: mean features (p,) in ``feature_names`` order and, with zero-shot scores
+    (model -> (n_windows,) MASE), the log of each model's mean finite score (G,) (NaN if none)."""
+    f = features.select(feature_names).to_numpy().astype(np.float64)
+    mean_f = np.nanmean(f, axis=0) if len(f) else np.full(len(feature_names), np.nan)
+    if zero_shot is None:
+        return mean_f, None
+    out = np.full(len(models), np.nan)
+    for g, m in enumerate(models):
+        z = np.asarray(zero_shot.get(m, []), dtype=np.float64)
+        z = z[np.isfinite(z) & (z > 0)]
+        if z.size:
+            out[g] = np.log(z.mean())
+    return mean_f, out

@@ -1,0 +1,138 @@
+"""Priors: the cheap rankings a user already has, computed from source cells, as learner inputs.
+
+Scores are *relative*: a model's log mean fine-tuned MASE minus the mean over the models of its
+cell, so that easy and hard datasets weigh alike and only the order inside a cell matters.
+
+- ``leaderboard``: a model's mean relative score over the source cells of the task;
+- ``knn``: its mean over the ``k`` source cells of the task nearest to the target in meta-feature
+  space (features standardised over the source cells and clipped to ±``clip`` standard deviations,
+  so that one feature a target takes to an extreme cannot decide alone; distance = root mean
+  squared difference);
+- ``level_knn`` / ``gap_knn``: the mean over those neighbours of a cell's mean log fine-tuned MASE,
+  and of its mean log(fine-tuned / zero-shot): the absolute level of the target's scores.
+
+A model without source cells for the task (a new model) borrows from the ``n_profile_neighbours``
+source models nearest in standardised entropy-profile space; without profiles it gets 0 (the mean).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from timetic.estimate.cells import Cells
+
+
+@dataclass
+class PriorValues:
+    """Priors for one target cell and G candidate models.
+
+    Attributes:
+        leaderboard: (G,) relative score prior.
+        knn: (G,) relative score prior from the nearest source cells.
+        level_knn: mean log fine-tuned MASE of the nearest source cells.
+        gap_knn: mean log(fine-tuned / zero-shot) of the nearest source cells (NaN without zero-shot).
+        neighbours: (k,) dataset ids of the nearest source cells, nearest first.
+        distance: (k,) their distances.
+    """
+
+    leaderboard: np.ndarray
+    knn: np.ndarray
+    level_knn: float
+    gap_knn: float
+    neighbours: np.ndarray
+    distance: np.ndarray
+
+
+class Priors:
+    """Leaderboard and kNN priors over source cells.
+
+    Args:
+        k: number of nearest source cells.
+        n_profile_neighbours: source models a new model borrows its priors from.
+    """
+
+    def __init__(self, k: int = 5, n_profile_neighbours: int = 2, clip: float = 5.0):
+        self.k = k
+        self.n_profile_neighbours = n_profile_neighbours
+        self.clip = clip
+
+    def fit(self, cells: Cells, profiles: dict[str, np.ndarray] | None = None) -> "Priors":
+        """``profiles``: model id -> entropy profile (L,), for every model that may be a candidate."""
+        self.cells_ = cells
+        with np.errstate(invalid="ignore"), _quiet():
+            self.rel_ = cells.log_ft - np.nanmean(cells.log_ft, axis=1, keepdims=True)
+            self.level_ = np.nanmean(cells.log_ft, axis=1)
+            self.gap_ = np.nanmean(cells.log_ft - cells.log_zs, axis=1)
+        self.profiles_ = profiles or {}
+        self.index_ = {m: g for g, m in enumerate(cells.models)}
+        return self
+
+    def source_rows(self, task: str) -> np.ndarray:
+        """Indices of the source cells of ``task`` (all cells when the task has none)."""
+        rows = np.flatnonzero(self.cells_.tasks == task)
+        return rows if rows.size else np.arange(len(self.cells_))
+
+    def distances(self, task: str, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, distances) of the task's source cells to a target with mean features (p,)."""
+        rows = self.source_rows(task)
+        F = self.cells_.features[rows]
+        mu, sd = np.nanmean(F, axis=0), np.nanstd(F, axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        with _quiet():
+            zF = np.clip((F - mu) / sd, -self.clip, self.clip)
+            zt = np.clip((features - mu) / sd, -self.clip, self.clip)
+            d = np.sqrt(np.nanmean((zF - zt) ** 2, axis=1))
+        return rows, np.where(np.isfinite(d), d, np.inf)
+
+    def __call__(self, task: str, features: np.ndarray, models: list[str] | np.ndarray) -> PriorValues:
+        rows, dist = self.distances(task, features)
+        order = np.argsort(dist, kind="stable")[: self.k]
+        near = rows[order]
+        with _quiet():
+            lb_all = np.nanmean(self.rel_[rows], axis=0)  # (G_src,)
+            kn_all = np.nanmean(self.rel_[near], axis=0)
+            kn_all = np.where(np.isfinite(kn_all), kn_all, lb_all)
+            level = float(np.nanmean(self.level_[near]))
+            gap = float(np.nanmean(self.gap_[near]))
+        lb = np.array([self._value(lb_all, m) for m in models])
+        kn = np.array([self._value(kn_all, m) for m in models])
+        return PriorValues(lb, kn, level, gap, self.cells_.datasets[near], dist[order])
+
+    def _value(self, values: np.ndarray, model: str) -> float:
+        g = self.index_.get(model)
+        if g is not None and np.isfinite(values[g]):
+            return float(values[g])
+        return self._borrowed(values, model)
+
+    def _borrowed(self, values: np.ndarray, model: str) -> float:
+        """A model without source cells: mean over its nearest source models in profile space."""
+        have = [m for g, m in enumerate(self.cells_.models) if np.isfinite(values[g]) and m in self.profiles_]
+        if model not in self.profiles_ or not have:
+            return 0.0
+        P = np.vstack([self.profiles_[m] for m in have])
+        mu, sd = P.mean(axis=0), P.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        d = np.sqrt((((P - self.profiles_[model]) / sd) ** 2).mean(axis=1))
+        near = np.argsort(d, kind="stable")[: self.n_profile_neighbours]
+        return float(np.mean([values[self.index_[have[i]]] for i in near]))
+
+
+class _quiet(np.errstate):
+    """Silence numpy's all-NaN-slice warnings (an empty mean is NaN, handled by the caller)."""
+
+    def __init__(self) -> None:
+        super().__init__(invalid="ignore", divide="ignore")
+
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        super().__exit__(*exc)
+        return self._w.__exit__(*exc)

@@ -1,0 +1,184 @@
+"""The ``stack`` formulation: stack the cheap rankings, learn how much to trust each, calibrate.
+
+For a target cell and candidate models g, the predicted log mean fine-tuned MASE is
+
+    log ft_g = level + rel_g,
+    rel_g = w_zs * zc_g + w_lb * leaderboard_g + w_knn * knn_g       (ridge, no intercept)
+
+with ``zc_g`` the candidate's log mean zero-shot MASE minus the mean over candidates (left out in
+the weight-free mode) and the priors of :mod:`timetic.estimate.priors`. The level is the mean
+candidate log zero-shot MASE plus the nearest source cells' mean log(fine-tuned / zero-shot)
+(weight-free: their mean log fine-tuned MASE). A ridge over its own inputs can weigh the zero-shot
+ranking alone, the leaderboard alone or kNN alone; it is fitted on *out-of-fold* priors (each
+source dataset's priors come from the other source datasets, as a target's will), so the weights
+say how much each input is worth on datasets the priors have not seen.
+
+Uncertainty (split conformal on leave-one-dataset-out residuals): every source cell's residual
+vector (observed minus predicted log score, per model, its priors computed without its dataset)
+goes into a pool per task. Intervals are the pool's finite-sample-corrected quantiles (the model's
+own residuals when it has at least ``min_model_residuals``, else all models'); joint samples draw
+whole residual vectors of one source cell, so models that err together stay correlated in P(best),
+regret and P(fine-tuning helps). A target farther from the sources than any source was from the
+others (leave-one-dataset-out nearest distance) gets its residuals scaled up by the ratio.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.linear_model import Ridge
+
+from timetic.estimate.cells import Cells
+from timetic.estimate.priors import Priors, PriorValues, _quiet
+
+
+class StackedRanker:
+    """Fit on cells, predict log mean fine-tuned MASE of candidates for a target cell.
+
+    Args:
+        zero_shot: use the candidates' zero-shot scores (needs model weights at prediction time).
+        k: nearest source cells of the kNN prior.
+        alpha: ridge penalty.
+        min_model_residuals: a model's own residuals make its interval when it has this many.
+    """
+
+    def __init__(self, zero_shot: bool = True, k: int = 5, alpha: float = 1.0, min_model_residuals: int = 10):
+        self.zero_shot = zero_shot
+        self.k = k
+        self.alpha = alpha
+        self.min_model_residuals = min_model_residuals
+
+    # -- fit -------------------------------------------------------------------------------------
+    def fit(self, cells: Cells, profiles: dict[str, np.ndarray] | None = None) -> "StackedRanker":
+        C, G = cells.log_ft.shape
+        models = list(cells.models)
+        X_rows, y_rows, where = [], [], []
+        level_oof = np.full(C, np.nan)
+        self.oof_distance_ = np.full(C, np.nan)
+        for d in np.unique(cells.datasets):
+            others = cells.datasets != d
+            if not others.any():
+                continue
+            pri = Priors(self.k).fit(cells.take(others), profiles)
+            for c in np.flatnonzero(~others):
+                obs = self._observed(cells.log_ft[c], cells.log_zs[c])
+                if obs.sum() < 2:
+                    continue
+                p = pri(cells.tasks[c], cells.features[c], models)
+                X, level = self._inputs(p, cells.log_zs[c], obs)
+                yc = cells.log_ft[c, obs] - cells.log_ft[c, obs].mean()
+                X_rows.append(X[obs])
+                y_rows.append(yc)
+                where.append((c, np.flatnonzero(obs)))
+                level_oof[c] = level
+                self.oof_distance_[c] = p.distance[0] if p.distance.size else np.nan
+        X_all = np.vstack(X_rows)
+        self.ridge_ = Ridge(alpha=self.alpha, fit_intercept=False).fit(X_all, np.concatenate(y_rows))
+        self.residuals_ = np.full((C, G), np.nan)
+        for X, (c, g) in zip(X_rows, where):
+            self.residuals_[c, g] = cells.log_ft[c, g] - (level_oof[c] + self.ridge_.predict(X))
+        self.tasks_ = cells.tasks
+        self.models_ = np.asarray(models)
+        self.priors_ = Priors(self.k).fit(cells, profiles)
+        self.n_rows_ = len(X_all)
+        return self
+
+    @property
+    def input_names_(self) -> list[str]:
+        return (["zero_shot"] if self.zero_shot else []) + ["leaderboard", "knn"]
+
+    @property
+    def weights_(self) -> dict[str, float]:
+        """The ridge weight of each input (how much each cheap ranking is trusted)."""
+        return dict(zip(self.input_names_, map(float, self.ridge_.coef_)))
+
+    def _observed(self, log_ft: np.ndarray, log_zs: np.ndarray) -> np.ndarray:
+        ok = np.isfinite(log_ft)
+        return ok & np.isfinite(log_zs) if self.zero_shot else ok
+
+    def _inputs(self, p: PriorValues, log_zs: np.ndarray | None, obs: np.ndarray) -> tuple[np.ndarray, float]:
+        """(G, n_inputs) stacked inputs and the level, centred over the ``obs`` candidates."""
+        cols = []
+        if self.zero_shot:
+            zc = log_zs - log_zs[obs].mean()
+            cols.append(zc)
+            gap = p.gap_knn if np.isfinite(p.gap_knn) else 0.0
+            level = float(log_zs[obs].mean() + gap)
+        else:
+            level = p.level_knn
+        cols += [p.leaderboard - p.leaderboard[obs].mean(), p.knn - p.knn[obs].mean()]
+        return np.column_stack(cols), level
+
+    # -- predict ---------------------------------------------------------------------------------
+    def predict(self, task: str, features: np.ndarray, models: list[str],
+                log_zs: np.ndarray | None = None) -> tuple[np.ndarray, PriorValues, np.ndarray]:
+        """Predicted log mean fine-tuned MASE (G,) of ``models`` (NaN where a needed zero-shot score
+        is missing), the priors used, and the boolean mask of predicted candidates."""
+        if self.zero_shot and log_zs is None:
+            raise ValueError("this ranker uses zero-shot scores; pass log_zs")
+        obs = np.isfinite(log_zs) if self.zero_shot else np.ones(len(models), dtype=bool)
+        p = self.priors_(task, features, models)
+        out = np.full(len(models), np.nan)
+        if obs.any():
+            X, level = self._inputs(p, log_zs, obs)
+            out[obs] = level + self.ridge_.predict(X[obs])
+        return out, p, obs
+
+    def out_of_domain(self, task: str, nearest: float) -> float:
+        """Residual scale for a target whose nearest source cell is at ``nearest``: 1 inside what
+        leave-one-dataset-out saw (its largest nearest distance for the task), else the ratio."""
+        d = self.oof_distance_[(self.tasks_ == task) & np.isfinite(self.oof_distance_)]
+        if d.size == 0 or not np.isfinite(nearest):
+            return 1.0
+        return float(max(1.0, nearest / d.max()))
+
+    def residual_matrix(self, task: str, models: list[str]) -> np.ndarray:
+        """(n_cells, G) residuals of the task's source cells for ``models``, NaN where unobserved."""
+        rows = np.flatnonzero(self.tasks_ == task)
+        if rows.size == 0:
+            rows = np.arange(len(self.tasks_))
+        index = {m: g for g, m in enumerate(self.models_)}
+        R = np.full((rows.size, len(models)), np.nan)
+        for j, m in enumerate(models):
+            if m in index:
+                R[:, j] = self.residuals_[rows, index[m]]
+        return R[np.isfinite(R).any(axis=1)]
+
+    def intervals(self, R: np.ndarray, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """Per model, the (lower, upper) residual quantiles of a central ``coverage`` interval,
+        finite-sample corrected (split conformal: level ceil((n+1) q) / n)."""
+        pooled = R[np.isfinite(R)]
+        a = (1.0 - coverage) / 2.0
+        lo, hi = np.empty(R.shape[1]), np.empty(R.shape[1])
+        for j in range(R.shape[1]):
+            r = R[:, j][np.isfinite(R[:, j])]
+            if r.size < self.min_model_residuals:
+                r = pooled
+            lo[j], hi[j] = _conformal_quantiles(r, a)
+        return lo, hi
+
+    def joint_residuals(self, R: np.ndarray, n_samples: int, seed: int) -> np.ndarray:
+        """(n_samples, G) residual vectors: a random source cell's residuals per sample; a model
+        unobserved in that cell takes a random residual of its own (else of the pool)."""
+        rng = np.random.default_rng(seed)
+        n, G = R.shape
+        pooled = R[np.isfinite(R)]
+        S = R[rng.integers(0, n, size=n_samples)]
+        for j in range(G):
+            miss = ~np.isfinite(S[:, j])
+            if miss.any():
+                own = R[:, j][np.isfinite(R[:, j])]
+                src = own if own.size >= self.min_model_residuals else pooled
+                S[miss, j] = rng.choice(src, size=int(miss.sum()))
+        return S
+
+
+def _conformal_quantiles(r: np.ndarray, a: float) -> tuple[float, float]:
+    n = r.size
+    if n == 0:
+        return -np.inf, np.inf
+    with _quiet():
+        q_hi = min(1.0, math.ceil((n + 1) * (1.0 - a)) / n)
+        q_lo = max(0.0, 1.0 - q_hi)
+        return float(np.quantile(r, q_lo)), float(np.quantile(r, q_hi))
