@@ -150,3 +150,39 @@ def test_stack_ranks_with_intervals_and_probabilities(tiny_kb):
     assert (r["lower_90"] <= r["predicted_mase"]).all() and (r["predicted_mase"] <= r["upper_90"]).all()
     assert r["p_improve"].is_between(0, 1).all()
     assert r["rank"].to_list() == list(range(1, len(models) + 1))
+
+
+def test_gain_model_flags_the_model_fine_tuning_hurts():
+    cells = synthetic_cells()
+    log_ft = cells.log_zs - 0.2 + np.random.default_rng(3).normal(0, 0.03, cells.log_zs.shape)
+    log_ft[:, 0] = cells.log_zs[:, 0] + 0.2  # fine-tuning m0 always hurts
+    cells = Cells(cells.datasets, cells.tasks, cells.models, log_ft, cells.log_zs, cells.features, cells.feature_names)
+    r = StackedRanker(zero_shot=True).fit(cells)
+    _, p, _ = r.predict("short", cells.features[0], list(MODELS), cells.log_zs[0])
+    g = r.predict_gain(p)
+    assert g[0] > 0.1 and (g[1:] < -0.1).all()
+    R = r.residual_matrix("short", list(MODELS), gain=True)
+    helps = r.p_below(R, g, np.zeros(len(MODELS)))
+    assert helps[0] < 0.1 and (helps[1:] > 0.9).all()
+
+
+def test_ties_mark_coin_flips():
+    from timetic.estimate.core import ties
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, 4000)
+    scores = np.column_stack([a, a + 0.01 + rng.normal(0, 1, 4000), a + 5])
+    point = scores.mean(axis=0)
+    assert ties(scores, point).tolist() == [False, True, False]
+
+
+def test_a_frequency_absent_from_the_kb_is_named():
+    from timetic.errors import TimeticWarning
+
+    est = TimeTic.from_kb(zero_shot=False)
+    n = 240
+    y = 100 + 10 * np.sin(2 * np.pi * np.arange(n) / 12) + np.arange(n)
+    frame = pl.DataFrame({"item_id": ["a"] * n, "timestamp": pd.date_range("2000-01-01", periods=n, freq="MS"),
+                          "target": y})
+    with pytest.warns(TimeticWarning, match="no dataset at the target's frequency 'MS'"):
+        est.predict(frame)

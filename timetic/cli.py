@@ -416,8 +416,11 @@ def add_observation_cmd(results, kb_path):
 @click.option("--task", type=click.Choice(["short", "medium", "long", "all"]), default="short", show_default=True)
 @click.option("--models", default=None, help="Comma-separated candidate model ids (default: all in the KB).")
 @kb_option
+@click.option("--method", type=click.Choice(["stack", "window"]), default=None,
+              help="Formulation (default: stack; window when --learner is given). See the README.")
 @click.option("--learner", type=click.Choice(["gp", "hgb", "tabpfn", "tabicl"]), default=None,
-              help="Default: tabpfn when TIMETIC_TABPFN_MODEL is set, else gp.")
+              help="The window formulation's tabular learner (implies --method window; default there: "
+                   "tabpfn when TIMETIC_TABPFN_MODEL is set, else gp).")
 @click.option("--windows", "n_windows", type=int, default=128, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
@@ -426,8 +429,8 @@ def add_observation_cmd(results, kb_path):
 @click.option("--explain/--no-explain", default=True, show_default=True,
               help="Show the nearest source datasets for the top models (table format).")
 @friendly
-def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, task, models, kb_path, learner,
-            n_windows, seed, fmt, out, no_zero_shot, explain):
+def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, task, models, kb_path, method,
+            learner, n_windows, seed, fmt, out, no_zero_shot, explain):
     """Rank the knowledge base's models for a target by predicted fine-tuned MASE."""
     import time
 
@@ -437,15 +440,12 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
     started = time.perf_counter()
     k = _open_kb(kb_path)
     target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
-    est = TimeTic(k, learner=learner, zero_shot=not no_zero_shot, seed=seed)
+    est = TimeTic(k, learner=learner, method=method, zero_shot=not no_zero_shot, seed=seed)
     res = est.predict_detailed(target, task=task, models=[m.strip() for m in models.split(",")] if models else None,
                                n_windows=n_windows)
     ranking, explanations = res["ranking"], res["explanations"]
     elapsed = time.perf_counter() - started
-    info = {"target": target.name, "freq": target.freq, "n_series": target.n_series, "kb": str(k.path),
-            "learner": est.learner_name_, "zero_shot": bool(getattr(est, "zero_shot_used_", not no_zero_shot)),
-            "no_weights": sorted(getattr(est, "zero_shot_missing_", {})), "seed": seed,
-            "features": est.features_, "n_context_rows": est.n_context_rows_, "seconds": round(elapsed, 2)}
+    info = {**_estimator_info(est, target, k, seed, no_zero_shot), "seconds": round(elapsed, 2)}
     if fmt == "table":
         text = None
         render_table(ranking, explanations if explain else None, info)
@@ -468,13 +468,16 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
 @click.option("--task", type=click.Choice(["short", "medium", "long", "all"]), default="all", show_default=True)
 @click.option("--models", default=None, help="Comma-separated candidate model ids (default: all in the KB).")
 @kb_option
-@click.option("--learner", type=click.Choice(["gp", "hgb", "tabpfn", "tabicl"]), default=None)
+@click.option("--method", type=click.Choice(["stack", "window"]), default=None,
+              help="Formulation (default: stack; window when --learner is given).")
+@click.option("--learner", type=click.Choice(["gp", "hgb", "tabpfn", "tabicl"]), default=None,
+              help="The window formulation's tabular learner (implies --method window).")
 @click.option("--windows", "n_windows", type=int, default=128, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-zero-shot", is_flag=True, help="Rank from characteristics alone (no model weights needed).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The HTML file to write.")
 @friendly
-def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, task, models, kb_path, learner,
+def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, task, models, kb_path, method, learner,
            n_windows, seed, no_zero_shot, out):
     """Write a self-contained HTML report (ranking, intervals, gains, nearest sources, features, plots)."""
     import time
@@ -486,13 +489,10 @@ def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, ta
     started = time.perf_counter()
     k = _open_kb(kb_path)
     target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
-    est = TimeTic(k, learner=learner, zero_shot=not no_zero_shot, seed=seed)
+    est = TimeTic(k, learner=learner, method=method, zero_shot=not no_zero_shot, seed=seed)
     res = est.predict_detailed(target, task=task, models=[m.strip() for m in models.split(",")] if models else None,
                                n_windows=n_windows)
-    info = {"target": target.name, "freq": target.freq, "n_series": target.n_series, "kb": str(k.path),
-            "learner": est.learner_name_, "zero_shot": bool(getattr(est, "zero_shot_used_", not no_zero_shot)),
-            "no_weights": sorted(getattr(est, "zero_shot_missing_", {})), "seed": seed,
-            "features": est.features_, "seconds": time.perf_counter() - started}
+    info = {**_estimator_info(est, target, k, seed, no_zero_shot), "seconds": time.perf_counter() - started}
     page = html_report(res, info, est.source_means_)
     with atomic_path(out) as tmp:
         tmp.write_text(page, encoding="utf-8")
@@ -503,10 +503,11 @@ def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, ta
 @kb_option
 @click.option("--scenario", "scenarios", multiple=True, default=("unseen-dataset",), show_default=True,
               type=click.Choice(["unseen-dataset", "unseen-model", "both-unseen", "few-shot"]))
-@click.option("--learner", "learners", multiple=True, default=("gp",), show_default=True,
-              type=click.Choice(["gp", "hgb", "tabpfn", "tabicl"]))
+@click.option("--learner", "learners", multiple=True, default=(),
+              type=click.Choice(["gp", "hgb", "tabpfn", "tabicl"]),
+              help="Also evaluate the window formulation with this learner (repeatable).")
 @click.option("--no-zero-shot", is_flag=True, help="Leave the zero-shot column out of the context.")
-@click.option("--few-shot-windows", type=int, default=100, show_default=True)
+@click.option("--few-shot-windows", type=int, default=20, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Per-fold metrics (.csv/.parquet/.json).")
 @friendly
@@ -519,8 +520,9 @@ def evaluate(kb_path, scenarios, learners, no_zero_shot, few_shot_windows, seed,
     from timetic.io import write_table
 
     k = _open_kb(kb_path)
-    makers = {f"timetic-{l}": (lambda l=l: TimeTic(k, learner=l, zero_shot=not no_zero_shot, seed=seed))
-              for l in learners}
+    makers = {"timetic": lambda: TimeTic(k, zero_shot=not no_zero_shot, seed=seed)}
+    makers.update({f"window-{l}": (lambda l=l: TimeTic(k, learner=l, zero_shot=not no_zero_shot, seed=seed))
+                   for l in learners})
     res = run_evaluation(k, scenarios, makers, few_shot_windows=few_shot_windows, seed=seed,
                          progress=lambda msg: click.echo(msg, err=True))
     summary = res.summary(seed=seed)
@@ -530,6 +532,20 @@ def evaluate(kb_path, scenarios, learners, no_zero_shot, few_shot_windows, seed,
                                       "top3", "regret")))
     if out is not None:
         write_table(res.rows, out)
+
+
+def _estimator_info(est, target, kb, seed: int, no_zero_shot: bool) -> dict:
+    """What predict and report say about the estimator that ranked (JSON ``info``, table footer)."""
+    info = {"target": target.name, "freq": target.freq, "n_series": target.n_series, "kb": str(kb.path),
+            "method": est.method_, "learner": est.learner_name_,
+            "zero_shot": bool(getattr(est, "zero_shot_used_", not no_zero_shot)),
+            "no_weights": sorted(getattr(est, "zero_shot_missing_", {})), "seed": seed,
+            "features": est.features_, "n_context_rows": est.n_context_rows_}
+    used = getattr(est, "twin_", None) if not info["zero_shot"] and getattr(est, "twin_", None) else est
+    if used.method_ == "stack":
+        info["stack_weights"] = {k: round(v, 3) for k, v in used.learner_.weights_.items()}
+        info["out_of_domain"] = {t: round(v, 2) for t, v in getattr(used, "out_of_domain_", {}).items()}
+    return info
 
 
 @main.command("adapters")

@@ -33,6 +33,14 @@ from scipy import stats
 from timetic.context import ContextTable
 from timetic.estimate import TargetRows, TimeTic
 
+#: prediction columns beyond the point score: name in EvalResult.predictions -> ranking column.
+_EXTRA = {"lower_90": "lower_90", "upper_90": "upper_90", "p_best": "p_best", "p_improve": "p_improve"}
+
+
+def _num(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
 SCENARIOS = ("unseen-dataset", "unseen-model", "both-unseen", "few-shot")
 METRICS = ("spearman", "weighted_tau", "top1", "top3", "regret")
 
@@ -120,8 +128,9 @@ class EvalResult:
     """Per (scenario, method, dataset, task) metrics; :meth:`summary` averages with CIs."""
 
     rows: pl.DataFrame
-    #: (scenario, method, dataset_id, task, model_id, predicted, observed, lower_90, upper_90) of
-    #: every ranked model (intervals NaN for baselines and the leave-one-model-out scenarios).
+    #: (scenario, method, dataset_id, task, model_id, predicted, observed, lower_90, upper_90,
+    #: p_best, p_improve, observed_zs) of every ranked model (intervals and probabilities NaN for
+    #: baselines and the leave-one-model-out scenarios; observed_zs: observed mean zero-shot MASE).
     predictions: pl.DataFrame | None = None
 
     def summary(self, n_boot: int = 1000, seed: int = 0) -> pl.DataFrame:
@@ -172,7 +181,7 @@ def evaluate(
     kb: Any,
     scenarios: Sequence[str] = ("unseen-dataset",),
     make_estimator: Callable[[], TimeTic] | dict[str, Callable[[], TimeTic]] | None = None,
-    few_shot_windows: int = 100,
+    few_shot_windows: int = 20,
     baselines: bool = True,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
@@ -209,15 +218,20 @@ def evaluate(
     records = []
     predictions: list[dict] = []
 
-    def record(scenario, method, d, task, true, pred, cands=None, lower=None, upper=None):
+    def record(scenario, method, d, task, true, pred, cands=None, extra=None, zs=None):
         records.append({"scenario": scenario, "method": method, "dataset_id": d, "task": task,
                         **ranking_metrics(true, pred)})
-        lower = [np.nan] * len(pred) if lower is None else lower
-        upper = [np.nan] * len(pred) if upper is None else upper
-        for m, p, t, lo, hi in zip(cands or [], pred, true, lower, upper):
+        nan = [np.nan] * len(pred)
+        extra = extra or {}
+        zs = nan if zs is None else zs
+        for j, (m, p, t) in enumerate(zip(cands or [], pred, true)):
             predictions.append({"scenario": scenario, "method": method, "dataset_id": d, "task": task,
                                 "model_id": m, "predicted": float(p), "observed": float(t),
-                                "lower_90": float(lo), "upper_90": float(hi)})
+                                **{c: float(extra.get(c, nan)[j]) for c in _EXTRA},
+                                "observed_zs": float(zs[j])})
+
+    def observed_zs(rows, cands):
+        return [float(np.nanmean(rows.zero_shot[m])) if m in rows.zero_shot else np.nan for m in cands]
 
     for scenario in scenarios:
         if scenario not in SCENARIOS:
@@ -237,15 +251,18 @@ def evaluate(
                     if len(cands) < 3:
                         continue
                     true = np.array([truth[m] for m in cands])
+                    # the truth of "fine-tuning helps": observed over all the dataset's windows
+                    full_rows = rows if mw is None else held_out_rows(ctx, d, task, models)[0]
+                    zs_obs = observed_zs(full_rows, cands)
                     for name, est in fitted.items():
                         r = est.rank(rows, cands)
-                        by = {m: (p, lo, hi) for m, p, lo, hi in r.select("model_id", "predicted_mase", "lower_90", "upper_90").iter_rows()}
-                        got = [by.get(m, (np.inf, np.nan, np.nan)) for m in cands]
-                        record(scenario, name, d, task, true, np.array([g[0] for g in got]), cands,
-                               [g[1] for g in got], [g[2] for g in got])
+                        by = {row["model_id"]: row for row in r.iter_rows(named=True)}
+                        pred = np.array([by[m]["predicted_mase"] if m in by else np.inf for m in cands])
+                        extra = {c: [_num(by.get(m, {}).get(k)) for m in cands] for c, k in _EXTRA.items()}
+                        record(scenario, name, d, task, true, pred, cands, extra, zs_obs)
                     if baselines:
                         for name, pred in _baselines(ctx, train_mask, d, task, cands, rows, truth).items():
-                            record(scenario, name, d, task, true, pred, cands)
+                            record(scenario, name, d, task, true, pred, cands, zs=zs_obs)
                         records.append({"scenario": scenario, "method": "random", "dataset_id": d, "task": task,
                                         **random_metrics(true)})
         elif scenario == "unseen-model":
@@ -259,9 +276,13 @@ def evaluate(
                         rows, truth = held_out_rows(ctx, d, task, models)
                         if m not in truth:
                             continue
+                        # rank every candidate (a formulation may rank relative to the others)
+                        # and keep the held-out model's prediction
+                        cands = [c for c in models if c in truth]
                         for name, est in fitted.items():
-                            r = est.rank(rows, [m])
-                            preds.setdefault((name, d, task), {})[m] = float(r["predicted_mase"][0])
+                            r = est.rank(rows, cands).filter(pl.col("model_id") == m)
+                            if r.height:
+                                preds.setdefault((name, d, task), {})[m] = float(r["predicted_mase"][0])
             for (name, d, task), pm in preds.items():
                 rows, truth = held_out_rows(ctx, d, task, models)
                 cands = [m for m in models if m in truth and m in pm]
@@ -284,8 +305,9 @@ def evaluate(
                         here = [m for m in members if m in truth]
                         if not here:
                             continue
+                        cands = [c for c in models if c in truth]
                         for name, est in fitted.items():
-                            r = est.rank(rows, here)
+                            r = est.rank(rows, cands).filter(pl.col("model_id").is_in(here))
                             for m, v in zip(r["model_id"], r["predicted_mase"]):
                                 preds.setdefault((name, d, task), {})[m] = float(v)
             for (name, d, task), pm in preds.items():

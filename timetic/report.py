@@ -33,7 +33,7 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
         table = Table(
             title=f"{info['target']} - task {task}: predicted fine-tuned MASE (learner {info['learner']})",
             caption="MASE: mean over the target's windows; interval: 90%; "
-            "P(improve): fine-tuning beats zero-shot",
+            "P(improve): fine-tuning beats zero-shot; =k: tied with the model above (order < 60% sure)",
         )
         for col, justify in (("rank", "right"), ("model", "left"), ("adapter", "left"), ("pred. MASE", "right"),
                              ("90% interval", "right"), ("zero-shot", "right"), ("gain", "right"),
@@ -43,7 +43,7 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
             zs = r["zero_shot_mase"]
             warn = " [red]neg. transfer?[/red]" if r["negative_transfer"] else ""
             table.add_row(
-                str(r["rank"]), r["model_id"], r["adapter"], f"{r['predicted_mase']:.3f}",
+                ("=" if r.get("tied_with_above") else "") + str(r["rank"]), r["model_id"], r["adapter"], f"{r['predicted_mase']:.3f}",
                 f"{r['lower_90']:.3f}-{r['upper_90']:.3f}",
                 "-" if zs is None else f"{zs:.3f}",
                 "-" if r["predicted_gain"] is None else f"{100 * r['predicted_gain']:+.1f}%",
@@ -63,11 +63,15 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
                     et.add_row(r["model_id"], r["dataset_id"], f"{r['distance']:.2f}",
                                "-" if f is None else f"{f:.3f}", "-" if z is None else f"{z:.3f}")
                 console.print(et)
+    weights = info.get("stack_weights")
     console.print(
-        f"[dim]{info['n_context_rows']} context rows, {len(info['features'])} selected features, "
+        (f"[dim]stack weights: {', '.join(f'{k} {v:.2f}' for k, v in weights.items())}; " if weights else "[dim]")
+        + f"{info['n_context_rows']} context rows, {len(info['features'])} features, "
         f"zero-shot column {'on' if info['zero_shot'] else 'off'}"
         + (f" (no weights here for {', '.join(info['no_weights'])})" if info.get("no_weights") else "")
         + f", seed {info['seed']}, {info['seconds']:.1f} s[/dim]"
+        + "".join(f"\n[yellow]task {t}: outside the knowledge base, intervals widened x{v:.1f}[/yellow]"
+                  for t, v in (info.get("out_of_domain") or {}).items() if v > 1)
     )
 
 

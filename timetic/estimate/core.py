@@ -47,8 +47,21 @@ from timetic.tasks import TASK_NAMES, Task
 RANKING_COLUMNS = (
     "task", "rank", "model_id", "adapter", "predicted_mase", "lower_90", "upper_90",
     "zero_shot_mase", "predicted_gain", "p_improve", "negative_transfer", "p_best",
-    "expected_regret", "n_windows",
+    "expected_regret", "tied_with_above", "n_windows",
 )
+#: two neighbours in the ranking are tied when the joint samples order them the predicted way less
+#: often than this (the order is close to a coin flip).
+TIE_CONFIDENCE = 0.6
+
+
+def ties(scores: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """(G,) booleans, in the order of ``point`` ascending: is this model tied with the one ranked
+    just above it? ``scores``: (S, G) joint samples (lower = better)."""
+    order = np.argsort(point, kind="stable")
+    out = np.zeros(len(point), dtype=bool)
+    for i in range(1, len(order)):
+        out[i] = (scores[:, order[i - 1]] < scores[:, order[i]]).mean() < TIE_CONFIDENCE
+    return out
 
 
 @dataclass
@@ -102,6 +115,8 @@ class TimeTic:
             profile neighbours); the other arguments shape ``window``.
         k: ``stack``: nearest source datasets of the kNN prior.
         alpha: ``stack``: ridge penalty of the stacking weights.
+        stack_inputs: ``stack``: the inputs the ridge reads (``zero_shot``, ``leaderboard``,
+            ``knn``); ``None`` = all that apply. For ablations.
         recipe: recipe hash whose observations are the ground truth; ``None`` = the KB's primary
             recipe (the one with the most observations; other recipes, e.g. noise-ceiling seeds,
             are left out so that a cell is not counted twice).
@@ -127,6 +142,7 @@ class TimeTic:
         method: str | None = None,
         k: int = 5,
         alpha: float = 1.0,
+        stack_inputs: tuple[str, ...] | None = None,
         recipe: str | None = None,
         seed: int = 0,
     ):
@@ -147,6 +163,7 @@ class TimeTic:
         self.method = method
         self.k = k
         self.alpha = alpha
+        self.stack_inputs = stack_inputs
         self.recipe = recipe
         self.seed = seed
 
@@ -244,7 +261,10 @@ class TimeTic:
 
         cells = build_cells(ctx)
         self.cells_ = cells
-        self.learner_ = StackedRanker(zero_shot=self.zero_shot, k=self.k, alpha=self.alpha).fit(
+        self.learner_ = StackedRanker(
+            zero_shot=self.zero_shot, k=self.k, alpha=self.alpha,
+            inputs=None if self.stack_inputs is None else tuple(self.stack_inputs),
+        ).fit(
             cells, self._profiles()
         )
         self.learner_name_ = "stack"
@@ -328,6 +348,7 @@ class TimeTic:
         if not hasattr(self, "learner_"):
             self.fit()
         tgt = target if isinstance(target, Target) else load_target(target, **load_kwargs)
+        self._check_frequency(tgt.freq)
         names = list(TASK_NAMES) if task == "all" else ([task] if isinstance(task, str) else list(task))
         candidates = self._candidates(models)
         twin = self._weight_free_twin(candidates)
@@ -362,6 +383,7 @@ class TimeTic:
         if not hasattr(self, "learner_"):
             self.fit()
         tgt = target if isinstance(target, Target) else load_target(target, **load_kwargs)
+        self._check_frequency(tgt.freq)
         names = list(TASK_NAMES) if task == "all" else ([task] if isinstance(task, str) else list(task))
         candidates = self._candidates(models)
         twin = self._weight_free_twin(candidates)
@@ -416,6 +438,19 @@ class TimeTic:
         model = load_model(source, adapter=row.get_column("adapter")[0])
         q = model.forecast(windows.context, task.horizon)
         return score_windows(windows.context, windows.future, q, model.quantile_levels, task.seasonality)["mase"]
+
+    def _check_frequency(self, freq: str) -> None:
+        """Warn when no KB dataset has the target's kind of frequency (e.g. monthly)."""
+        kb_freqs = self._require_kb().datasets().get_column("freq").drop_nulls().unique().to_list()
+        fam = freq_family(freq)
+        if kb_freqs and fam not in {freq_family(f) for f in kb_freqs}:
+            warnings.warn(
+                f"the knowledge base has no dataset at the target's frequency {freq!r} (it has "
+                f"{', '.join(sorted(kb_freqs))}); the ranking extrapolates from other frequencies; add "
+                "datasets like it to the KB (timetic add-dataset) for a grounded answer",
+                TimeticWarning,
+                stacklevel=3,
+            )
 
     def missing_weights(self, candidates: Sequence[str]) -> dict[str, str]:
         """model_id -> the path looked at, for candidates whose weights are not on this machine
@@ -562,6 +597,8 @@ class TimeTic:
             },
             schema_overrides={"negative_transfer": pl.Boolean},
         )
+        df = df.sort("predicted_mase", maintain_order=True).with_columns(
+            pl.Series("tied_with_above", ties(scores, point)))
         df = df.sort("predicted_mase").with_columns(pl.int_range(1, G + 1, dtype=pl.Int64).alias("rank"))
         df = df.with_columns(pl.col(["zero_shot_mase", "predicted_gain", "p_improve"]).fill_nan(None))
         return df.select(RANKING_COLUMNS)
@@ -590,6 +627,15 @@ class TimeTic:
         scale = ranker.out_of_domain(rows.task, float(pri.distance[0]) if pri.distance.size else np.inf)
         self.out_of_domain_ = getattr(self, "out_of_domain_", {})
         self.out_of_domain_[rows.task] = scale
+        if scale > 1.0:
+            warnings.warn(
+                f"task {rows.task}: the target lies outside the knowledge base (nearest source dataset "
+                f"{pri.neighbours[0]} at distance {pri.distance[0]:.2f}, beyond every leave-one-dataset-out "
+                f"distance); intervals widened x{scale:.1f}; treat the ranking as a guess, or add similar "
+                "datasets to the KB (timetic add-dataset)",
+                TimeticWarning,
+                stacklevel=3,
+            )
         self.neighbours_ = getattr(self, "neighbours_", {})
         self.neighbours_[rows.task] = list(zip(pri.neighbours.tolist(), pri.distance.tolist()))
         R = ranker.residual_matrix(rows.task, keep) * scale
@@ -605,9 +651,12 @@ class TimeTic:
         p_best = np.bincount(best, minlength=G) / scores.shape[0]
         regret = (scores / scores.min(axis=1, keepdims=True) - 1.0).mean(axis=0)
         if log_zs is not None:
+            # gain and P(fine-tuning helps) from the gain model (see timetic.estimate.stack)
             zs_mase = np.exp(log_zs[ok])
-            gain = 1.0 - point / zs_mase
-            p_improve = (scores < zs_mase[None, :]).mean(axis=0)
+            g_point = ranker.predict_gain(pri)[ok]
+            gain = 1.0 - np.exp(g_point)
+            Rg = ranker.residual_matrix(rows.task, keep, gain=True) * scale
+            p_improve = ranker.p_below(Rg, g_point, np.zeros(G)) if Rg.shape[0] else np.full(G, np.nan)
             negative = p_improve < 0.5
             n_win = [int(np.isfinite(np.asarray(rows.zero_shot[m], dtype=float)).sum()) for m in keep]
         else:
@@ -633,6 +682,8 @@ class TimeTic:
             },
             schema_overrides={"negative_transfer": pl.Boolean},
         )
+        df = df.sort("predicted_mase", maintain_order=True).with_columns(
+            pl.Series("tied_with_above", ties(scores, point)))
         df = df.sort("predicted_mase").with_columns(pl.int_range(1, G + 1, dtype=pl.Int64).alias("rank"))
         df = df.with_columns(pl.col(["zero_shot_mase", "predicted_gain", "p_improve", "lower_90", "upper_90"]).fill_nan(None))
         return df.select(RANKING_COLUMNS)
@@ -663,6 +714,15 @@ class TimeTic:
         if self.kb is None:
             raise TimeticInputError("no knowledge base; use TimeTic.from_kb(PATH) or pass --kb DIR")
         return self.kb
+
+
+def freq_family(freq: str) -> str:
+    """The kind of a pandas frequency string, multiples and anchors dropped: ``10min`` -> ``min``,
+    ``W-SUN`` -> ``W``, ``MS`` / ``ME`` / ``M`` -> ``M``, ``QS-OCT`` -> ``Q``, ``YS`` / ``A`` -> ``Y``."""
+    base = str(freq).lstrip("0123456789").split("-")[0]
+    alias = {"H": "h", "T": "min", "S": "s", "L": "ms", "MS": "M", "ME": "M", "BM": "M", "BMS": "M", "QS": "Q",
+             "QE": "Q", "BQ": "Q", "Y": "Y", "YS": "Y", "YE": "Y", "A": "Y", "AS": "Y", "BA": "Y", "BY": "Y"}
+    return alias.get(base, base)
 
 
 def _cell_log_zs(ctx: ContextTable) -> np.ndarray:

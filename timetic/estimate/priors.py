@@ -8,6 +8,8 @@ cell, so that easy and hard datasets weigh alike and only the order inside a cel
   space (features standardised over the source cells and clipped to ±``clip`` standard deviations,
   so that one feature a target takes to an extreme cannot decide alone; distance = root mean
   squared difference);
+- ``gain_leaderboard`` / ``gain_knn``: a model's mean log(fine-tuned / zero-shot) over the source
+  cells of the task / over the nearest ones (what fine-tuning did to it there);
 - ``level_knn`` / ``gap_knn``: the mean over those neighbours of a cell's mean log fine-tuned MASE,
   and of its mean log(fine-tuned / zero-shot): the absolute level of the target's scores.
 
@@ -31,6 +33,8 @@ class PriorValues:
     Attributes:
         leaderboard: (G,) relative score prior.
         knn: (G,) relative score prior from the nearest source cells.
+        gain_leaderboard: (G,) mean log(fine-tuned / zero-shot) over the task's source cells.
+        gain_knn: (G,) the same over the nearest source cells.
         level_knn: mean log fine-tuned MASE of the nearest source cells.
         gap_knn: mean log(fine-tuned / zero-shot) of the nearest source cells (NaN without zero-shot).
         neighbours: (k,) dataset ids of the nearest source cells, nearest first.
@@ -39,6 +43,8 @@ class PriorValues:
 
     leaderboard: np.ndarray
     knn: np.ndarray
+    gain_leaderboard: np.ndarray
+    gain_knn: np.ndarray
     level_knn: float
     gap_knn: float
     neighbours: np.ndarray
@@ -64,7 +70,8 @@ class Priors:
         with np.errstate(invalid="ignore"), _quiet():
             self.rel_ = cells.log_ft - np.nanmean(cells.log_ft, axis=1, keepdims=True)
             self.level_ = np.nanmean(cells.log_ft, axis=1)
-            self.gap_ = np.nanmean(cells.log_ft - cells.log_zs, axis=1)
+            self.ratio_ = cells.log_ft - cells.log_zs
+            self.gap_ = np.nanmean(self.ratio_, axis=1)
         self.profiles_ = profiles or {}
         self.index_ = {m: g for g, m in enumerate(cells.models)}
         return self
@@ -94,23 +101,29 @@ class Priors:
             lb_all = np.nanmean(self.rel_[rows], axis=0)  # (G_src,)
             kn_all = np.nanmean(self.rel_[near], axis=0)
             kn_all = np.where(np.isfinite(kn_all), kn_all, lb_all)
+            glb_all = np.nanmean(self.ratio_[rows], axis=0)
+            gkn_all = np.nanmean(self.ratio_[near], axis=0)
+            gkn_all = np.where(np.isfinite(gkn_all), gkn_all, glb_all)
             level = float(np.nanmean(self.level_[near]))
             gap = float(np.nanmean(self.gap_[near]))
         lb = np.array([self._value(lb_all, m) for m in models])
         kn = np.array([self._value(kn_all, m) for m in models])
-        return PriorValues(lb, kn, level, gap, self.cells_.datasets[near], dist[order])
+        gap0 = gap if np.isfinite(gap) else 0.0
+        glb = np.array([self._value(glb_all, m, gap0) for m in models])
+        gkn = np.array([self._value(gkn_all, m, gap0) for m in models])
+        return PriorValues(lb, kn, glb, gkn, level, gap, self.cells_.datasets[near], dist[order])
 
-    def _value(self, values: np.ndarray, model: str) -> float:
+    def _value(self, values: np.ndarray, model: str, default: float = 0.0) -> float:
         g = self.index_.get(model)
         if g is not None and np.isfinite(values[g]):
             return float(values[g])
-        return self._borrowed(values, model)
+        return self._borrowed(values, model, default)
 
-    def _borrowed(self, values: np.ndarray, model: str) -> float:
+    def _borrowed(self, values: np.ndarray, model: str, default: float = 0.0) -> float:
         """A model without source cells: mean over its nearest source models in profile space."""
         have = [m for g, m in enumerate(self.cells_.models) if np.isfinite(values[g]) and m in self.profiles_]
         if model not in self.profiles_ or not have:
-            return 0.0
+            return default
         P = np.vstack([self.profiles_[m] for m in have])
         mu, sd = P.mean(axis=0), P.std(axis=0)
         sd = np.where(sd > 0, sd, 1.0)

@@ -13,6 +13,13 @@ ranking alone, the leaderboard alone or kNN alone; it is fitted on *out-of-fold*
 source dataset's priors come from the other source datasets, as a target's will), so the weights
 say how much each input is worth on datasets the priors have not seen.
 
+With zero-shot scores, a second, *gain* model answers "does fine-tuning help this model here?":
+log(fine-tuned / zero-shot)_g = b0 + b1 * gain_leaderboard_g + b2 * gain_knn_g (ridge with an
+intercept on out-of-fold priors). The ranking model's within-cell view is regularised toward the
+mean (its zero-shot weight is below 1), which biases the gain of the models with the best zero-shot
+scores; the gain model has no such bias, so ``predicted_gain`` and P(fine-tuning helps) come from
+it, with its own out-of-fold residuals.
+
 Uncertainty (split conformal on leave-one-dataset-out residuals): every source cell's residual
 vector (observed minus predicted log score, per model, its priors computed without its dataset)
 goes into a pool per task. Intervals are the pool's finite-sample-corrected quantiles (the model's
@@ -41,19 +48,26 @@ class StackedRanker:
         k: nearest source cells of the kNN prior.
         alpha: ridge penalty.
         min_model_residuals: a model's own residuals make its interval when it has this many.
+        inputs: which of ``zero_shot``, ``leaderboard``, ``knn`` the ridge reads (default: all
+            that apply; for ablations). The level does not depend on it.
     """
 
-    def __init__(self, zero_shot: bool = True, k: int = 5, alpha: float = 1.0, min_model_residuals: int = 10):
+    INPUTS = ("zero_shot", "leaderboard", "knn")
+
+    def __init__(self, zero_shot: bool = True, k: int = 5, alpha: float = 1.0, min_model_residuals: int = 10,
+                 inputs: tuple[str, ...] | None = None):
         self.zero_shot = zero_shot
         self.k = k
         self.alpha = alpha
         self.min_model_residuals = min_model_residuals
+        self.inputs = inputs
 
     # -- fit -------------------------------------------------------------------------------------
     def fit(self, cells: Cells, profiles: dict[str, np.ndarray] | None = None) -> "StackedRanker":
         C, G = cells.log_ft.shape
         models = list(cells.models)
         X_rows, y_rows, where = [], [], []
+        gX_rows, g_rows = [], []
         level_oof = np.full(C, np.nan)
         self.oof_distance_ = np.full(C, np.nan)
         for d in np.unique(cells.datasets):
@@ -70,6 +84,9 @@ class StackedRanker:
                 yc = cells.log_ft[c, obs] - cells.log_ft[c, obs].mean()
                 X_rows.append(X[obs])
                 y_rows.append(yc)
+                if self.zero_shot:
+                    gX_rows.append(self._gain_inputs(p)[obs])
+                    g_rows.append(cells.log_ft[c, obs] - cells.log_zs[c, obs])
                 where.append((c, np.flatnonzero(obs)))
                 level_oof[c] = level
                 self.oof_distance_[c] = p.distance[0] if p.distance.size else np.nan
@@ -78,6 +95,11 @@ class StackedRanker:
         self.residuals_ = np.full((C, G), np.nan)
         for X, (c, g) in zip(X_rows, where):
             self.residuals_[c, g] = cells.log_ft[c, g] - (level_oof[c] + self.ridge_.predict(X))
+        self.gain_residuals_ = np.full((C, G), np.nan)
+        if self.zero_shot:
+            self.gain_ridge_ = Ridge(alpha=self.alpha).fit(np.vstack(gX_rows), np.concatenate(g_rows))
+            for X, r, (c, g) in zip(gX_rows, g_rows, where):
+                self.gain_residuals_[c, g] = r - self.gain_ridge_.predict(X)
         self.tasks_ = cells.tasks
         self.models_ = np.asarray(models)
         self.priors_ = Priors(self.k).fit(cells, profiles)
@@ -86,7 +108,11 @@ class StackedRanker:
 
     @property
     def input_names_(self) -> list[str]:
-        return (["zero_shot"] if self.zero_shot else []) + ["leaderboard", "knn"]
+        names = list(self.INPUTS if self.inputs is None else self.inputs)
+        unknown = [n for n in names if n not in self.INPUTS]
+        if unknown or not names:
+            raise ValueError(f"unknown stack inputs {unknown}; choose from {', '.join(self.INPUTS)}")
+        return [n for n in names if self.zero_shot or n != "zero_shot"]
 
     @property
     def weights_(self) -> dict[str, float]:
@@ -99,18 +125,26 @@ class StackedRanker:
 
     def _inputs(self, p: PriorValues, log_zs: np.ndarray | None, obs: np.ndarray) -> tuple[np.ndarray, float]:
         """(G, n_inputs) stacked inputs and the level, centred over the ``obs`` candidates."""
-        cols = []
+        cols = {}
         if self.zero_shot:
-            zc = log_zs - log_zs[obs].mean()
-            cols.append(zc)
+            cols["zero_shot"] = log_zs - log_zs[obs].mean()
             gap = p.gap_knn if np.isfinite(p.gap_knn) else 0.0
             level = float(log_zs[obs].mean() + gap)
         else:
             level = p.level_knn
-        cols += [p.leaderboard - p.leaderboard[obs].mean(), p.knn - p.knn[obs].mean()]
-        return np.column_stack(cols), level
+        cols["leaderboard"] = p.leaderboard - p.leaderboard[obs].mean()
+        cols["knn"] = p.knn - p.knn[obs].mean()
+        return np.column_stack([cols[n] for n in self.input_names_]), level
+
+    @staticmethod
+    def _gain_inputs(p: PriorValues) -> np.ndarray:
+        return np.column_stack([p.gain_leaderboard, p.gain_knn])
 
     # -- predict ---------------------------------------------------------------------------------
+    def predict_gain(self, p: PriorValues) -> np.ndarray:
+        """(G,) predicted log(fine-tuned / zero-shot) of the candidates the priors ``p`` describe."""
+        return self.gain_ridge_.predict(self._gain_inputs(p))
+
     def predict(self, task: str, features: np.ndarray, models: list[str],
                 log_zs: np.ndarray | None = None) -> tuple[np.ndarray, PriorValues, np.ndarray]:
         """Predicted log mean fine-tuned MASE (G,) of ``models`` (NaN where a needed zero-shot score
@@ -133,17 +167,31 @@ class StackedRanker:
             return 1.0
         return float(max(1.0, nearest / d.max()))
 
-    def residual_matrix(self, task: str, models: list[str]) -> np.ndarray:
-        """(n_cells, G) residuals of the task's source cells for ``models``, NaN where unobserved."""
+    def residual_matrix(self, task: str, models: list[str], gain: bool = False) -> np.ndarray:
+        """(n_cells, G) residuals of the task's source cells for ``models``, NaN where unobserved
+        (``gain``: of the gain model)."""
         rows = np.flatnonzero(self.tasks_ == task)
         if rows.size == 0:
             rows = np.arange(len(self.tasks_))
         index = {m: g for g, m in enumerate(self.models_)}
+        source = self.gain_residuals_ if gain else self.residuals_
         R = np.full((rows.size, len(models)), np.nan)
         for j, m in enumerate(models):
             if m in index:
-                R[:, j] = self.residuals_[rows, index[m]]
+                R[:, j] = source[rows, index[m]]
         return R[np.isfinite(R).any(axis=1)]
+
+    def p_below(self, R: np.ndarray, point: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+        """(G,) P(point + residual < threshold), each model over its own residuals (the pool's
+        when it has fewer than ``min_model_residuals``)."""
+        pooled = R[np.isfinite(R)]
+        out = np.full(R.shape[1], np.nan)
+        for j in range(R.shape[1]):
+            r = R[:, j][np.isfinite(R[:, j])]
+            r = r if r.size >= self.min_model_residuals else pooled
+            if r.size:
+                out[j] = float(np.mean(point[j] + r < threshold[j]))
+        return out
 
     def intervals(self, R: np.ndarray, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """Per model, the (lower, upper) residual quantiles of a central ``coverage`` interval,
