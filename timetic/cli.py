@@ -1,6 +1,9 @@
 """Command-line interface: a thin shell over the Python API.
 
-Every input problem is printed as one ``error: ...`` line and exits with status 2.
+Every input problem is printed as one ``error: ...`` line and exits with status 2. Any other
+exception is caught once, at the top (:class:`GuardedGroup`), and printed as one line
+``error: <type>: <message> (run with --debug for the traceback)`` with exit status 1; with
+``timetic --debug`` (or ``TIMETIC_DEBUG=1``) it propagates with its full traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +23,37 @@ def _console():
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line (whitespace collapsed), cut to ``limit`` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class GuardedGroup(click.Group):
+    """The root group: turns any unexpected exception of a (sub)command into one line.
+
+    ``TimeticInputError`` (raised outside a :func:`friendly` command) -> ``error: ...``, exit 2;
+    click's own exceptions and exits pass through (usage errors keep exit 2); anything else ->
+    ``error: <type>: <message> (run with --debug for the traceback)``, exit 1, unless the
+    ``--debug`` option is set, in which case it is re-raised with its traceback.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except TimeticInputError as e:
+            click.echo(f"error: {one_line(e, limit=2000)}", err=True)
+            ctx.exit(2)
+        except Exception as e:
+            if ctx.params.get("debug"):
+                raise
+            message = one_line(e) or "(no message)"
+            click.echo(f"error: {type(e).__name__}: {message} (run with --debug for the traceback)", err=True)
+            ctx.exit(1)
 
 
 def friendly(fn: Callable) -> Callable:
@@ -60,6 +94,15 @@ def target_options(fn: Callable) -> Callable:
     return fn
 
 
+def _check_out(*paths: Path | None) -> None:
+    """Fail at once (not after the work) on an output path that cannot be written as a file."""
+    from timetic.io import check_output_path
+
+    for p in paths:
+        if p is not None:
+            check_output_path(p)
+
+
 def _load(target_path, freq, layout, item_id_col, timestamp_col, target_col):
     from timetic.data import load_target
 
@@ -87,9 +130,11 @@ def progress_bar(description: str, total: int):
     return progress, (lambda done: progress.update(task_id, completed=done))
 
 
-@click.group()
+@click.group(cls=GuardedGroup)
 @click.version_option(package_name="timetic")
-def main() -> None:
+@click.option("--debug", is_flag=True, envvar="TIMETIC_DEBUG",
+              help="Show the full traceback of an unexpected error (also TIMETIC_DEBUG=1).")
+def main(debug: bool) -> None:
     """timetic: which time-series foundation model will do best on your data after fine-tuning."""
 
 
@@ -109,6 +154,7 @@ def features(target_path, freq, layout, item_id_col, timestamp_col, target_col, 
     from timetic.io import write_table
     from timetic.windows import sample_windows
 
+    _check_out(out)
     target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
     frames = []
     for t in _tasks(task, target.freq):
@@ -147,6 +193,7 @@ def profile(model_source, adapter, estimator, length, max_tokens, probe_target, 
 
     if length < 2:
         raise TimeticInputError(f"--length must be at least 2 (got {length}); use e.g. 6")
+    _check_out(out)
     model = load_model(model_source, adapter=adapter)
     probe = None
     if probe_target is not None:
@@ -204,6 +251,7 @@ def finetune(model_source, adapter, dataset_path, task, recipe_path, max_eval_wi
     from timetic.recipe import Recipe
     from timetic.tasks import Task
 
+    _check_out(out)
     recipe = Recipe.load(recipe_path)
     target = load_target(dataset_path, freq=freq)
     t = Task.preset(task, target.freq)
@@ -401,9 +449,11 @@ def add_model_cmd(source, adapter, kb_path, model_id, revision, pretraining_corp
 @friendly
 def add_observation_cmd(results, kb_path):
     """Store a fine-tuning results parquet (from `timetic finetune`)."""
+    from timetic.finetune import FinetuneResult
     from timetic.record import add_observations
 
-    n = add_observations(_open_kb(kb_path, create=True), results)
+    result = FinetuneResult.read_parquet(results)  # before the KB is opened (or created)
+    n = add_observations(_open_kb(kb_path, create=True), result)
     click.echo(f"recorded {n} new observations in {kb_path}")
 
 
@@ -438,6 +488,7 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
     from timetic.report import ranking_json, render_table
 
     started = time.perf_counter()
+    _check_out(out)
     k = _open_kb(kb_path)
     target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
     est = TimeTic(k, learner=learner, method=method, zero_shot=not no_zero_shot, seed=seed)
@@ -487,6 +538,7 @@ def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, ta
     from timetic.report import html_report
 
     started = time.perf_counter()
+    _check_out(out)
     k = _open_kb(kb_path)
     target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
     est = TimeTic(k, learner=learner, method=method, zero_shot=not no_zero_shot, seed=seed)
@@ -519,6 +571,7 @@ def evaluate(kb_path, scenarios, learners, no_zero_shot, few_shot_windows, seed,
     from timetic.evaluate import evaluate as run_evaluation
     from timetic.io import write_table
 
+    _check_out(out)
     k = _open_kb(kb_path)
     makers = {"timetic": lambda: TimeTic(k, zero_shot=not no_zero_shot, seed=seed)}
     makers.update({f"window-{l}": (lambda l=l: TimeTic(k, learner=l, zero_shot=not no_zero_shot, seed=seed))

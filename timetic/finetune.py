@@ -61,6 +61,12 @@ TABLE_COLUMNS = (
     "dataset", "model", "adapter", "task", "horizon", "item_id", "window_start",
     "zs_mase", "ft_mase", "zs_wql", "ft_wql", "sn_mase", "sn_wql",
 )
+#: their types (a result file is cast to them when read back).
+_TABLE_TYPES = {
+    **{c: pl.Utf8 for c in ("dataset", "model", "adapter", "task", "item_id")},
+    "horizon": pl.Int64, "window_start": pl.Int64,
+    **{c: pl.Float64 for c in ("zs_mase", "ft_mase", "zs_wql", "ft_wql", "sn_mase", "sn_wql")},
+}
 #: columns that files written before they existed may lack (read back as null).
 OPTIONAL_COLUMNS = ("sn_mase", "sn_wql")
 DEFAULT_EVAL_WINDOWS = 100
@@ -300,20 +306,40 @@ class FinetuneResult:
     def read_parquet(cls, path: str | Path) -> "FinetuneResult":
         """Read a file written by :meth:`write_parquet` (``adapter`` is ``None``)."""
         path = Path(path)
+        hint = "pass the .parquet file written by `timetic finetune --out`"
         if not path.exists():
             raise TimeticInputError(f"result file not found: {path}; check the path")
-        df = pl.read_parquet(path)
+        if path.is_dir():
+            raise TimeticInputError(f"{path} is a directory, not a fine-tuning result; {hint}")
+        if path.stat().st_size == 0:
+            raise TimeticInputError(f"{path.name} is empty, not a fine-tuning result; {hint}")
+        try:
+            df = pl.read_parquet(path)
+        except Exception as e:  # polars raises many exception types for corrupt or non-parquet files
+            reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise TimeticInputError(f"cannot read {path.name} as a parquet file ({reason}); {hint}") from e
         df = df.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in OPTIONAL_COLUMNS if c not in df.columns)
         missing = [c for c in (*TABLE_COLUMNS, "recipe", "provenance") if c not in df.columns]
         if missing:
             raise TimeticInputError(
-                f"{path.name} is not a fine-tuning result (missing columns {', '.join(missing)})"
+                f"{path.name} is not a fine-tuning result (missing columns {', '.join(missing)}); {hint}"
             )
         if df.height == 0:
             raise TimeticInputError(f"{path.name} has no rows; re-run the fine-tuning")
-        recipe = Recipe.from_dict(json.loads(df.get_column("recipe")[0]))
-        provenance = json.loads(df.get_column("provenance")[0])
-        return cls(table=df.select(TABLE_COLUMNS), recipe=recipe, provenance=provenance)
+        try:
+            recipe = Recipe.from_dict(json.loads(df.get_column("recipe")[0]))
+            provenance = json.loads(df.get_column("provenance")[0])
+            if not isinstance(provenance, dict):
+                raise TypeError("provenance is not a JSON object")
+            table = df.select(TABLE_COLUMNS).cast(_TABLE_TYPES)
+        except TimeticInputError:
+            raise
+        except Exception as e:
+            reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise TimeticInputError(
+                f"{path.name} is not a valid fine-tuning result ({type(e).__name__}: {reason}); {hint}"
+            ) from e
+        return cls(table=table, recipe=recipe, provenance=provenance)
 
 
 # ---------------------------------------------------------------------------------------------

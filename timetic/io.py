@@ -13,16 +13,40 @@ import polars as pl
 from timetic.errors import TimeticInputError
 
 
+def check_output_path(path: str | Path) -> Path:
+    """Raise :class:`TimeticInputError` unless ``path`` can be written as a file.
+
+    Commands call it before their work, so that a bad ``--out`` fails at once, not after it.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise TimeticInputError(
+            f"output path {path} is a directory; give a file name, e.g. {path / ('out' + (path.suffix or '.csv'))}"
+        )
+    if not path.parent.exists():
+        raise TimeticInputError(f"output folder {path.parent} does not exist; create it first")
+    if not path.parent.is_dir():
+        raise TimeticInputError(f"output folder {path.parent} is a file, not a folder; choose another output path")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise TimeticInputError(f"output folder {path.parent} is not writable; choose another output path")
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success fsync it and rename it over ``path``.
 
-    On any error the temporary file is removed and ``path`` keeps its previous content.
+    On any error the temporary file is removed and ``path`` keeps its previous content. A
+    ``path`` that cannot be a file (a directory, in a missing or read-only folder) raises
+    :class:`TimeticInputError` before anything is written.
     """
-    path = Path(path)
-    if not path.parent.exists():
-        raise TimeticInputError(f"output folder {path.parent} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path = check_output_path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise TimeticInputError(
+            f"cannot write in {path.parent} ({e.strerror or type(e).__name__}); choose another output path"
+        ) from e
     os.close(fd)
     tmp_path = Path(tmp)
     try:
