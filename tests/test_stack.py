@@ -186,3 +186,45 @@ def test_a_frequency_absent_from_the_kb_is_named():
                           "target": y})
     with pytest.warns(TimeticWarning, match="no dataset at the target's frequency 'MS'"):
         est.predict(frame)
+
+
+def test_readme_states_the_stack_defaults():
+    """The README's description of the default estimator is what the code does."""
+    import inspect
+    from pathlib import Path
+
+    from timetic.estimate.core import TIE_CONFIDENCE
+
+    text = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    sig = inspect.signature(TimeTic.__init__).parameters
+    pri = inspect.signature(Priors.__init__).parameters
+    stk = inspect.signature(StackedRanker.__init__).parameters
+    assert sig["k"].default == 5 and "the 5 KB datasets nearest" in text
+    assert sig["alpha"].default == 1.0 and "(penalty 1, no intercept)" in text
+    assert pri["clip"].default == 5.0 and "clipped at ±5 SD" in text
+    assert pri["n_profile_neighbours"].default == 2 and "borrows its priors from the 2 KB models" in text
+    assert stk["min_model_residuals"].default == 10 and "when it has at least 10" in text
+    assert TIME_TIE == TIE_CONFIDENCE and "fewer than 60% of the samples" in text
+    assert inspect.signature(TimeTic.predict).parameters["n_windows"].default == 128 and "(128 by default" in text
+
+
+TIME_TIE = 0.6
+
+
+def test_seasonal_naive_is_shown_and_a_hopeless_target_says_so():
+    from timetic.report import naive_verdict
+
+    est = TimeTic.from_kb(zero_shot=False)
+    n = 1500
+    t = np.arange(n)
+    # a clean daily cycle: seasonal naive is nearly perfect, no model beats it
+    frame = pl.DataFrame({"item_id": ["a"] * n, "timestamp": pd.date_range("2024-01-01", periods=n, freq="h"),
+                          "target": 10 + 3 * np.sin(2 * np.pi * t / 24)})
+    r = est.predict(frame)
+    assert r["naive_mase"].is_not_null().all() and r["naive_mase"].n_unique() == 1
+    assert r["p_beats_naive"].is_between(0, 1).all()
+    assert r["naive_mase"][0] < 0.01 and r["p_beats_naive"].max() == 0.0
+    assert "No candidate is likely to beat seasonal naive" in naive_verdict(r)
+    # a random walk: seasonal naive is poor, a verdict is not printed when a model likely beats it
+    ok = r.with_columns(pl.lit(0.9).alias("p_beats_naive"))
+    assert naive_verdict(ok) is None

@@ -34,7 +34,8 @@ from timetic.context import ContextTable
 from timetic.estimate import TargetRows, TimeTic
 
 #: prediction columns beyond the point score: name in EvalResult.predictions -> ranking column.
-_EXTRA = {"lower_90": "lower_90", "upper_90": "upper_90", "p_best": "p_best", "p_improve": "p_improve"}
+_EXTRA = {"lower_90": "lower_90", "upper_90": "upper_90", "p_best": "p_best", "p_improve": "p_improve",
+          "p_beats_naive": "p_beats_naive", "naive_mase": "naive_mase"}
 
 
 def _num(v: Any) -> float:
@@ -120,7 +121,12 @@ def held_out_rows(ctx: ContextTable, dataset: str, task: str, models: Sequence[s
         zs[m] = aligned.get_column("zs_mase").fill_null(np.nan).to_numpy()
         truth[m] = float(rows.get_column("ft_mase").mean())
     horizon = int(part.meta.get_column("horizon")[0])
-    return TargetRows(task=task, features=frame.drop("item_id", "window_start"), zero_shot=zs, horizon=horizon), truth
+    naive = None
+    if "sn_mase" in part.meta.columns and part.meta.get_column("sn_mase").is_not_null().any():
+        per = part.meta.group_by("item_id", "window_start").agg(pl.col("sn_mase").mean())
+        naive = window_keys.join(per, on=["item_id", "window_start"], how="left").get_column("sn_mase").fill_null(np.nan).to_numpy()
+    return TargetRows(task=task, features=frame.drop("item_id", "window_start"), zero_shot=zs, horizon=horizon,
+                      naive=naive), truth
 
 
 @dataclass

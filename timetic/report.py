@@ -20,6 +20,18 @@ def ranking_json(ranking: pl.DataFrame, info: dict[str, Any]) -> str:
     return json.dumps({"schema_version": JSON_SCHEMA_VERSION, "info": info, "rankings": rows}, indent=2)
 
 
+def naive_verdict(part: pl.DataFrame) -> str | None:
+    """A plain sentence when no candidate of one task's ranking is likely to beat seasonal naive."""
+    if "p_beats_naive" not in part.columns or part.get_column("p_beats_naive").is_null().all():
+        return None
+    best = float(part.get_column("p_beats_naive").max())
+    if best >= 0.5:
+        return None
+    naive = float(part.get_column("naive_mase").drop_nulls()[0])
+    return (f"No candidate is likely to beat seasonal naive here (its MASE on these windows: {naive:.3f}; "
+            f"the best P(beats seasonal naive) is {best:.2f}): consider the seasonal-naive forecast.")
+
+
 def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info: dict[str, Any]) -> None:
     """Print the ranking (and nearest source datasets) as rich tables on stdout."""
     from rich.console import Console
@@ -37,7 +49,8 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
         )
         for col, justify in (("rank", "right"), ("model", "left"), ("adapter", "left"), ("pred. MASE", "right"),
                              ("90% interval", "right"), ("zero-shot", "right"), ("gain", "right"),
-                             ("P(improve)", "right"), ("P(best)", "right"), ("E[regret]", "right")):
+                             ("P(improve)", "right"), ("P(best)", "right"), ("E[regret]", "right"),
+                             ("P(<naive)", "right")):
             table.add_column(col, justify=justify)
         for r in part.iter_rows(named=True):
             zs = r["zero_shot_mase"]
@@ -49,8 +62,12 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
                 "-" if r["predicted_gain"] is None else f"{100 * r['predicted_gain']:+.1f}%",
                 ("-" if r["p_improve"] is None else f"{r['p_improve']:.2f}") + warn,
                 f"{r['p_best']:.2f}", f"{100 * r['expected_regret']:.1f}%",
+                "-" if r.get("p_beats_naive") is None else f"{r['p_beats_naive']:.2f}",
             )
         console.print(table)
+        line = naive_verdict(part)
+        if line:
+            console.print(f"[bold yellow]{line}[/bold yellow]")
         if explanations is not None:
             ex = explanations.filter(pl.col("task") == task)
             if ex.height:
@@ -170,34 +187,41 @@ def html_report(result: dict[str, Any], info: dict[str, Any], source_means: pl.D
 
         raise TimeticInputError("the HTML report needs matplotlib; pip install 'timetic[report]'") from e
     ranking, expl, feats = result["ranking"], result["explanations"], result["features"]
-    features = list(info["features"]) + [f for f in SUMMARY_FEATURES if f not in info["features"]]
+    # the stack reads every feature (through the kNN distance): summarise the usual few
+    chosen = [] if info.get("method") == "stack" else list(info["features"])
+    features = chosen + [f for f in SUMMARY_FEATURES if f not in chosen]
     features = [f for f in features if f in source_means.columns]
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8"/>',
            f"<title>timetic report: {_esc(info['target'])}</title><style>{_CSS}</style></head><body>",
            f"<h1>timetic report: {_esc(info['target'])}</h1>",
            f"<p>{_esc(info['n_series'])} series, frequency {_esc(info['freq'])}; knowledge base "
-           f"<code>{_esc(info['kb'])}</code>; learner {_esc(info['learner'])}; zero-shot column "
+           f"<code>{_esc(info['kb'])}</code>; method {_esc(info.get('method', ''))}, learner {_esc(info['learner'])}; zero-shot column "
            f"{'on' if info['zero_shot'] else 'off'}"
            + (f" (no weights here for {_esc(', '.join(info['no_weights']))})" if info.get("no_weights") else "")
            + f"; seed {_esc(info['seed'])}; {_num(info['seconds'], '{:.1f}')} s.</p>",
            "<p class=\"small\">Predicted fine-tuned MASE is the mean over the target's sampled windows of each "
            "model's predicted score after timetic's uniform fine-tuning recipe; intervals are 90%. Rows in red: "
-           "P(fine-tuning beats zero-shot) &lt; 0.5 (negative-transfer warning).</p>"]
+           "P(fine-tuning beats zero-shot) &lt; 0.5 (negative-transfer warning); =k: tied with the model above "
+           "(their order holds in fewer than 60% of joint samples); P(beats s-naive): the model's mean "
+           "fine-tuned MASE below the seasonal-naive forecast's on the same windows.</p>"]
     for task in ranking.get_column("task").unique(maintain_order=True).to_list():
         part = ranking.filter(pl.col("task") == task)
         out.append(f"<h2>Task {_esc(task)}</h2>")
         heads = ["rank", "model", "adapter", "pred. MASE", "90% interval", "zero-shot", "pred. gain",
-                 "P(improve)", "P(best)", "E[regret]"]
+                 "P(improve)", "P(best)", "E[regret]", "P(beats s-naive)"]
+        verdict = naive_verdict(part)
+        if verdict:
+            out.append(f"<p><strong>{_esc(verdict)}</strong></p>")
         out.append("<table><thead><tr>" + "".join(
             f'<th class="{"l" if h in ("model", "adapter") else ""}">{h}</th>' for h in heads) + "</tr></thead><tbody>")
         for r in part.iter_rows(named=True):
             cls = ' class="neg"' if r["negative_transfer"] else ""
             gain = r["predicted_gain"]
-            cells = [str(r["rank"]), f'<td class="l">{_esc(r["model_id"])}</td>', f'<td class="l">{_esc(r["adapter"])}</td>',
+            cells = [("=" if r.get("tied_with_above") else "") + str(r["rank"]), f'<td class="l">{_esc(r["model_id"])}</td>', f'<td class="l">{_esc(r["adapter"])}</td>',
                      _num(r["predicted_mase"]), f"{_num(r['lower_90'])}–{_num(r['upper_90'])}",
                      _num(r["zero_shot_mase"]), "–" if gain is None else f"{100 * gain:+.1f}%",
                      _num(r["p_improve"], "{:.2f}"), _num(r["p_best"], "{:.2f}"),
-                     f"{100 * r['expected_regret']:.1f}%"]
+                     f"{100 * r['expected_regret']:.1f}%", _num(r.get("p_beats_naive"), "{:.2f}")]
             out.append(f"<tr{cls}>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in cells) + "</tr>")
         out.append("</tbody></table>")
         out.append(_ranking_plot(part))

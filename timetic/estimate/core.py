@@ -47,7 +47,7 @@ from timetic.tasks import TASK_NAMES, Task
 RANKING_COLUMNS = (
     "task", "rank", "model_id", "adapter", "predicted_mase", "lower_90", "upper_90",
     "zero_shot_mase", "predicted_gain", "p_improve", "negative_transfer", "p_best",
-    "expected_regret", "tied_with_above", "n_windows",
+    "expected_regret", "tied_with_above", "naive_mase", "p_beats_naive", "n_windows",
 )
 #: two neighbours in the ranking are tied when the joint samples order them the predicted way less
 #: often than this (the order is close to a coin flip).
@@ -72,12 +72,15 @@ class TargetRows:
         features: (n_windows, p) window meta-features.
         zero_shot: model_id -> (n_windows,) observed zero-shot MASE on those windows, or None.
         horizon: H of the task.
+        naive: (n_windows,) MASE of the seasonal-naive forecast on those windows (no weights
+            needed), or None.
     """
 
     task: str
     features: pl.DataFrame
     zero_shot: dict[str, np.ndarray] | None
     horizon: int
+    naive: np.ndarray | None = None
 
 
 class TimeTic:
@@ -425,7 +428,8 @@ class TimeTic:
                 zs[model_id] = self._zero_shot(model_id, windows, task)
             if progress is not None:
                 progress("zero-shot", len(candidates), len(candidates))
-        return TargetRows(task=task.name, features=feats, zero_shot=zs, horizon=task.horizon)
+        return TargetRows(task=task.name, features=feats, zero_shot=zs, horizon=task.horizon,
+                          naive=_naive_mase(windows, task))
 
     def _zero_shot(self, model_id: str, windows: Any, task: Task) -> np.ndarray:
         from timetic.adapters import load_model
@@ -579,6 +583,7 @@ class TimeTic:
         else:
             zs_mase = gain = p_improve = np.full(G, np.nan)
         adapters = dict(zip(kb_models.get_column("model_id"), kb_models.get_column("adapter")))
+        naive_mase, p_naive = _naive_columns(rows, scores)
         df = pl.DataFrame(
             {
                 "task": [rows.task] * G,
@@ -593,9 +598,11 @@ class TimeTic:
                 "negative_transfer": p_improve < 0.5 if mean_log_zs is not None else [None] * G,
                 "p_best": p_best,
                 "expected_regret": regret,
+                "naive_mase": naive_mase,
+                "p_beats_naive": p_naive,
                 "n_windows": np.bincount(grp, minlength=G).astype(np.int64),
             },
-            schema_overrides={"negative_transfer": pl.Boolean},
+            schema_overrides={"negative_transfer": pl.Boolean, "naive_mase": pl.Float64, "p_beats_naive": pl.Float64},
         )
         df = df.sort("predicted_mase", maintain_order=True).with_columns(
             pl.Series("tied_with_above", ties(scores, point)))
@@ -664,6 +671,7 @@ class TimeTic:
             negative = [None] * G
             n_win = [rows.features.height] * G
         adapters = dict(self._require_kb().models().select("model_id", "adapter").iter_rows())
+        naive_mase, p_naive = _naive_columns(rows, scores)
         df = pl.DataFrame(
             {
                 "task": [rows.task] * G,
@@ -678,9 +686,11 @@ class TimeTic:
                 "negative_transfer": negative,
                 "p_best": p_best,
                 "expected_regret": regret,
+                "naive_mase": naive_mase,
+                "p_beats_naive": p_naive,
                 "n_windows": np.asarray(n_win, dtype=np.int64),
             },
-            schema_overrides={"negative_transfer": pl.Boolean},
+            schema_overrides={"negative_transfer": pl.Boolean, "naive_mase": pl.Float64, "p_beats_naive": pl.Float64},
         )
         df = df.sort("predicted_mase", maintain_order=True).with_columns(
             pl.Series("tied_with_above", ties(scores, point)))
@@ -714,6 +724,26 @@ class TimeTic:
         if self.kb is None:
             raise TimeticInputError("no knowledge base; use TimeTic.from_kb(PATH) or pass --kb DIR")
         return self.kb
+
+
+def _naive_mase(windows: Any, task: Task) -> np.ndarray:
+    """(n_windows,) MASE of the seasonal-naive forecast on the target's windows."""
+    from timetic.scoring import score_windows, seasonal_naive
+
+    levels = (0.1, 0.5, 0.9)
+    q = seasonal_naive(windows.context, task.horizon, task.seasonality, len(levels))
+    return score_windows(windows.context, windows.future, q, levels, task.seasonality)["mase"]
+
+
+def _naive_columns(rows: TargetRows, scores: np.ndarray) -> tuple[list, list]:
+    """(naive_mase, p_beats_naive) columns: the target's mean seasonal-naive MASE and, per model,
+    the share of joint samples (S, G) of its mean fine-tuned MASE below it."""
+    G = scores.shape[1]
+    nv = None if rows.naive is None else np.asarray(rows.naive, dtype=np.float64)
+    if nv is None or not np.isfinite(nv).any():
+        return [None] * G, [None] * G
+    m = float(np.nanmean(nv))
+    return [m] * G, list((scores < m).mean(axis=0))
 
 
 def freq_family(freq: str) -> str:
