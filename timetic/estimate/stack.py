@@ -45,7 +45,9 @@ class StackedRanker:
 
     Args:
         zero_shot: use the candidates' zero-shot scores (needs model weights at prediction time).
-        k: nearest source cells of the kNN prior.
+        k: nearest source cells of the kNN prior; a tuple of candidates picks, inside ``fit``, the
+            one whose out-of-fold predictions rank the source cells best (mean within-cell
+            Spearman; the first on ties): the choice reads only the cells ``fit`` is given.
         alpha: ridge penalty.
         min_model_residuals: a model's own residuals make its interval when it has this many.
         inputs: which of ``zero_shot``, ``leaderboard``, ``knn`` the ridge reads (default: all
@@ -54,7 +56,7 @@ class StackedRanker:
 
     INPUTS = ("zero_shot", "leaderboard", "knn")
 
-    def __init__(self, zero_shot: bool = True, k: int = 5, alpha: float = 1.0, min_model_residuals: int = 10,
+    def __init__(self, zero_shot: bool = True, k: int | tuple[int, ...] = 5, alpha: float = 1.0, min_model_residuals: int = 10,
                  inputs: tuple[str, ...] | None = None):
         self.zero_shot = zero_shot
         self.k = k
@@ -64,17 +66,33 @@ class StackedRanker:
 
     # -- fit -------------------------------------------------------------------------------------
     def fit(self, cells: Cells, profiles: dict[str, np.ndarray] | None = None) -> "StackedRanker":
+        ks = (self.k,) if np.isscalar(self.k) else tuple(self.k)
+        self.k_scores_ = {}
+        best = None
+        for k in ks:
+            state = self._fit_k(cells, profiles, int(k))
+            self.k_scores_[int(k)] = state["oof_spearman"]
+            if best is None or state["oof_spearman"] > best["oof_spearman"] + 1e-12:
+                best = state
+        for name, value in best.items():
+            setattr(self, name, value)
+        return self
+
+    def _fit_k(self, cells: Cells, profiles: dict[str, np.ndarray] | None, k: int) -> dict:
+        """Fitted state (attribute name -> value) for one k."""
+        from scipy.stats import spearmanr
+
         C, G = cells.log_ft.shape
         models = list(cells.models)
         X_rows, y_rows, where = [], [], []
         gX_rows, g_rows = [], []
         level_oof = np.full(C, np.nan)
-        self.oof_distance_ = np.full(C, np.nan)
+        oof_distance = np.full(C, np.nan)
         for d in np.unique(cells.datasets):
             others = cells.datasets != d
             if not others.any():
                 continue
-            pri = Priors(self.k).fit(cells.take(others), profiles)
+            pri = Priors(k).fit(cells.take(others), profiles)
             for c in np.flatnonzero(~others):
                 obs = self._observed(cells.log_ft[c], cells.log_zs[c])
                 if obs.sum() < 2:
@@ -89,22 +107,28 @@ class StackedRanker:
                     g_rows.append(cells.log_ft[c, obs] - cells.log_zs[c, obs])
                 where.append((c, np.flatnonzero(obs)))
                 level_oof[c] = level
-                self.oof_distance_[c] = p.distance[0] if p.distance.size else np.nan
+                oof_distance[c] = p.distance[0] if p.distance.size else np.nan
+        if not X_rows:
+            raise ValueError("no source cell has two models observed: the knowledge base is too small to stack")
         X_all = np.vstack(X_rows)
-        self.ridge_ = Ridge(alpha=self.alpha, fit_intercept=False).fit(X_all, np.concatenate(y_rows))
-        self.residuals_ = np.full((C, G), np.nan)
-        for X, (c, g) in zip(X_rows, where):
-            self.residuals_[c, g] = cells.log_ft[c, g] - (level_oof[c] + self.ridge_.predict(X))
-        self.gain_residuals_ = np.full((C, G), np.nan)
+        ridge = Ridge(alpha=self.alpha, fit_intercept=False).fit(X_all, np.concatenate(y_rows))
+        residuals = np.full((C, G), np.nan)
+        rhos = []
+        for X, yc, (c, g) in zip(X_rows, y_rows, where):
+            pred = ridge.predict(X)
+            residuals[c, g] = cells.log_ft[c, g] - (level_oof[c] + pred)
+            if len(g) > 2:
+                rhos.append(np.nan_to_num(spearmanr(pred, yc).statistic))
+        gain_residuals = np.full((C, G), np.nan)
+        gain_ridge = None
         if self.zero_shot:
-            self.gain_ridge_ = Ridge(alpha=self.alpha).fit(np.vstack(gX_rows), np.concatenate(g_rows))
+            gain_ridge = Ridge(alpha=self.alpha).fit(np.vstack(gX_rows), np.concatenate(g_rows))
             for X, r, (c, g) in zip(gX_rows, g_rows, where):
-                self.gain_residuals_[c, g] = r - self.gain_ridge_.predict(X)
-        self.tasks_ = cells.tasks
-        self.models_ = np.asarray(models)
-        self.priors_ = Priors(self.k).fit(cells, profiles)
-        self.n_rows_ = len(X_all)
-        return self
+                gain_residuals[c, g] = r - gain_ridge.predict(X)
+        return {"k_": k, "ridge_": ridge, "residuals_": residuals, "gain_ridge_": gain_ridge,
+                "gain_residuals_": gain_residuals, "oof_distance_": oof_distance, "tasks_": cells.tasks,
+                "models_": np.asarray(models), "priors_": Priors(k).fit(cells, profiles), "n_rows_": len(X_all),
+                "oof_spearman": float(np.mean(rhos)) if rhos else float("nan")}
 
     @property
     def input_names_(self) -> list[str]:
