@@ -118,8 +118,10 @@ class TimeTic:
             profile neighbours); the other arguments shape ``window``.
         k: ``stack``: nearest source datasets of the kNN prior.
         alpha: ``stack``: ridge penalty of the stacking weights.
-        stack_inputs: ``stack``: the inputs the ridge reads (``zero_shot``, ``leaderboard``,
-            ``knn``); ``None`` = all that apply. For ablations.
+        stack_inputs: ``stack``: the inputs the ridge reads (names of
+            :attr:`timetic.estimate.stack.StackedRanker.INPUTS`); ``"auto"`` (default) lets ``fit``
+            choose, by out-of-fold Spearman on the KB it is given, between the three cheap rankings
+            and those plus the models' fine-tuning gains; ``None`` = the three.
         recipe: recipe hash whose observations are the ground truth; ``None`` = the KB's primary
             recipe (the one with the most observations; other recipes, e.g. noise-ceiling seeds,
             are left out so that a cell is not counted twice).
@@ -145,7 +147,7 @@ class TimeTic:
         method: str | None = None,
         k: int = 5,
         alpha: float = 1.0,
-        stack_inputs: tuple[str, ...] | None = None,
+        stack_inputs: tuple[str, ...] | list | str | None = "auto",
         recipe: str | None = None,
         seed: int = 0,
     ):
@@ -266,7 +268,8 @@ class TimeTic:
         self.cells_ = cells
         self.learner_ = StackedRanker(
             zero_shot=self.zero_shot, k=self.k, alpha=self.alpha,
-            inputs=None if self.stack_inputs is None else tuple(self.stack_inputs),
+            inputs=self.stack_inputs if isinstance(self.stack_inputs, (list, str)) or self.stack_inputs is None
+            else tuple(self.stack_inputs),
         ).fit(
             cells, self._profiles()
         )

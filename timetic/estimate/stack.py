@@ -6,7 +6,10 @@ For a target cell and candidate models g, the predicted log mean fine-tuned MASE
     rel_g = w_zs * zc_g + w_lb * leaderboard_g + w_knn * knn_g       (ridge, no intercept)
 
 with ``zc_g`` the candidate's log mean zero-shot MASE minus the mean over candidates (left out in
-the weight-free mode) and the priors of :mod:`timetic.estimate.priors`. The level is the mean
+the weight-free mode) and the priors of :mod:`timetic.estimate.priors`; with ``inputs="auto"``
+``fit`` may add the models' centred fine-tuning gains (``gain_leaderboard``, ``gain_knn``) when
+that ranks the KB's cells better out of fold (on KB v1, where fine-tuning barely moves models, it
+does not; on KB v2 it does). The level is the mean
 candidate log zero-shot MASE plus the nearest source cells' mean log(fine-tuned / zero-shot)
 (weight-free: their mean log fine-tuned MASE). A ridge over its own inputs can weigh the zero-shot
 ranking alone, the leaderboard alone or kNN alone; it is fitted on *out-of-fold* priors (each
@@ -50,14 +53,19 @@ class StackedRanker:
             Spearman; the first on ties): the choice reads only the cells ``fit`` is given.
         alpha: ridge penalty.
         min_model_residuals: a model's own residuals make its interval when it has this many.
-        inputs: which of ``zero_shot``, ``leaderboard``, ``knn`` the ridge reads (default: all
-            that apply; for ablations). The level does not depend on it.
+        inputs: which of :attr:`INPUTS` the ridge reads: a tuple of names, ``None`` (the
+            :attr:`DEFAULT_INPUTS` that apply) or a list of such tuples, of which ``fit`` keeps the
+            best by out-of-fold within-cell Spearman (as for ``k``; with ``k`` candidates too, every
+            pair is tried); ``"auto"`` = :attr:`AUTO_INPUTS`. The level does not depend on it.
     """
 
-    INPUTS = ("zero_shot", "leaderboard", "knn")
+    INPUTS = ("zero_shot", "leaderboard", "knn", "gain_leaderboard", "gain_knn")
+    DEFAULT_INPUTS = ("zero_shot", "leaderboard", "knn")
+    #: ``inputs="auto"``: the three cheap rankings, or those plus the models' fine-tuning gains.
+    AUTO_INPUTS = [DEFAULT_INPUTS, INPUTS]
 
     def __init__(self, zero_shot: bool = True, k: int | tuple[int, ...] = 5, alpha: float = 1.0, min_model_residuals: int = 10,
-                 inputs: tuple[str, ...] | None = None):
+                 inputs: tuple[str, ...] | list | str | None = "auto"):
         self.zero_shot = zero_shot
         self.k = k
         self.alpha = alpha
@@ -67,19 +75,23 @@ class StackedRanker:
     # -- fit -------------------------------------------------------------------------------------
     def fit(self, cells: Cells, profiles: dict[str, np.ndarray] | None = None) -> "StackedRanker":
         ks = (self.k,) if np.isscalar(self.k) else tuple(self.k)
-        self.k_scores_ = {}
+        sets = (self.AUTO_INPUTS if isinstance(self.inputs, str) and self.inputs == "auto"
+                else self.inputs if isinstance(self.inputs, list) else [self.inputs])
+        self.choice_scores_ = {}
         best = None
-        for k in ks:
-            state = self._fit_k(cells, profiles, int(k))
-            self.k_scores_[int(k)] = state["oof_spearman"]
-            if best is None or state["oof_spearman"] > best["oof_spearman"] + 1e-12:
-                best = state
+        for names in sets:
+            names = self._names(names)
+            for k in ks:
+                state = self._fit_k(cells, profiles, int(k), names)
+                self.choice_scores_[(int(k), tuple(names))] = state["oof_spearman"]
+                if best is None or state["oof_spearman"] > best["oof_spearman"] + 1e-12:
+                    best = state
         for name, value in best.items():
             setattr(self, name, value)
         return self
 
-    def _fit_k(self, cells: Cells, profiles: dict[str, np.ndarray] | None, k: int) -> dict:
-        """Fitted state (attribute name -> value) for one k."""
+    def _fit_k(self, cells: Cells, profiles: dict[str, np.ndarray] | None, k: int, names: list[str]) -> dict:
+        """Fitted state (attribute name -> value) for one k and input set."""
         from scipy.stats import spearmanr
 
         C, G = cells.log_ft.shape
@@ -98,7 +110,7 @@ class StackedRanker:
                 if obs.sum() < 2:
                     continue
                 p = pri(cells.tasks[c], cells.features[c], models)
-                X, level = self._inputs(p, cells.log_zs[c], obs)
+                X, level = self._inputs(p, cells.log_zs[c], obs, names)
                 yc = cells.log_ft[c, obs] - cells.log_ft[c, obs].mean()
                 X_rows.append(X[obs])
                 y_rows.append(yc)
@@ -125,14 +137,13 @@ class StackedRanker:
             gain_ridge = Ridge(alpha=self.alpha).fit(np.vstack(gX_rows), np.concatenate(g_rows))
             for X, r, (c, g) in zip(gX_rows, g_rows, where):
                 gain_residuals[c, g] = r - gain_ridge.predict(X)
-        return {"k_": k, "ridge_": ridge, "residuals_": residuals, "gain_ridge_": gain_ridge,
+        return {"k_": k, "input_names_": names, "ridge_": ridge, "residuals_": residuals, "gain_ridge_": gain_ridge,
                 "gain_residuals_": gain_residuals, "oof_distance_": oof_distance, "tasks_": cells.tasks,
                 "models_": np.asarray(models), "priors_": Priors(k).fit(cells, profiles), "n_rows_": len(X_all),
                 "oof_spearman": float(np.mean(rhos)) if rhos else float("nan")}
 
-    @property
-    def input_names_(self) -> list[str]:
-        names = list(self.INPUTS if self.inputs is None else self.inputs)
+    def _names(self, inputs: tuple[str, ...] | None) -> list[str]:
+        names = list(self.DEFAULT_INPUTS if inputs is None else inputs)
         unknown = [n for n in names if n not in self.INPUTS]
         if unknown or not names:
             raise ValueError(f"unknown stack inputs {unknown}; choose from {', '.join(self.INPUTS)}")
@@ -147,7 +158,8 @@ class StackedRanker:
         ok = np.isfinite(log_ft)
         return ok & np.isfinite(log_zs) if self.zero_shot else ok
 
-    def _inputs(self, p: PriorValues, log_zs: np.ndarray | None, obs: np.ndarray) -> tuple[np.ndarray, float]:
+    def _inputs(self, p: PriorValues, log_zs: np.ndarray | None, obs: np.ndarray,
+                names: list[str] | None = None) -> tuple[np.ndarray, float]:
         """(G, n_inputs) stacked inputs and the level, centred over the ``obs`` candidates."""
         cols = {}
         if self.zero_shot:
@@ -158,7 +170,9 @@ class StackedRanker:
             level = p.level_knn
         cols["leaderboard"] = p.leaderboard - p.leaderboard[obs].mean()
         cols["knn"] = p.knn - p.knn[obs].mean()
-        return np.column_stack([cols[n] for n in self.input_names_]), level
+        cols["gain_leaderboard"] = p.gain_leaderboard - p.gain_leaderboard[obs].mean()
+        cols["gain_knn"] = p.gain_knn - p.gain_knn[obs].mean()
+        return np.column_stack([cols[n] for n in (names or self.input_names_)]), level
 
     @staticmethod
     def _gain_inputs(p: PriorValues) -> np.ndarray:
