@@ -51,3 +51,17 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Tests never read or write the user's zero-shot cache."""
+    import os
+
+    old = os.environ.get("TIMETIC_CACHE_DIR")
+    os.environ["TIMETIC_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("TIMETIC_CACHE_DIR", None)
+    else:
+        os.environ["TIMETIC_CACHE_DIR"] = old

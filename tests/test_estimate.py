@@ -163,3 +163,24 @@ def test_missing_weights_rank_weight_free_with_a_warning(tmp_path, tiny_kb):
     assert twin is not None and twin.zero_shot is False and est.zero_shot_used_ is False
     assert any(issubclass(w.category, TimeticWarning) and candidates[0] in str(w.message) for w in caught)
     assert TimeTic(kb, seed=0, zero_shot=False)._weight_free_twin(candidates) is None
+
+
+def test_a_repeated_predict_reads_zero_shot_scores_from_the_cache(tiny_kb, target, monkeypatch, tmp_path):
+    import timetic.adapters
+
+    monkeypatch.setenv("TIMETIC_CACHE_DIR", str(tmp_path / "cache"))
+    first = TimeTic(tiny_kb, seed=0).predict(target, n_windows=12)
+    assert len(list((tmp_path / "cache" / "zero_shot").glob("*.npy"))) == len(MODELS)
+
+    def no_models(*a, **k):
+        raise AssertionError("the cache should have answered")
+
+    monkeypatch.setattr(timetic.adapters, "load_model", no_models)
+    again = TimeTic(tiny_kb, seed=0).predict(target, n_windows=12)
+    assert again.equals(first)
+    # other windows (another seed) are another key: the models must run
+    with pytest.raises(AssertionError, match="cache should have answered"):
+        TimeTic(tiny_kb, seed=1).predict(target, n_windows=12)
+    monkeypatch.setenv("TIMETIC_CACHE_DIR", "off")
+    with pytest.raises(AssertionError, match="cache should have answered"):
+        TimeTic(tiny_kb, seed=0).predict(target, n_windows=12)

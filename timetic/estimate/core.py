@@ -439,12 +439,23 @@ class TimeTic:
         from timetic.kb import resolve_model_source
         from timetic.scoring import score_windows
 
+        from timetic import cache
+
         kb = self._require_kb()
         row = kb.models().filter(pl.col("model_id") == model_id)
         source = resolve_model_source(kb, row.get_column("source")[0])
-        model = load_model(source, adapter=row.get_column("adapter")[0])
+        adapter = row.get_column("adapter")[0]
+        revision = row.get_column("revision")[0] if "revision" in row.columns else None
+        key = cache.zero_shot_key(adapter, source, revision, task.horizon, task.seasonality,
+                                  windows.context, windows.future)
+        hit = cache.get(key)
+        if hit is not None and hit.shape == (len(windows.context),):
+            return hit
+        model = load_model(source, adapter=adapter)
         q = model.forecast(windows.context, task.horizon)
-        return score_windows(windows.context, windows.future, q, model.quantile_levels, task.seasonality)["mase"]
+        mase = score_windows(windows.context, windows.future, q, model.quantile_levels, task.seasonality)["mase"]
+        cache.put(key, mase)
+        return mase
 
     def _check_frequency(self, freq: str) -> None:
         """Warn when no KB dataset has the target's kind of frequency (e.g. monthly)."""
