@@ -56,6 +56,10 @@ def configs() -> dict[str, dict]:
         "stack-alpha=0.1": {"alpha": 0.1},
         "stack-alpha=10": {"alpha": 10.0},
         "stack-k=auto(3,5,8)": {"k": (3, 5, 8)},
+        "stack-scale=log": {"scale": "log"},
+        "stack-scale=rank": {"scale": "rank"},
+        "weight-free-scale=log": {"zero_shot": False, "scale": "log"},
+        "weight-free-scale=rank": {"zero_shot": False, "scale": "rank"},
         "stack-inputs=three": {"stack_inputs": None},
         "stack-inputs=three+gains": {"stack_inputs": ("zero_shot", "leaderboard", "knn", "gain_leaderboard", "gain_knn")},
         "stack-inputs=zero-shot+knn": {"stack_inputs": ("zero_shot", "knn")},
@@ -502,7 +506,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = {k: v for k, v in cfg.items() if k in args.methods.split(",")}
     makers = {k: (lambda c=c: TimeTic(kb, seed=args.seed, **c)) for k, c in cfg.items()}
     parts, preds, walls = [], [], {}
-    results = args.out.parent / "results"
+    # RESULTS.md keeps results/ and figures/; another --out (e.g. RESULTS-v2.md) gets its own subfolders
+    sub = "" if args.out.name == "RESULTS.md" else args.out.stem
+    results = args.out.parent / "results" / sub
     results.mkdir(parents=True, exist_ok=True)
     families = dict(kb.models().select("model_id", "adapter").iter_rows())
     for s in scen:
@@ -541,7 +547,8 @@ def main(argv: list[str] | None = None) -> int:
     summary.write_parquet(results / "summary.parquet")
     if res.predictions is not None:
         res.predictions.write_parquet(results / "predictions.parquet")
-    made = figures(res, args.out.parent / "figures") if "unseen-dataset" in scen else []
+    made = figures(res, args.out.parent / "figures" / sub) if "unseen-dataset" in scen else []
+    made = [str(Path(sub) / m) if sub else m for m in made]
     write_report(args, kb, summary, res, made, walls, logme_note, time.time() - started)
     print(f"wrote {args.out} ({time.time() - started:.0f} s)")
     return 0

@@ -122,6 +122,8 @@ class TimeTic:
             :attr:`timetic.estimate.stack.StackedRanker.INPUTS`); ``"auto"`` (default) lets ``fit``
             choose, by out-of-fold Spearman on the KB it is given, between the three cheap rankings
             and those plus the models' fine-tuning gains; ``None`` = the three.
+        scale: ``stack``: relative scores of the leaderboard and kNN priors, ``"log"``, ``"rank"``
+            or ``"auto"`` (default: chosen inside ``fit`` like ``stack_inputs``).
         recipe: recipe hash whose observations are the ground truth; ``None`` = the KB's primary
             recipe (the one with the most observations; other recipes, e.g. noise-ceiling seeds,
             are left out so that a cell is not counted twice).
@@ -148,6 +150,7 @@ class TimeTic:
         k: int = 5,
         alpha: float = 1.0,
         stack_inputs: tuple[str, ...] | list | str | None = "auto",
+        scale: str = "auto",
         recipe: str | None = None,
         seed: int = 0,
     ):
@@ -169,6 +172,7 @@ class TimeTic:
         self.k = k
         self.alpha = alpha
         self.stack_inputs = stack_inputs
+        self.scale = scale
         self.recipe = recipe
         self.seed = seed
 
@@ -270,6 +274,7 @@ class TimeTic:
             zero_shot=self.zero_shot, k=self.k, alpha=self.alpha,
             inputs=self.stack_inputs if isinstance(self.stack_inputs, (list, str)) or self.stack_inputs is None
             else tuple(self.stack_inputs),
+            scale=self.scale,
         ).fit(
             cells, self._profiles()
         )

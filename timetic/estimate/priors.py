@@ -1,7 +1,10 @@
 """Priors: the cheap rankings a user already has, computed from source cells, as learner inputs.
 
 Scores are *relative*: a model's log mean fine-tuned MASE minus the mean over the models of its
-cell, so that easy and hard datasets weigh alike and only the order inside a cell matters.
+cell (``scale="log"``), or its rank in the cell, centred and divided by the number of models
+(``scale="rank"``: one model that fails by a factor of 50 on one dataset moves a rank prior by
+at most one place), so that easy and hard datasets weigh alike and only the order inside a cell
+matters.
 
 - ``leaderboard``: a model's mean relative score over the source cells of the task;
 - ``knn``: its mean over the ``k`` source cells of the task nearest to the target in meta-feature
@@ -59,8 +62,9 @@ class Priors:
         n_profile_neighbours: source models a new model borrows its priors from.
     """
 
-    def __init__(self, k: int = 5, n_profile_neighbours: int = 2, clip: float = 5.0):
+    def __init__(self, k: int = 5, n_profile_neighbours: int = 2, clip: float = 5.0, scale: str = "log"):
         self.k = k
+        self.scale = scale
         self.n_profile_neighbours = n_profile_neighbours
         self.clip = clip
 
@@ -69,6 +73,10 @@ class Priors:
         self.cells_ = cells
         with np.errstate(invalid="ignore"), _quiet():
             self.rel_ = cells.log_ft - np.nanmean(cells.log_ft, axis=1, keepdims=True)
+            if self.scale == "rank":
+                self.rel_ = _centred_ranks(cells.log_ft)
+            elif self.scale != "log":
+                raise ValueError(f"unknown prior scale {self.scale!r}; use 'log' or 'rank'")
             self.level_ = np.nanmean(cells.log_ft, axis=1)
             self.ratio_ = cells.log_ft - cells.log_zs
             self.gap_ = np.nanmean(self.ratio_, axis=1)
@@ -130,6 +138,19 @@ class Priors:
         d = np.sqrt((((P - self.profiles_[model]) / sd) ** 2).mean(axis=1))
         near = np.argsort(d, kind="stable")[: self.n_profile_neighbours]
         return float(np.mean([values[self.index_[have[i]]] for i in near]))
+
+
+def _centred_ranks(values: np.ndarray) -> np.ndarray:
+    """Per row, ranks of the finite values (ties averaged), centred and divided by their count."""
+    from scipy.stats import rankdata
+
+    out = np.full(values.shape, np.nan)
+    for c in range(values.shape[0]):
+        ok = np.isfinite(values[c])
+        if ok.any():
+            r = rankdata(values[c, ok])
+            out[c, ok] = (r - r.mean()) / ok.sum()
+    return out
 
 
 class _quiet(np.errstate):

@@ -57,6 +57,8 @@ class StackedRanker:
             :attr:`DEFAULT_INPUTS` that apply) or a list of such tuples, of which ``fit`` keeps the
             best by out-of-fold within-cell Spearman (as for ``k``; with ``k`` candidates too, every
             pair is tried); ``"auto"`` = :attr:`AUTO_INPUTS`. The level does not depend on it.
+        scale: the priors' relative scores, ``"log"`` or ``"rank"`` (:mod:`timetic.estimate.priors`),
+            or ``"auto"``: chosen inside ``fit`` like ``inputs``.
     """
 
     INPUTS = ("zero_shot", "leaderboard", "knn", "gain_leaderboard", "gain_knn")
@@ -65,33 +67,37 @@ class StackedRanker:
     AUTO_INPUTS = [DEFAULT_INPUTS, INPUTS]
 
     def __init__(self, zero_shot: bool = True, k: int | tuple[int, ...] = 5, alpha: float = 1.0, min_model_residuals: int = 10,
-                 inputs: tuple[str, ...] | list | str | None = "auto"):
+                 inputs: tuple[str, ...] | list | str | None = "auto", scale: str = "auto"):
         self.zero_shot = zero_shot
         self.k = k
         self.alpha = alpha
         self.min_model_residuals = min_model_residuals
         self.inputs = inputs
+        self.scale = scale
 
     # -- fit -------------------------------------------------------------------------------------
     def fit(self, cells: Cells, profiles: dict[str, np.ndarray] | None = None) -> "StackedRanker":
         ks = (self.k,) if np.isscalar(self.k) else tuple(self.k)
         sets = (self.AUTO_INPUTS if isinstance(self.inputs, str) and self.inputs == "auto"
                 else self.inputs if isinstance(self.inputs, list) else [self.inputs])
+        scales = ("log", "rank") if self.scale == "auto" else (self.scale,)
         self.choice_scores_ = {}
         best = None
-        for names in sets:
-            names = self._names(names)
-            for k in ks:
-                state = self._fit_k(cells, profiles, int(k), names)
-                self.choice_scores_[(int(k), tuple(names))] = state["oof_spearman"]
-                if best is None or state["oof_spearman"] > best["oof_spearman"] + 1e-12:
-                    best = state
+        for scale in scales:
+            for names in sets:
+                names = self._names(names)
+                for k in ks:
+                    state = self._fit_k(cells, profiles, int(k), names, scale)
+                    self.choice_scores_[(scale, int(k), tuple(names))] = state["oof_spearman"]
+                    if best is None or state["oof_spearman"] > best["oof_spearman"] + 1e-12:
+                        best = state
         for name, value in best.items():
             setattr(self, name, value)
         return self
 
-    def _fit_k(self, cells: Cells, profiles: dict[str, np.ndarray] | None, k: int, names: list[str]) -> dict:
-        """Fitted state (attribute name -> value) for one k and input set."""
+    def _fit_k(self, cells: Cells, profiles: dict[str, np.ndarray] | None, k: int, names: list[str],
+               scale: str = "log") -> dict:
+        """Fitted state (attribute name -> value) for one k, input set and prior scale."""
         from scipy.stats import spearmanr
 
         C, G = cells.log_ft.shape
@@ -104,7 +110,7 @@ class StackedRanker:
             others = cells.datasets != d
             if not others.any():
                 continue
-            pri = Priors(k).fit(cells.take(others), profiles)
+            pri = Priors(k, scale=scale).fit(cells.take(others), profiles)
             for c in np.flatnonzero(~others):
                 obs = self._observed(cells.log_ft[c], cells.log_zs[c])
                 if obs.sum() < 2:
@@ -137,9 +143,9 @@ class StackedRanker:
             gain_ridge = Ridge(alpha=self.alpha).fit(np.vstack(gX_rows), np.concatenate(g_rows))
             for X, r, (c, g) in zip(gX_rows, g_rows, where):
                 gain_residuals[c, g] = r - gain_ridge.predict(X)
-        return {"k_": k, "input_names_": names, "ridge_": ridge, "residuals_": residuals, "gain_ridge_": gain_ridge,
+        return {"k_": k, "input_names_": names, "scale_": scale, "ridge_": ridge, "residuals_": residuals, "gain_ridge_": gain_ridge,
                 "gain_residuals_": gain_residuals, "oof_distance_": oof_distance, "tasks_": cells.tasks,
-                "models_": np.asarray(models), "priors_": Priors(k).fit(cells, profiles), "n_rows_": len(X_all),
+                "models_": np.asarray(models), "priors_": Priors(k, scale=scale).fit(cells, profiles), "n_rows_": len(X_all),
                 "oof_spearman": float(np.mean(rhos)) if rhos else float("nan")}
 
     def _names(self, inputs: tuple[str, ...] | None) -> list[str]:
