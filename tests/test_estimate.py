@@ -141,8 +141,8 @@ def test_selection_options(tiny_kb):
         TimeTic(tiny_kb, learner="hgb", selection_target="nope").fit()
 
 
-def test_missing_weights_rank_weight_free_with_a_warning(tmp_path, tiny_kb):
-    """A candidate whose weights are not on this machine: warned, named, everything ranked weight-free."""
+def test_missing_weights_window_method_ranks_weight_free_with_a_warning(tmp_path, tiny_kb):
+    """Window method: a candidate whose weights are absent: warned, named, everything ranked weight-free."""
     import shutil
     import warnings
 
@@ -153,7 +153,7 @@ def test_missing_weights_rank_weight_free_with_a_warning(tmp_path, tiny_kb):
     kb = KnowledgeBase.open(tmp_path / "kb")
     first = kb.models().sort("model_id").head(1)
     kb.add_models(first.with_columns(pl.lit("weights:not-on-this-machine").alias("source")))
-    est = TimeTic(kb, seed=0)
+    est = TimeTic(kb, method="window", seed=0)
     candidates = est.fit().models_
     missing = est.missing_weights(candidates)
     assert list(missing) == [candidates[0]]
@@ -163,6 +163,30 @@ def test_missing_weights_rank_weight_free_with_a_warning(tmp_path, tiny_kb):
     assert twin is not None and twin.zero_shot is False and est.zero_shot_used_ is False
     assert any(issubclass(w.category, TimeticWarning) and candidates[0] in str(w.message) for w in caught)
     assert TimeTic(kb, seed=0, zero_shot=False)._weight_free_twin(candidates) is None
+
+
+def test_missing_weights_stack_ranks_everyone_with_imputed_zero_shot(tmp_path, tiny_kb, target):
+    """Stack: the others keep their zero-shot scores; the model without weights is ranked too, its
+    zero-shot input imputed, its interval at least as wide as its neighbours' would be."""
+    import shutil
+
+    from timetic.errors import TimeticWarning
+    from timetic.kb import KnowledgeBase
+
+    shutil.copytree(tiny_kb.path, tmp_path / "kb")
+    kb = KnowledgeBase.open(tmp_path / "kb")
+    first = kb.models().sort("model_id").head(1)
+    kb.add_models(first.with_columns(pl.lit("weights:not-on-this-machine").alias("source")))
+    est = TimeTic(kb, seed=0, k=2)
+    with pytest.warns(TimeticWarning, match="imputed"):
+        r = est.predict(target, n_windows=12)
+    gone = first["model_id"][0]
+    assert set(r["model_id"]) == set(MODELS) and est.zero_shot_used_ is True
+    row = r.filter(pl.col("model_id") == gone).row(0, named=True)
+    assert row["zero_shot_mase"] is None and row["p_improve"] is None and row["negative_transfer"] is None
+    assert row["lower_90"] <= row["predicted_mase"] <= row["upper_90"]
+    others = r.filter(pl.col("model_id") != gone)
+    assert others["zero_shot_mase"].is_not_null().all()
 
 
 def test_a_repeated_predict_reads_zero_shot_scores_from_the_cache(tiny_kb, target, monkeypatch, tmp_path):

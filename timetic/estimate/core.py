@@ -74,6 +74,8 @@ class TargetRows:
         horizon: H of the task.
         naive: (n_windows,) MASE of the seasonal-naive forecast on those windows (no weights
             needed), or None.
+        no_weights: candidates whose weights are not on this machine (no zero-shot score); the
+            ``stack`` imputes their zero-shot input from the KB.
     """
 
     task: str
@@ -81,6 +83,7 @@ class TargetRows:
     zero_shot: dict[str, np.ndarray] | None
     horizon: int
     naive: np.ndarray | None = None
+    no_weights: tuple[str, ...] = ()
 
 
 class TimeTic:
@@ -430,14 +433,17 @@ class TimeTic:
         zs = None
         if self.zero_shot:
             zs = {}
+            missing = getattr(self, "zero_shot_missing_", {})
             for k, model_id in enumerate(candidates):
                 if progress is not None:
                     progress("zero-shot", k, len(candidates))
-                zs[model_id] = self._zero_shot(model_id, windows, task)
+                if model_id not in missing:
+                    zs[model_id] = self._zero_shot(model_id, windows, task)
             if progress is not None:
                 progress("zero-shot", len(candidates), len(candidates))
         return TargetRows(task=task.name, features=feats, zero_shot=zs, horizon=task.horizon,
-                          naive=_naive_mase(windows, task))
+                          naive=_naive_mase(windows, task),
+                          no_weights=tuple(m for m in candidates if m in getattr(self, "zero_shot_missing_", {})))
 
     def _zero_shot(self, model_id: str, windows: Any, task: Task) -> np.ndarray:
         from timetic.adapters import load_model
@@ -498,6 +504,16 @@ class TimeTic:
         if not self.zero_shot_missing_:
             return None
         miss = self.zero_shot_missing_
+        if self.method_ == "stack":  # it ranks them with the others, their zero-shot input imputed
+            warnings.warn(
+                f"no weights on this machine for {', '.join(sorted(miss))} (looked at {next(iter(miss.values()))}); "
+                "they are ranked with their zero-shot scores imputed from the knowledge base (wider intervals); "
+                "set TIMETIC_WEIGHTS_DIR to run them",
+                TimeticWarning,
+                stacklevel=3,
+            )
+            self.zero_shot_used_ = True
+            return None
         warnings.warn(
             f"no weights on this machine for {', '.join(sorted(miss))} (looked at {next(iter(miss.values()))}); "
             "ranking every candidate without the zero-shot column; set TIMETIC_WEIGHTS_DIR, or leave them "
@@ -642,7 +658,8 @@ class TimeTic:
         cands = list(candidates)
         feats, log_zs = target_cell(rows.features, names, rows.zero_shot if self.zero_shot else None, cands)
         feats = np.array([feats[names.index(c)] if c in names else np.nan for c in self.features_])
-        pred, pri, ok = ranker.predict(rows.task, feats, cands, log_zs)
+        impute = np.array([c in rows.no_weights for c in cands]) if log_zs is not None else None
+        pred, pri, ok = ranker.predict(rows.task, feats, cands, log_zs, impute=impute)
         for m in (c for c, o in zip(cands, ok) if not o):
             warnings.warn(f"no scorable target window for {m}; it is left out", TimeticWarning)
         if not ok.any():
@@ -664,7 +681,8 @@ class TimeTic:
             )
         self.neighbours_ = getattr(self, "neighbours_", {})
         self.neighbours_[rows.task] = list(zip(pri.neighbours.tolist(), pri.distance.tolist()))
-        R = ranker.residual_matrix(rows.task, keep) * scale
+        imputed = None if impute is None else impute[ok]
+        R = ranker.residual_matrix(rows.task, keep, imputed=imputed) * scale
         if R.shape[0] == 0:  # a KB of one dataset: no out-of-fold residual to calibrate with
             lo_r = hi_r = np.full(G, np.nan)
             S = np.zeros((1, G))
@@ -678,13 +696,15 @@ class TimeTic:
         regret = (scores / scores.min(axis=1, keepdims=True) - 1.0).mean(axis=0)
         if log_zs is not None:
             # gain and P(fine-tuning helps) from the gain model (see timetic.estimate.stack)
-            zs_mase = np.exp(log_zs[ok])
+            zs_mase = np.exp(log_zs[ok])  # NaN for imputed candidates
             g_point = ranker.predict_gain(pri)[ok]
             gain = 1.0 - np.exp(g_point)
             Rg = ranker.residual_matrix(rows.task, keep, gain=True) * scale
             p_improve = ranker.p_below(Rg, g_point, np.zeros(G)) if Rg.shape[0] else np.full(G, np.nan)
-            negative = p_improve < 0.5
-            n_win = [int(np.isfinite(np.asarray(rows.zero_shot[m], dtype=float)).sum()) for m in keep]
+            negative = [None if imputed[j] else bool(p_improve[j] < 0.5) for j in range(G)]
+            gain = np.where(imputed, np.nan, gain)
+            p_improve = np.where(imputed, np.nan, p_improve)
+            n_win = [int(np.isfinite(np.asarray(rows.zero_shot.get(m, []), dtype=float)).sum()) for m in keep]
         else:
             zs_mase = gain = p_improve = np.full(G, np.nan)
             negative = [None] * G

@@ -13,6 +13,8 @@ matters.
   squared difference);
 - ``gain_leaderboard`` / ``gain_knn``: a model's mean log(fine-tuned / zero-shot) over the source
   cells of the task / over the nearest ones (what fine-tuning did to it there);
+- ``zero_shot_knn``: a model's mean relative log zero-shot MASE over the nearest source cells
+  (what its zero-shot score is likely to be, relative to the others, when its weights are absent);
 - ``level_knn`` / ``gap_knn``: the mean over those neighbours of a cell's mean log fine-tuned MASE,
   and of its mean log(fine-tuned / zero-shot): the absolute level of the target's scores.
 
@@ -38,6 +40,7 @@ class PriorValues:
         knn: (G,) relative score prior from the nearest source cells.
         gain_leaderboard: (G,) mean log(fine-tuned / zero-shot) over the task's source cells.
         gain_knn: (G,) the same over the nearest source cells.
+        zero_shot_knn: (G,) relative log zero-shot MASE over the nearest source cells.
         level_knn: mean log fine-tuned MASE of the nearest source cells.
         gap_knn: mean log(fine-tuned / zero-shot) of the nearest source cells (NaN without zero-shot).
         neighbours: (k,) dataset ids of the nearest source cells, nearest first.
@@ -48,6 +51,7 @@ class PriorValues:
     knn: np.ndarray
     gain_leaderboard: np.ndarray
     gain_knn: np.ndarray
+    zero_shot_knn: np.ndarray
     level_knn: float
     gap_knn: float
     neighbours: np.ndarray
@@ -78,6 +82,7 @@ class Priors:
             elif self.scale != "log":
                 raise ValueError(f"unknown prior scale {self.scale!r}; use 'log' or 'rank'")
             self.level_ = np.nanmean(cells.log_ft, axis=1)
+            self.zs_rel_ = cells.log_zs - np.nanmean(cells.log_zs, axis=1, keepdims=True)
             self.ratio_ = cells.log_ft - cells.log_zs
             self.gap_ = np.nanmean(self.ratio_, axis=1)
         self.profiles_ = profiles or {}
@@ -112,6 +117,8 @@ class Priors:
             glb_all = np.nanmean(self.ratio_[rows], axis=0)
             gkn_all = np.nanmean(self.ratio_[near], axis=0)
             gkn_all = np.where(np.isfinite(gkn_all), gkn_all, glb_all)
+            zkn_all = np.nanmean(self.zs_rel_[near], axis=0)
+            zkn_all = np.where(np.isfinite(zkn_all), zkn_all, np.nanmean(self.zs_rel_[rows], axis=0))
             level = float(np.nanmean(self.level_[near]))
             gap = float(np.nanmean(self.gap_[near]))
         lb = np.array([self._value(lb_all, m) for m in models])
@@ -119,7 +126,8 @@ class Priors:
         gap0 = gap if np.isfinite(gap) else 0.0
         glb = np.array([self._value(glb_all, m, gap0) for m in models])
         gkn = np.array([self._value(gkn_all, m, gap0) for m in models])
-        return PriorValues(lb, kn, glb, gkn, level, gap, self.cells_.datasets[near], dist[order])
+        zkn = np.array([self._value(zkn_all, m) for m in models])
+        return PriorValues(lb, kn, glb, gkn, zkn, level, gap, self.cells_.datasets[near], dist[order])
 
     def _value(self, values: np.ndarray, model: str, default: float = 0.0) -> float:
         g = self.index_.get(model)

@@ -23,6 +23,12 @@ mean (its zero-shot weight is below 1), which biases the gain of the models with
 scores; the gain model has no such bias, so ``predicted_gain`` and P(fine-tuning helps) come from
 it, with its own out-of-fold residuals.
 
+A candidate whose weights are absent (no zero-shot score) still ranks with the others: its
+zero-shot input is imputed from the nearest source cells (its mean relative log zero-shot MASE
+there), and its residuals add the ridge's zero-shot weight times the out-of-fold imputation error
+of each source cell (prediction error = the ranking residual + w_zs * (true - imputed input)), so
+its interval is as wide as what it does not know.
+
 Uncertainty (split conformal on leave-one-dataset-out residuals): every source cell's residual
 vector (observed minus predicted log score, per model, its priors computed without its dataset)
 goes into a pool per task. Intervals are the pool's finite-sample-corrected quantiles (the model's
@@ -104,6 +110,7 @@ class StackedRanker:
         models = list(cells.models)
         X_rows, y_rows, where = [], [], []
         gX_rows, g_rows = [], []
+        imputation = np.full((C, G), np.nan)
         level_oof = np.full(C, np.nan)
         oof_distance = np.full(C, np.nan)
         for d in np.unique(cells.datasets):
@@ -121,6 +128,8 @@ class StackedRanker:
                 X_rows.append(X[obs])
                 y_rows.append(yc)
                 if self.zero_shot:
+                    zc = cells.log_zs[c] - cells.log_zs[c, obs].mean()
+                    imputation[c, obs] = zc[obs] - (p.zero_shot_knn[obs] - p.zero_shot_knn[obs].mean())
                     gX_rows.append(self._gain_inputs(p)[obs])
                     g_rows.append(cells.log_ft[c, obs] - cells.log_zs[c, obs])
                 where.append((c, np.flatnonzero(obs)))
@@ -143,7 +152,7 @@ class StackedRanker:
             gain_ridge = Ridge(alpha=self.alpha).fit(np.vstack(gX_rows), np.concatenate(g_rows))
             for X, r, (c, g) in zip(gX_rows, g_rows, where):
                 gain_residuals[c, g] = r - gain_ridge.predict(X)
-        return {"k_": k, "input_names_": names, "scale_": scale, "ridge_": ridge, "residuals_": residuals, "gain_ridge_": gain_ridge,
+        return {"k_": k, "input_names_": names, "scale_": scale, "ridge_": ridge, "imputation_errors_": imputation, "residuals_": residuals, "gain_ridge_": gain_ridge,
                 "gain_residuals_": gain_residuals, "oof_distance_": oof_distance, "tasks_": cells.tasks,
                 "models_": np.asarray(models), "priors_": Priors(k, scale=scale).fit(cells, profiles), "n_rows_": len(X_all),
                 "oof_spearman": float(np.mean(rhos)) if rhos else float("nan")}
@@ -190,9 +199,11 @@ class StackedRanker:
         return self.gain_ridge_.predict(self._gain_inputs(p))
 
     def predict(self, task: str, features: np.ndarray, models: list[str],
-                log_zs: np.ndarray | None = None) -> tuple[np.ndarray, PriorValues, np.ndarray]:
+                log_zs: np.ndarray | None = None,
+                impute: np.ndarray | None = None) -> tuple[np.ndarray, PriorValues, np.ndarray]:
         """Predicted log mean fine-tuned MASE (G,) of ``models`` (NaN where a needed zero-shot score
-        is missing), the priors used, and the boolean mask of predicted candidates."""
+        is missing), the priors used, and the boolean mask of predicted candidates. ``impute``
+        (G,) bool: candidates without a zero-shot score whose input is imputed (weights absent)."""
         if self.zero_shot and log_zs is None:
             raise ValueError("this ranker uses zero-shot scores; pass log_zs")
         obs = np.isfinite(log_zs) if self.zero_shot else np.ones(len(models), dtype=bool)
@@ -200,7 +211,14 @@ class StackedRanker:
         out = np.full(len(models), np.nan)
         if obs.any():
             X, level = self._inputs(p, log_zs, obs)
-            out[obs] = level + self.ridge_.predict(X[obs])
+            use = obs.copy()
+            if self.zero_shot and impute is not None and impute.any():
+                j = self.input_names_.index("zero_shot") if "zero_shot" in self.input_names_ else None
+                if j is not None:
+                    X[impute, j] = p.zero_shot_knn[impute] - p.zero_shot_knn[obs].mean()
+                use |= impute
+            out[use] = level + self.ridge_.predict(X[use])
+            obs = use
         return out, p, obs
 
     def out_of_domain(self, task: str, nearest: float) -> float:
@@ -211,19 +229,29 @@ class StackedRanker:
             return 1.0
         return float(max(1.0, nearest / d.max()))
 
-    def residual_matrix(self, task: str, models: list[str], gain: bool = False) -> np.ndarray:
+    def residual_matrix(self, task: str, models: list[str], gain: bool = False,
+                        imputed: np.ndarray | None = None) -> np.ndarray:
         """(n_cells, G) residuals of the task's source cells for ``models``, NaN where unobserved
-        (``gain``: of the gain model)."""
+        (``gain``: of the gain model). ``imputed`` (G,) bool: candidates whose zero-shot input is
+        imputed get the zero-shot weight times the same cells' imputation errors added."""
+        R = self._rows(task, models, self.gain_residuals_ if gain else self.residuals_)
+        if imputed is not None and imputed.any() and not gain:
+            w = self.weights_.get("zero_shot", 0.0)
+            E = self._rows(task, models, self.imputation_errors_)
+            R[:, imputed] = R[:, imputed] + w * E[:, imputed]
+        return R[np.isfinite(R).any(axis=1)]
+
+    def _rows(self, task: str, models: list[str], source: np.ndarray) -> np.ndarray:
+        """(n_task_cells, G) of a (C, G_kb) matrix for ``models`` (NaN for models not in the KB)."""
         rows = np.flatnonzero(self.tasks_ == task)
         if rows.size == 0:
             rows = np.arange(len(self.tasks_))
         index = {m: g for g, m in enumerate(self.models_)}
-        source = self.gain_residuals_ if gain else self.residuals_
         R = np.full((rows.size, len(models)), np.nan)
         for j, m in enumerate(models):
             if m in index:
                 R[:, j] = source[rows, index[m]]
-        return R[np.isfinite(R).any(axis=1)]
+        return R
 
     def p_below(self, R: np.ndarray, point: np.ndarray, threshold: np.ndarray) -> np.ndarray:
         """(G,) P(point + residual < threshold), each model over its own residuals (the pool's
