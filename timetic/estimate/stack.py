@@ -99,7 +99,46 @@ class StackedRanker:
                         best = state
         for name, value in best.items():
             setattr(self, name, value)
+        self.helps_calibration_ = self._fit_helps_calibration() if self.zero_shot else None
         return self
+
+    def _fit_helps_calibration(self):
+        """Logistic recalibration of P(fine-tuning helps): for every source (cell, model), the raw
+        probability from the other cells' gain residuals (leave-one-cell-out) against whether
+        fine-tuning helped there. None when one outcome never occurs."""
+        from sklearn.linear_model import LogisticRegression
+
+        raw, hit = [], []
+        for task in np.unique(self.tasks_):
+            rows = np.flatnonzero(self.tasks_ == task)
+            R, T = self.gain_residuals_[rows], self.gain_truth_[rows]
+            for i in range(len(rows)):
+                others = np.delete(R, i, axis=0)
+                ok = np.isfinite(R[i])
+                if not ok.any() or len(others) == 0:
+                    continue
+                pred = T[i] - R[i]
+                p = self.p_below(others, np.where(ok, pred, 0.0), np.zeros(R.shape[1]))
+                keep = ok & np.isfinite(p)
+                raw += list(p[keep])
+                hit += list(T[i, keep] < 0)
+        hit = np.asarray(hit, dtype=int)
+        if len(hit) < 20 or hit.min() == hit.max():
+            return None
+        return LogisticRegression().fit(_logit(np.asarray(raw))[:, None], hit)
+
+    def p_helps(self, R: np.ndarray, point: np.ndarray) -> np.ndarray:
+        """(G,) calibrated P(fine-tuning helps) of candidates with gain predictions ``point``
+        (log ratio) and gain residuals ``R`` (:meth:`residual_matrix` with ``gain=True``)."""
+        p = self.p_below(R, point, np.zeros(len(point)))
+        cal = getattr(self, "helps_calibration_", None)
+        if cal is None:
+            return p
+        out = np.full(len(p), np.nan)
+        ok = np.isfinite(p)
+        if ok.any():
+            out[ok] = cal.predict_proba(_logit(p[ok])[:, None])[:, 1]
+        return out
 
     def _fit_k(self, cells: Cells, profiles: dict[str, np.ndarray] | None, k: int, names: list[str],
                scale: str = "log") -> dict:
@@ -147,13 +186,15 @@ class StackedRanker:
             if len(g) > 2:
                 rhos.append(np.nan_to_num(spearmanr(pred, yc).statistic))
         gain_residuals = np.full((C, G), np.nan)
+        gain_truth = np.full((C, G), np.nan)
         gain_ridge = None
         if self.zero_shot:
             gain_ridge = Ridge(alpha=self.alpha).fit(np.vstack(gX_rows), np.concatenate(g_rows))
             for X, r, (c, g) in zip(gX_rows, g_rows, where):
                 gain_residuals[c, g] = r - gain_ridge.predict(X)
+                gain_truth[c, g] = r
         return {"k_": k, "input_names_": names, "scale_": scale, "ridge_": ridge, "imputation_errors_": imputation, "residuals_": residuals, "gain_ridge_": gain_ridge,
-                "gain_residuals_": gain_residuals, "oof_distance_": oof_distance, "tasks_": cells.tasks,
+                "gain_residuals_": gain_residuals, "gain_truth_": gain_truth, "oof_distance_": oof_distance, "tasks_": cells.tasks,
                 "models_": np.asarray(models), "priors_": Priors(k, scale=scale).fit(cells, profiles), "n_rows_": len(X_all),
                 "oof_spearman": float(np.mean(rhos)) if rhos else float("nan")}
 
@@ -292,6 +333,11 @@ class StackedRanker:
                 src = own if own.size >= self.min_model_residuals else pooled
                 S[miss, j] = rng.choice(src, size=int(miss.sum()))
         return S
+
+
+def _logit(p: np.ndarray, eps: float = 0.01) -> np.ndarray:
+    p = np.clip(p, eps, 1 - eps)
+    return np.log(p / (1 - p))
 
 
 def _conformal_quantiles(r: np.ndarray, a: float) -> tuple[float, float]:
