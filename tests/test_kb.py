@@ -397,11 +397,12 @@ KnowledgeBase.open({str(tmp_path / "kb")!r}).add_observations(observations(1000,
             child.kill()
             child.wait()
     assert child.returncode == -signal.SIGKILL
-    reopened = KnowledgeBase.open(tmp_path / "kb")
-    assert reopened.observations().equals(previous)
     assert (tmp_path / "kb" / strays[0].name).exists()  # the dead writer's temp file is left over ...
-    assert reopened.add_observations(observations(0, 1)) == 0  # ... the lock is free again ...
-    assert not list((tmp_path / "kb").glob(".*.tmp"))  # ... and the next writer removes the leftover
+    assert KnowledgeBase(tmp_path / "kb").observations().equals(previous)  # ... readers ignore it ...
+    reopened = KnowledgeBase.open(tmp_path / "kb")
+    assert not list((tmp_path / "kb").glob(".*.tmp")) and not (tmp_path / "kb" / ".lock").exists()  # ... open cleans
+    assert reopened.observations().equals(previous)
+    assert reopened.add_observations(observations(0, 1)) == 0  # the lock is free again
     assert reopened.observations().equals(previous)
 
 

@@ -399,6 +399,24 @@ def kb_merge(other, kb_path):
     click.echo("merged: " + ", ".join(f"{k} +{v}" for k, v in added.items()))
 
 
+@kb.command("check")
+@kb_option
+@click.option("--repair", is_flag=True, help="Fix what is safe to fix: leftovers of dead writers, duplicate keys, "
+              "orphan windows, datasets without windows (observations are never dropped).")
+@friendly
+def kb_check(kb_path, repair):
+    """Report inconsistencies of a knowledge base, one per line; exit 1 if any remain."""
+    from timetic.kb import KnowledgeBase, default_kb_path
+
+    problems = KnowledgeBase.open(kb_path or default_kb_path(), clean=False).check(repair=repair)
+    for problem in problems:
+        click.echo(str(problem))
+    if not problems:
+        click.echo(f"{kb_path or default_kb_path()}: consistent")
+    if any(not problem.fixed for problem in problems):
+        sys.exit(1)
+
+
 @main.command("add-dataset")
 @target_options
 @click.option("--kb", "kb_path", type=click.Path(path_type=Path), required=True)

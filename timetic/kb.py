@@ -13,11 +13,27 @@ parquet tables, read and written with polars (no pickle anywhere):
 * ``observations.parquet`` (:data:`OBSERVATIONS_SCHEMA`, key ``dataset_id, model_id, task,
   recipe_hash, item_id, window_start``): zero-shot and fine-tuned errors of a model on a window.
 
-Writes (``add_*``, :meth:`KnowledgeBase.merge`) are *upserts*: the incoming rows are validated
-against the table's schema, then, under a file lock (``DIR/.lock``), the table is read, combined
-with them, deduplicated on its key, sorted by key and written atomically (temporary file in the
-same folder, fsync, rename). A killed writer leaves the previous table intact, concurrent writers
-queue on the lock, and adding the same rows twice leaves the table unchanged.
+Writes (``add_*``, :meth:`KnowledgeBase.merge`, :meth:`KnowledgeBase.transaction`) are *upserts*:
+the incoming rows are validated against the table's schema, then, under a file lock (``DIR/.lock``),
+the table is read, combined with them, deduplicated on its key, sorted by key and written
+atomically. Adding the same rows twice leaves the table unchanged, and concurrent writers queue on
+the lock.
+
+A change to one table replaces its file by an atomic rename (temporary file in the same folder,
+fsync, rename). A change to several tables (``add-dataset``: datasets and windows; ``merge``) is a
+*transaction*: the new tables are written into a staging folder ``DIR/.txn.<id>.pending``, which one
+rename turns into ``DIR/.txn.<id>.commit`` (the commit point); then each staged file is renamed over
+its table and the folder is removed. Readers take no lock and read a table from a committed folder
+while it is still there, so they see every table either before or after the change; a writer killed
+before the commit point leaves the KB as it was, one killed after it leaves a change that the next
+writer (or :meth:`KnowledgeBase.open`) completes. :meth:`KnowledgeBase.stats` and
+:meth:`KnowledgeBase.check` read all tables as one consistent state.
+
+``.lock`` exists only while a writer holds it (it is removed on release); one left by a dead
+process, the temporary files and staging folders of dead writers are removed by the next writer and
+by :meth:`KnowledgeBase.open` (a lock held by a live process is kept, and so are its files).
+:meth:`KnowledgeBase.check` (``timetic kb check``) reports inconsistencies across tables and
+repairs what can be repaired safely.
 
 Which row wins on a key clash:
 
@@ -27,15 +43,18 @@ Which row wins on a key clash:
 * :meth:`KnowledgeBase.merge`: the newer row by ``added`` (datasets, models) or ``date``
   (observations), compared as ISO text; on a tie, and for windows, the other KB's row.
 
-Readers (:meth:`~KnowledgeBase.datasets`, :meth:`~KnowledgeBase.windows`, ...) take no lock: a table
-is only ever replaced by an atomic rename, so a reader sees one complete version of it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import signal
 import struct
+import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -56,6 +75,32 @@ KB_FILE = "kb.json"
 LOCK_FILE = ".lock"
 DEFAULT_LOCK_TIMEOUT = 600.0
 """Seconds a writer waits for the KB lock before giving up."""
+
+TXN_PREFIX = ".txn."
+"""Staging folders of multi-table changes: ``.txn.<id>.pending`` (being written) and
+``.txn.<id>.commit`` (committed, being applied)."""
+_PENDING = ".pending"
+_COMMITTED = ".commit"
+_TXN_MANIFEST = "txn.json"
+
+KILL_ENV = "TIMETIC_TEST_KILL_AFTER_WRITE_STEP"
+"""Test hook: with this set to N, a process writing a KB kills itself (SIGKILL) right after its N-th
+write step (each file written, renamed or removed), to prove a killed writer never leaves a KB
+between two states."""
+_write_steps = 0
+
+
+def _write_step(what: str) -> None:
+    """Count a write step; SIGKILL this process after step ``$TIMETIC_TEST_KILL_AFTER_WRITE_STEP``."""
+    global _write_steps
+    target = os.environ.get(KILL_ENV)
+    if not target:
+        return
+    _write_steps += 1
+    if _write_steps == int(target):
+        sys.stderr.write(f"timetic: killed after write step {_write_steps} ({what})\n")
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 DATASETS_SCHEMA = pl.Schema(
     {
@@ -479,7 +524,7 @@ class KnowledgeBase:
                             f"{path} holds knowledge base table {spec.filename} with rows but no {KB_FILE}; "
                             f"restore {KB_FILE} from a backup or move the tables away"
                         )
-                kb._clean_temp_files()
+                kb._recover()
                 for spec in TABLES.values():
                     _write_parquet(pl.DataFrame(schema=spec.schema), path / spec.filename)
                 meta = {
@@ -493,11 +538,18 @@ class KnowledgeBase:
         return cls.open(path, lock_timeout=lock_timeout)
 
     @classmethod
-    def open(cls, path: str | Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> "KnowledgeBase":
+    def open(
+        cls, path: str | Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, clean: bool = True
+    ) -> "KnowledgeBase":
         """Open an existing KB, checking ``kb.json``, the schema version and every table's columns.
 
         Only the tables' parquet footers are read here; a table damaged further in is reported by
         the reader that hits it.
+
+        With ``clean`` (the default), what dead writers left is cleaned up first when nobody holds
+        the lock: a stale ``.lock``, temporary files, uncommitted staging folders (removed) and
+        committed ones (completed). A KB that a live process is writing, or a read-only folder, is
+        opened as it is.
         """
         path = Path(path)
         meta_path = path / KB_FILE
@@ -531,6 +583,8 @@ class KnowledgeBase:
             )
         kb = cls(path, lock_timeout=lock_timeout)
         kb.meta = meta
+        if clean:
+            kb._clean_leftovers()
         for spec in TABLES.values():
             kb._check_table(spec)
         return kb
@@ -543,7 +597,7 @@ class KnowledgeBase:
         return cls.create(path, exist_ok=True, lock_timeout=lock_timeout)
 
     def _check_table(self, spec: TableSpec) -> None:
-        f = self.path / spec.filename
+        f = self._table_file(spec.name)
         if not f.is_file():
             raise TimeticInputError(
                 f"knowledge base table {spec.filename} is missing from {self.path}; "
@@ -579,73 +633,237 @@ class KnowledgeBase:
     # -- low-level table access ---------------------------------------------------------------------
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        lock = filelock.FileLock(str(self.path / LOCK_FILE), timeout=self.lock_timeout)
+    def _locked(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the KB's writer lock (``DIR/.lock``), removing the lock file when done.
+
+        The file is removed while still held, so no ``.lock`` stays behind; a process waiting on the
+        removed file finds it unlinked once it gets it and tries again (filelock checks this).
+        """
+        lock_path = self.path / LOCK_FILE
+        wait = self.lock_timeout if timeout is None else timeout
+        lock = filelock.FileLock(str(lock_path), timeout=wait)
         try:
             lock.acquire()
         except filelock.Timeout as e:
             raise TimeticInputError(
                 f"knowledge base {self.path} is busy: another writer held its lock "
-                f"for {self.lock_timeout:g} s; "
+                f"for {wait:g} s; "
                 f"wait for it to finish or raise the lock timeout"
             ) from e
         try:
             yield
         finally:
+            try:
+                lock_path.unlink()
+            except OSError:
+                pass
             lock.release()
 
-    def _scan(self, name: str) -> pl.LazyFrame:
+    def _table_file(self, name: str) -> Path:
+        """The file holding table ``name`` now: its staged copy in a committed transaction that is
+        still being applied, else ``DIR/<name>.parquet``."""
+        filename = TABLES[name].filename
+        for folder in sorted(self.path.glob(f"{TXN_PREFIX}*{_COMMITTED}"), reverse=True):
+            staged = folder / filename
+            if staged.is_file():
+                return staged
+        return self.path / filename
+
+    def _scan_file(self, name: str, f: Path) -> pl.LazyFrame:
         spec = TABLES[name]
-        lf = pl.scan_parquet(self.path / spec.filename)
+        lf = pl.scan_parquet(f)
         if spec.optional:
             try:
                 have = lf.collect_schema().names()
-            except Exception:  # noqa: BLE001 - missing / broken file: _collect reports it
+            except Exception:  # noqa: BLE001 - missing / broken file: _load reports it
                 return lf
             lf = lf.with_columns(pl.lit(None, dtype=spec.schema[c]).alias(c) for c in spec.optional if c not in have)
             lf = lf.select(_column_order(spec, pl.DataFrame(schema=lf.collect_schema())))
         return lf
 
-    def _collect(self, name: str, lf: pl.LazyFrame) -> pl.DataFrame:
-        try:
-            return lf.collect()
-        except Exception as e:  # noqa: BLE001 - a failing read means a missing or broken table
-            if not (self.path / TABLES[name].filename).is_file():
-                self._check_table(TABLES[name])  # raises the "missing" message
-            self._broken(TABLES[name], _short(e), e)
-            raise  # unreachable
+    def _load(self, name: str, query: Any = None) -> pl.DataFrame:
+        """Read table ``name`` (``query``: a function LazyFrame -> LazyFrame applied first)."""
+        spec = TABLES[name]
+        for attempt in range(10):
+            f = self._table_file(name)
+            try:
+                lf = self._scan_file(name, f)
+                return (query(lf) if query is not None else lf).collect()
+            except Exception as e:  # noqa: BLE001 - a failing read means a moved, missing or broken table
+                if f.parent != self.path and not f.is_file() and attempt < 9:
+                    continue  # a committing writer renamed the staged file into place: read it there
+                if not (self.path / spec.filename).is_file():
+                    self._check_table(spec)  # raises the "missing" message
+                self._broken(spec, _short(e), e)
+                raise  # unreachable
+        raise AssertionError("unreachable")
 
     def _read(self, name: str) -> pl.DataFrame:
-        return self._collect(name, self._scan(name))
+        return self._load(name)
 
-    def _clean_temp_files(self) -> None:
-        """Remove temporary files of dead writers (call with the lock held: no live writer has any)."""
+    def _state(self) -> tuple:
+        """What identifies the current version of every table (file, inode, size, mtime)."""
+        state = []
+        for name in TABLES:
+            f = self._table_file(name)
+            try:
+                st = f.stat()
+                state.append((str(f), st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError:
+                state.append((str(f), None))
+        return tuple(state)
+
+    def _consistent(self, read: Any) -> Any:
+        """``read()`` on one consistent version of all tables: repeated while a writer changed a table
+        during it; after a few tries under the lock (if the folder allows one)."""
+        for _ in range(5):
+            before = self._state()
+            try:
+                result = read()
+            except TimeticInputError:
+                if self._state() != before:
+                    continue
+                raise
+            if self._state() == before:
+                return result
+        try:
+            with self._locked():
+                return read()
+        except OSError:  # a read-only folder has no concurrent writers
+            return read()
+
+    # -- leftovers of dead writers ------------------------------------------------------------------
+
+    def _temp_files(self) -> list[Path]:
         names = [spec.filename for spec in TABLES.values()] + [KB_FILE]
-        for name in names:
-            for tmp in self.path.glob(f".{name}.*.tmp"):
-                try:
-                    tmp.unlink()
-                except OSError:
-                    pass
+        return sorted(tmp for name in names for tmp in self.path.glob(f".{name}.*.tmp"))
+
+    def _txn_folders(self) -> list[Path]:
+        return sorted(p for p in self.path.glob(f"{TXN_PREFIX}*") if p.name != TXN_PREFIX)
+
+    def _clean_leftovers(self) -> None:
+        """Recover from dead writers if there is anything to do and nobody holds the lock."""
+        if not ((self.path / LOCK_FILE).exists() or self._txn_folders() or self._temp_files()):
+            return
+        try:
+            with self._locked(timeout=0):
+                self._recover()
+        except Exception:  # noqa: BLE001 - a live writer holds the lock, or the folder is read-only: leave it
+            pass
+
+    def _recover(self) -> list[str]:
+        """Complete committed transactions and remove what dead writers left (call with the lock
+        held: no live writer has any files then). Returns one line per thing done."""
+        done = []
+        for folder in self._txn_folders():
+            if folder.name.endswith(_COMMITTED) and folder.is_dir():
+                tables = self._apply(folder)
+                done.append(f"completed the committed change {folder.name} ({', '.join(tables) or 'cleanup only'})")
+            else:
+                _remove(folder)
+                done.append(f"removed the unfinished change {folder.name} (its writer died before committing)")
+        if done:
+            _fsync_dir(self.path)
+        for tmp in self._temp_files():
+            try:
+                tmp.unlink()
+            except OSError:
+                continue
+            done.append(f"removed the temporary file {tmp.name} of a dead writer")
+        return done
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator["Transaction"]:
+        """Change several tables at once: readers see all of the changes or none of them.
+
+        ::
+
+            with kb.transaction() as tx:
+                tx.add_datasets(rows)
+                tx.add_windows(windows)
+
+        The KB lock is held for the whole block (so no other writer, nor ``kb.add_*`` of this
+        process, may write meanwhile); the changes are applied when the block ends without an
+        exception, and discarded otherwise.
+        """
+        with self._locked():
+            self._recover()
+            tx = Transaction(self)
+            yield tx
+            self._commit(tx)
+
+    def _commit(self, tx: "Transaction") -> list[str]:
+        """Write the tables ``tx`` changed: one by an atomic rename, several as a transaction."""
+        changed = [
+            (name, table) for name, (base, table) in tx._tables.items() if not table.equals(base)
+        ]
+        if len(changed) == 1:
+            name, table = changed[0]
+            _write_parquet(table, self.path / TABLES[name].filename)
+        elif changed:
+            txid = f"{time.time_ns():020d}-{os.getpid()}"
+            pending = self.path / f"{TXN_PREFIX}{txid}{_PENDING}"
+            committed = self.path / f"{TXN_PREFIX}{txid}{_COMMITTED}"
+            pending.mkdir()
+            _write_step(f"made {pending.name}")
+            manifest = {"tables": {}}
+            for name, table in changed:
+                target = self.path / TABLES[name].filename
+                staged = pending / target.name
+                table.write_parquet(staged)
+                _fsync_file(staged)
+                staged.chmod(_mode_of(target))
+                manifest["tables"][name] = _file_id(target)
+                _write_step(f"staged {target.name}")
+            (pending / _TXN_MANIFEST).write_text(json.dumps(manifest) + "\n")
+            _fsync_file(pending / _TXN_MANIFEST)
+            _fsync_dir(pending)
+            _write_step(f"wrote {_TXN_MANIFEST}")
+            os.rename(pending, committed)  # the commit point
+            _fsync_dir(self.path)
+            _write_step(f"committed {committed.name}")
+            self._apply(committed)
+        return [name for name, _ in changed]
+
+    def _apply(self, folder: Path) -> list[str]:
+        """Move the staged tables of the committed transaction ``folder`` into place, then remove it.
+
+        A table that a writer without transactions (an older timetic) replaced since it was staged is
+        combined with that writer's version first, so that neither change is lost.
+        """
+        try:
+            tables = json.loads((folder / _TXN_MANIFEST).read_text())["tables"]
+        except (OSError, ValueError, KeyError, TypeError):  # removal had begun: every table was applied
+            tables = {n: None for n, spec in TABLES.items() if (folder / spec.filename).is_file()}
+        applied = []
+        for name, base in tables.items():
+            spec = TABLES[name]
+            staged, target = folder / spec.filename, self.path / spec.filename
+            if not staged.is_file():
+                continue  # applied before the previous writer died
+            if base is not None and _file_id(target) != base:
+                ours = self._scan_file(name, staged).collect()
+                theirs = self._scan_file(name, target).collect() if target.is_file() else ours.clear()
+                merged, _ = _combine(ours, theirs, spec, set(theirs.columns), by_time=False)
+                _write_parquet(merged, staged)
+            os.replace(staged, target)
+            _write_step(f"moved {spec.filename} into place")
+            applied.append(name)
+        _fsync_dir(self.path)
+        _remove(folder)
+        _fsync_dir(self.path)
+        _write_step(f"removed {folder.name}")
+        return applied
 
     def _upsert(self, name: str, df: Any) -> int:
         spec = TABLES[name]
         incoming, supplied = _conform(df, spec)
         if incoming.height == 0:
             return 0
-        with self._locked():
-            self._clean_temp_files()
-            current = self._read(name)
-            combined, n_new = _combine(current, incoming, spec, supplied, by_time=False)
-            self._write(spec, combined, current)
-        return n_new
-
-    def _write(self, spec: TableSpec, table: pl.DataFrame, current: pl.DataFrame | None = None) -> bool:
-        """Atomically replace ``spec``'s table by ``table`` unless it equals ``current``."""
-        if current is not None and table.equals(current):
-            return False
-        _write_parquet(table, self.path / spec.filename)
-        return True
+        with self.transaction() as tx:
+            return tx._add(name, incoming, supplied, by_time=False)
 
     # -- readers ------------------------------------------------------------------------------------
 
@@ -671,11 +889,13 @@ class KnowledgeBase:
             drop_null_features: drop feature columns that are null in every returned row (features
                 that only other datasets have).
         """
-        lf = self._scan("windows")
-        for cond in (_one_of("dataset_id", dataset_id), _one_of("task", task)):
-            if cond is not None:
-                lf = lf.filter(cond)
-        df = self._collect("windows", lf)
+        def query(lf: pl.LazyFrame) -> pl.LazyFrame:
+            for cond in (_one_of("dataset_id", dataset_id), _one_of("task", task)):
+                if cond is not None:
+                    lf = lf.filter(cond)
+            return lf
+
+        df = self._load("windows", query)
         if drop_null_features and df.height:
             features = [c for c in df.columns if c not in WINDOWS_SCHEMA]
             df = df.drop([c for c in features if df[c].null_count() == df.height])
@@ -690,17 +910,29 @@ class KnowledgeBase:
     ) -> pl.DataFrame:
         """Observations (:data:`OBSERVATIONS_SCHEMA`), optionally filtered; each filter takes one
         value or several, ``None`` = all."""
-        lf = self._scan("observations")
-        for column, values in (
-            ("dataset_id", dataset_id),
-            ("model_id", model_id),
-            ("task", task),
-            ("recipe_hash", recipe_hash),
-        ):
-            cond = _one_of(column, values)
-            if cond is not None:
-                lf = lf.filter(cond)
-        return self._collect("observations", lf)
+        def query(lf: pl.LazyFrame) -> pl.LazyFrame:
+            for column, values in (
+                ("dataset_id", dataset_id),
+                ("model_id", model_id),
+                ("task", task),
+                ("recipe_hash", recipe_hash),
+            ):
+                cond = _one_of(column, values)
+                if cond is not None:
+                    lf = lf.filter(cond)
+            return lf
+
+        return self._load("observations", query)
+
+    def tables(self, *names: str) -> dict[str, pl.DataFrame]:
+        """Several tables (default: all four) read as one state: no change that a writer commits
+        meanwhile shows in some of them but not in others (separate calls of :meth:`datasets`,
+        :meth:`windows`, ... may each see a newer state)."""
+        names = names or tuple(TABLES)
+        unknown = [n for n in names if n not in TABLES]
+        if unknown:
+            raise TimeticInputError(f"unknown table(s) {', '.join(unknown)}; use {', '.join(TABLES)}")
+        return self._consistent(lambda: {name: self._read(name) for name in names})
 
     # -- writers ------------------------------------------------------------------------------------
 
@@ -727,8 +959,8 @@ class KnowledgeBase:
     def merge(self, other: "KnowledgeBase | str | Path") -> dict[str, int]:
         """Combine every table of ``other`` into this KB; the newer row wins a key clash.
 
-        Each table is replaced atomically; the tables one after the other (a merge that is
-        interrupted can simply be run again). Returns the number of new keys per table.
+        The tables change together, as one transaction (:meth:`transaction`). Returns the number of
+        new keys per table.
         """
         if not isinstance(other, KnowledgeBase):
             other = KnowledgeBase.open(other)
@@ -740,15 +972,12 @@ class KnowledgeBase:
         added = {name: 0 for name in TABLES}
         if other.path.resolve() == self.path.resolve():
             return added
-        with self._locked():
-            self._clean_temp_files()
-            for name, spec in TABLES.items():
-                incoming, supplied = _conform(other._read(name), spec)
-                if incoming.height == 0:
-                    continue
-                current = self._read(name)
-                combined, added[name] = _combine(current, incoming, spec, supplied, by_time=True)
-                self._write(spec, combined, current)
+        theirs = other.tables()
+        conformed = {name: _conform(theirs[name], spec) for name, spec in TABLES.items()}
+        with self.transaction() as tx:
+            for name, (incoming, supplied) in conformed.items():
+                if incoming.height:
+                    added[name] = tx._add(name, incoming, supplied, by_time=True)
         return added
 
     # -- summaries and export -------------------------------------------------------------------------
@@ -758,13 +987,18 @@ class KnowledgeBase:
 
         Returns a JSON-serialisable dict.
         """
-        obs = self._collect(
-            "observations",
-            self._scan("observations").select("dataset_id", "model_id", "task", "recipe_hash", "ft_mase"),
-        )
-        win = self._collect("windows", self._scan("windows").select("dataset_id", "task"))
-        datasets = self._collect("datasets", self._scan("datasets").select("dataset_id"))["dataset_id"]
-        models = self._collect("models", self._scan("models").select("model_id"))["model_id"]
+        def read() -> tuple[pl.DataFrame, ...]:
+            return (
+                self._load(
+                    "observations", lambda lf: lf.select("dataset_id", "model_id", "task", "recipe_hash", "ft_mase")
+                ),
+                self._load("windows", lambda lf: lf.select("dataset_id", "task")),
+                self._load("datasets", lambda lf: lf.select("dataset_id")),
+                self._load("models", lambda lf: lf.select("model_id")),
+            )
+
+        obs, win, datasets, models = self._consistent(read)
+        datasets, models = datasets["dataset_id"], models["model_id"]
         cells = obs.select("dataset_id", "model_id", "task").unique()
         per_dataset = cells.group_by("dataset_id").agg(pl.col("model_id").n_unique()).sort("dataset_id")
         per_model = cells.group_by("model_id").agg(pl.col("dataset_id").n_unique()).sort("model_id")
@@ -787,7 +1021,77 @@ class KnowledgeBase:
             "windows_per_dataset": dict(win_per_dataset.iter_rows()),
             "unregistered_datasets": sorted(set(seen_datasets.to_list()) - set(datasets.to_list())),
             "unregistered_models": sorted(set(obs.get_column("model_id").to_list()) - set(models.to_list())),
+            "datasets_without_windows": sorted(set(datasets.to_list()) - set(win.get_column("dataset_id").to_list())),
         }
+
+    def check(self, repair: bool = False) -> list["Problem"]:
+        """Inconsistencies of the KB, one :class:`Problem` each (an empty list: the KB is consistent).
+
+        Looked for: leftovers of dead writers (a stale ``.lock``, temporary files, staging folders of
+        unfinished or committed-but-unapplied changes), duplicate keys, windows of datasets that are
+        not registered, registered datasets without windows, observations whose dataset or model is
+        not registered.
+
+        With ``repair``, under the writer lock (waiting for live writers), what can be fixed safely is
+        fixed in one transaction: leftovers are removed (a committed change is completed), duplicate
+        keys keep their last row, orphan windows are dropped and so are dataset rows without windows
+        or observations. Observations are never dropped: one whose dataset or model is missing is
+        reported, with the command that registers it. Each returned problem says whether it was fixed.
+
+        Without ``repair`` nothing is written; while a live process holds the lock, its files are not
+        reported as leftovers.
+        """
+        import warnings
+
+        from timetic.errors import TimeticWarning
+
+        lock = _lock_state(self.path / LOCK_FILE)
+        if not repair:
+            problems = []
+            if lock == "held":
+                warnings.warn(
+                    f"a live process is writing {self.path}: its temporary files were not checked",
+                    TimeticWarning,
+                    stacklevel=2,
+                )
+            else:
+                problems += self._leftover_problems(lock == "stale")
+            return problems + _table_problems(self.tables())[0]
+        with self._locked():
+            problems = [_fixed(p) for p in self._leftover_problems(lock == "stale")]
+            self._recover()
+            tables = {name: self._read(name) for name in TABLES}
+            found, repaired = _table_problems(tables)
+            tx = Transaction(self)
+            for name, table in repaired.items():
+                tx._set(name, table)
+            self._commit(tx)
+        return problems + [_fixed(p) if p.repairable else p for p in found]
+
+    def _leftover_problems(self, stale_lock: bool) -> list["Problem"]:
+        problems = []
+        if stale_lock:
+            problems.append(Problem("stale-lock", f"{LOCK_FILE}: lock file that no live process holds"))
+        for folder in self._txn_folders():
+            if folder.name.endswith(_COMMITTED):
+                problems.append(
+                    Problem(
+                        "unapplied-change",
+                        f"{folder.name}: a committed change whose writer died while applying it "
+                        f"(readers see it already; repair completes it)",
+                    )
+                )
+            else:
+                problems.append(
+                    Problem(
+                        "unfinished-change",
+                        f"{folder.name}: staging folder of a writer that died before committing "
+                        f"(the KB is as before it; repair removes the folder)",
+                    )
+                )
+        for tmp in self._temp_files():
+            problems.append(Problem("stray-file", f"{tmp.name}: temporary file of a dead writer"))
+        return problems
 
     def export(
         self, out: str | Path, table: str | Iterable[str] | None = None, format: str = "csv"
@@ -838,6 +1142,158 @@ class KnowledgeBase:
         return written
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One inconsistency found by :meth:`KnowledgeBase.check`.
+
+    Attributes:
+        kind: what is wrong (``"stale-lock"``, ``"stray-file"``, ``"unfinished-change"``,
+            ``"unapplied-change"``, ``"duplicate-keys"``, ``"orphan-windows"``,
+            ``"dataset-without-windows"``, ``"orphan-observations"``).
+        message: one line saying where and what.
+        repairable: whether ``check(repair=True)`` fixes it.
+        fixed: whether it was fixed (by ``check(repair=True)``).
+    """
+
+    kind: str
+    message: str
+    repairable: bool = True
+    fixed: bool = False
+
+    def __str__(self) -> str:
+        return f"{'repaired ' if self.fixed else ''}{self.kind}: {self.message}"
+
+
+def _fixed(p: Problem) -> Problem:
+    return Problem(p.kind, p.message, p.repairable, fixed=True)
+
+
+def _names(values: Iterable[str], limit: int = 5) -> str:
+    values = sorted(values)
+    shown = ", ".join(repr(v) for v in values[:limit])
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def _table_problems(tables: dict[str, pl.DataFrame]) -> tuple[list[Problem], dict[str, pl.DataFrame]]:
+    """Cross-table inconsistencies of ``tables``, and the tables repaired where that is safe."""
+    problems: list[Problem] = []
+    repaired: dict[str, pl.DataFrame] = {}
+    tables = dict(tables)
+    for name, spec in TABLES.items():
+        df = tables[name]
+        key = list(spec.key)
+        n_dup = df.height - df.select(key).n_unique() if df.height else 0
+        if n_dup:
+            keys = df.filter(df.select(key).is_duplicated()).select(key).unique().height
+            problems.append(
+                Problem(
+                    "duplicate-keys",
+                    f"{name}: {keys} key(s) stored more than once ({n_dup} surplus rows; repair keeps the last)",
+                )
+            )
+            tables[name] = repaired[name] = df.unique(subset=key, keep="last", maintain_order=True).sort(key)
+    datasets = set(tables["datasets"].get_column("dataset_id").to_list())
+    models = set(tables["models"].get_column("model_id").to_list())
+    windows, obs = tables["windows"], tables["observations"]
+    orphan = windows.filter(~pl.col("dataset_id").is_in(pl.Series(sorted(datasets), dtype=pl.Utf8).implode()))
+    if orphan.height:
+        ids = set(orphan.get_column("dataset_id").to_list())
+        problems.append(
+            Problem(
+                "orphan-windows",
+                f"windows: {orphan.height} row(s) of unregistered dataset(s) {_names(ids)} (repair drops them)",
+            )
+        )
+        tables["windows"] = repaired["windows"] = windows.filter(
+            pl.col("dataset_id").is_in(pl.Series(sorted(datasets), dtype=pl.Utf8).implode())
+        )
+    with_windows = set(tables["windows"].get_column("dataset_id").to_list())
+    observed_datasets = set(obs.get_column("dataset_id").to_list())
+    empty = datasets - with_windows
+    droppable = empty - observed_datasets
+    if droppable:
+        problems.append(
+            Problem(
+                "dataset-without-windows",
+                f"datasets: {_names(droppable)} registered without windows (an add-dataset that did not "
+                f"finish?; repair drops the row, run `timetic add-dataset` again to add it)",
+            )
+        )
+        repaired["datasets"] = tables["datasets"].filter(
+            ~pl.col("dataset_id").is_in(pl.Series(sorted(droppable), dtype=pl.Utf8).implode())
+        )
+    if empty & observed_datasets:
+        problems.append(
+            Problem(
+                "dataset-without-windows",
+                f"datasets: {_names(empty & observed_datasets)} have observations but no windows; "
+                f"run `timetic add-dataset` for them again",
+                repairable=False,
+            )
+        )
+    for column, known, table, command in (
+        ("dataset_id", datasets, "datasets", "add-dataset"),
+        ("model_id", models, "models", "add-model"),
+    ):
+        missing = set(obs.get_column(column).to_list()) - known
+        if missing:
+            n = obs.filter(pl.col(column).is_in(pl.Series(sorted(missing), dtype=pl.Utf8).implode())).height
+            problems.append(
+                Problem(
+                    "orphan-observations",
+                    f"observations: {n} row(s) of {column.split('_')[0]}(s) {_names(missing)} that are not in "
+                    f"the {table} table; register them with `timetic {command}` (observations are never dropped)",
+                    repairable=False,
+                )
+            )
+    return problems, repaired
+
+
+class Transaction:
+    """Changes to several tables of a KB that become visible together; see
+    :meth:`KnowledgeBase.transaction`. Each ``add_*`` returns the number of new keys, as
+    :meth:`KnowledgeBase.add_datasets` and the others do."""
+
+    def __init__(self, kb: KnowledgeBase):
+        self.kb = kb
+        self._tables: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = {}  # name -> (as read, as changed)
+
+    def _table(self, name: str) -> pl.DataFrame:
+        if name not in self._tables:
+            table = self.kb._read(name)
+            self._tables[name] = (table, table)
+        return self._tables[name][1]
+
+    def _set(self, name: str, table: pl.DataFrame) -> None:
+        self._table(name)
+        self._tables[name] = (self._tables[name][0], table)
+
+    def _add(self, name: str, incoming: pl.DataFrame, supplied: set[str], by_time: bool) -> int:
+        combined, n_new = _combine(self._table(name), incoming, TABLES[name], supplied, by_time=by_time)
+        self._set(name, combined)
+        return n_new
+
+    def _upsert(self, name: str, df: Any) -> int:
+        incoming, supplied = _conform(df, TABLES[name])
+        return self._add(name, incoming, supplied, by_time=False) if incoming.height else 0
+
+    def add_datasets(self, df: Any) -> int:
+        """As :meth:`KnowledgeBase.add_datasets`, applied when the transaction ends."""
+        return self._upsert("datasets", df)
+
+    def add_windows(self, df: Any) -> int:
+        """As :meth:`KnowledgeBase.add_windows`, applied when the transaction ends."""
+        return self._upsert("windows", df)
+
+    def add_models(self, df: Any) -> int:
+        """As :meth:`KnowledgeBase.add_models`, applied when the transaction ends."""
+        return self._upsert("models", df)
+
+    def add_observations(self, df: Any) -> int:
+        """As :meth:`KnowledgeBase.add_observations`, applied when the transaction ends."""
+        return self._upsert("observations", df)
+
+
 def _lists_to_json(df: pl.DataFrame) -> pl.DataFrame:
     """List columns -> JSON text (CSV has no nested values; only the small models table has any)."""
     lists = [c for c, t in df.schema.items() if isinstance(t, pl.List)]
@@ -851,13 +1307,77 @@ def _lists_to_json(df: pl.DataFrame) -> pl.DataFrame:
 
 def _write_parquet(df: pl.DataFrame, path: Path) -> None:
     """Atomic parquet write keeping ``path``'s permissions (new files: rw-r--r--, not mkstemp's 0600)."""
-    try:
-        mode = path.stat().st_mode & 0o777
-    except OSError:
-        mode = _FILE_MODE
+    mode = _mode_of(path)
     with atomic_path(path) as tmp:
         df.write_parquet(tmp)
         tmp.chmod(mode)
+        _write_step(f"wrote a temporary file for {path.name}")
+    _write_step(f"replaced {path.name}")
+
+
+def _mode_of(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return _FILE_MODE
+
+
+def _file_id(path: Path) -> list | None:
+    """What tells one version of a file from the next (inode, size, mtime), or ``None`` if absent."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    """Remove a staging folder (or a stray file of that name); what cannot be removed stays."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
+def _lock_state(path: Path) -> str:
+    """``"absent"``, ``"held"`` (a live process holds it) or ``"stale"`` (nobody holds it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return "absent"
+    except OSError:
+        return "held"  # cannot tell: treat as live, never remove it
+    try:
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return "held"
+        return "stale" if os.fstat(fd).st_nlink else "absent"
+    finally:
+        os.close(fd)  # drops the probe's flock
 
 
 def _has_rows(f: Path) -> bool:
@@ -894,7 +1414,9 @@ __all__ = [
     "TABLES",
     "WINDOWS_SCHEMA",
     "KnowledgeBase",
+    "Problem",
     "TableSpec",
+    "Transaction",
     "content_hash",
     "recipe_hash",
 ]

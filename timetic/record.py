@@ -54,7 +54,9 @@ def add_dataset(
 ) -> dict[str, int]:
     """Register a dataset and the features of its evaluation windows for each task.
 
-    Tasks the dataset is too short for are skipped with a warning. Returns windows per task.
+    The dataset row and its windows are written as one transaction: a reader (or a process killed
+    while writing) never sees the dataset without its windows. Tasks the dataset is too short for
+    are skipped with a warning. Returns windows per task.
     """
     import warnings
 
@@ -71,21 +73,22 @@ def add_dataset(
         counts[name] = df.height
     if not frames:
         raise TimeticInputError(f"dataset {dataset_id!r} is too short for every task; nothing was added")
-    kb.add_datasets(
-        pl.DataFrame(
-            {
-                "dataset_id": [dataset_id],
-                "content_hash": [content_hash(target.frame)],
-                "freq": [target.freq],
-                "n_series": [target.n_series],
-                "total_length": [int(target.lengths.sum())],
-                "source": [source],
-                "licence": [licence],
-                "domain": [domain],
-            }
-        )
+    row = pl.DataFrame(
+        {
+            "dataset_id": [dataset_id],
+            "content_hash": [content_hash(target.frame)],
+            "freq": [target.freq],
+            "n_series": [target.n_series],
+            "total_length": [int(target.lengths.sum())],
+            "source": [source],
+            "licence": [licence],
+            "domain": [domain],
+        }
     )
-    kb.add_windows(pl.concat(frames, how="diagonal"))
+    windows = pl.concat(frames, how="diagonal")
+    with kb.transaction() as tx:  # both tables or neither, even if the process is killed
+        tx.add_datasets(row)
+        tx.add_windows(windows)
     return counts
 
 
