@@ -8,11 +8,12 @@ exception is caught once, at the top (:class:`GuardedGroup`), and printed as one
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
 from functools import wraps
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -118,16 +119,96 @@ def _tasks(task: str, freq: str):
     return [Task.preset(n, freq) for n in names]
 
 
+def show_progress(quiet: bool = False) -> bool:
+    """Progress goes to stderr unless ``--quiet``, and only when stderr is a terminal (a pipe, a
+    file or a CI log gets none; ``TTY_COMPATIBLE=0`` turns it off too)."""
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return not quiet and tty and _console().is_terminal
+
+
 def progress_bar(description: str, total: int):
-    """A rich progress bar on stderr; returns (progress, advance_to) for ``with``."""
+    """A rich progress bar on stderr (off when stderr is not a terminal); returns (progress,
+    advance_to) for ``with``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=_console(), transient=False,
+        console=_console(), transient=False, disable=not show_progress(),
     )
     task_id = progress.add_task(description, total=total)
     return progress, (lambda done: progress.update(task_id, completed=done))
+
+
+#: labels of the stages that :meth:`timetic.estimate.TimeTic.predict` reports to its ``progress``.
+STAGE_LABELS = {"zero-shot": "zero-shot forecasts, models done"}
+
+
+class Steps:
+    """Progress on stderr for the long commands (predict, report): a spinner with the elapsed time
+    for each step (:meth:`step`), and a bar for each stage reported through the estimator's
+    ``progress(stage, k, n)`` callback (the instance is that callback). Transient: it disappears
+    when done, leaving only the answer. With ``enabled=False`` it shows nothing and costs nothing.
+    """
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._progress: Any = None
+        self._bars: dict[str, Any] = {}
+
+    def __enter__(self) -> "Steps":
+        if self.enabled:
+            from rich.progress import (
+                BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
+            )
+            from rich.text import Text
+
+            class Bar(BarColumn):  # a step without a count (total None) shows no bar
+                def render(self, task):
+                    return Text("") if task.total is None else super().render(task)
+
+            class Count(MofNCompleteColumn):
+                def render(self, task):
+                    return Text("") if task.total is None else super().render(task)
+
+            self._progress = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), Bar(bar_width=30), Count(),
+                TimeElapsedColumn(), console=_console(), transient=True,
+            )
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    @contextlib.contextmanager
+    def step(self, description: str) -> Iterator[None]:
+        """A spinner (and elapsed time) while the block runs."""
+        if self._progress is None:
+            yield
+            return
+        task_id = self._progress.add_task(description, total=None)
+        try:
+            yield
+        finally:
+            self._progress.remove_task(task_id)
+
+    def __call__(self, stage: str, k: int, n: int) -> None:
+        """``progress(stage, k, n)``: ``k`` of ``n`` done in ``stage``; a stage that starts again
+        (the next task of ``--task all``) restarts its bar."""
+        if self._progress is None:
+            return
+        task_id, last = self._bars.get(stage, (None, 0))
+        if task_id is None:
+            task_id = self._progress.add_task(STAGE_LABELS.get(stage, stage), total=n)
+        elif k < last:
+            self._progress.reset(task_id, total=n)
+        self._bars[stage] = (task_id, k)
+        self._progress.update(task_id, completed=k, total=n)
 
 
 @click.group(cls=GuardedGroup)
@@ -259,7 +340,7 @@ def finetune(model_source, adapter, dataset_path, task, recipe_path, max_eval_wi
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=_console()) as bar:
+                  TimeRemainingColumn(), console=_console(), disable=not show_progress()) as bar:
         ids: dict[str, Any] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -496,22 +577,22 @@ def add_observation_cmd(results, kb_path):
 @click.option("--no-zero-shot", is_flag=True, help="Rank from characteristics alone (no model weights needed).")
 @click.option("--explain/--no-explain", default=True, show_default=True,
               help="Show the nearest source datasets for the top models (table format).")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Nothing on stderr but warnings and errors: no progress (also off when stderr is "
+                   "not a terminal), no 'written to' line.")
 @friendly
 def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, task, models, kb_path, method,
-            learner, n_windows, seed, fmt, out, no_zero_shot, explain):
+            learner, n_windows, seed, fmt, out, no_zero_shot, explain, quiet):
     """Rank the knowledge base's models for a target by predicted fine-tuned MASE."""
     import time
 
-    from timetic.estimate import TimeTic
-    from timetic.report import ranking_json, render_table
-
     started = time.perf_counter()
     _check_out(out)
-    k = _open_kb(kb_path)
-    target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
-    est = TimeTic(k, learner=learner, method=method, zero_shot=not no_zero_shot, seed=seed)
-    res = est.predict_detailed(target, task=task, models=[m.strip() for m in models.split(",")] if models else None,
-                               n_windows=n_windows)
+    with Steps(show_progress(quiet)) as steps:
+        with steps.step("loading"):
+            from timetic.report import ranking_json, render_table
+        est, k, target, res = _rank(steps, target_path, freq, layout, item_id_col, timestamp_col, target_col,
+                                    task, models, kb_path, method, learner, n_windows, seed, no_zero_shot)
     ranking, explanations = res["ranking"], res["explanations"]
     elapsed = time.perf_counter() - started
     info = {**_estimator_info(est, target, k, seed, no_zero_shot), "seconds": round(elapsed, 2)}
@@ -527,7 +608,8 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
 
         with atomic_path(out) as tmp:
             tmp.write_text(text if text is not None else ranking.write_csv())
-        click.echo(f"ranking -> {out}", err=True)
+        if not quiet:
+            click.echo(f"ranking -> {out}", err=True)
     elif text is not None:
         click.echo(text, nl=not text.endswith("\n"))
 
@@ -545,28 +627,53 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-zero-shot", is_flag=True, help="Rank from characteristics alone (no model weights needed).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The HTML file to write.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Nothing on stderr but warnings and errors: no progress (also off when stderr is "
+                   "not a terminal), no 'written to' line.")
 @friendly
 def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, task, models, kb_path, method, learner,
-           n_windows, seed, no_zero_shot, out):
+           n_windows, seed, no_zero_shot, out, quiet):
     """Write a self-contained HTML report (ranking, intervals, gains, nearest sources, features, plots)."""
     import time
 
-    from timetic.estimate import TimeTic
     from timetic.io import atomic_path
-    from timetic.report import html_report
 
     started = time.perf_counter()
     _check_out(out)
-    k = _open_kb(kb_path)
-    target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
-    est = TimeTic(k, learner=learner, method=method, zero_shot=not no_zero_shot, seed=seed)
-    res = est.predict_detailed(target, task=task, models=[m.strip() for m in models.split(",")] if models else None,
-                               n_windows=n_windows)
-    info = {**_estimator_info(est, target, k, seed, no_zero_shot), "seconds": time.perf_counter() - started}
-    page = html_report(res, info, est.source_means_)
-    with atomic_path(out) as tmp:
-        tmp.write_text(page, encoding="utf-8")
-    click.echo(f"report -> {out}", err=True)
+    with Steps(show_progress(quiet)) as steps:
+        with steps.step("loading"):
+            from timetic.report import html_report
+        est, k, target, res = _rank(steps, target_path, freq, layout, item_id_col, timestamp_col, target_col,
+                                    task, models, kb_path, method, learner, n_windows, seed, no_zero_shot)
+        info = {**_estimator_info(est, target, k, seed, no_zero_shot), "seconds": time.perf_counter() - started}
+        with steps.step("writing the report"):
+            page = html_report(res, info, est.source_means_)
+            with atomic_path(out) as tmp:
+                tmp.write_text(page, encoding="utf-8")
+    if not quiet:
+        click.echo(f"report -> {out}", err=True)
+
+
+def _rank(steps: Steps, target_path, freq, layout, item_id_col, timestamp_col, target_col, task, models, kb_path,
+          method, learner, n_windows, seed, no_zero_shot):
+    """predict and report: open the KB, fit, load the target, rank; each step shown by ``steps``.
+
+    Returns (estimator, KB, target, ``predict_detailed``'s result)."""
+    with steps.step("loading the knowledge base"):
+        from timetic.estimate import TimeTic
+
+        k = _open_kb(kb_path)
+        est = TimeTic(k, learner=learner, method=method, zero_shot=not no_zero_shot, seed=seed)
+    with steps.step(f"loading {Path(target_path).name}"):
+        target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
+    if not hasattr(est, "learner_"):
+        with steps.step("fitting the estimator on the knowledge base"):
+            est.fit()
+    what = "windows, features" + ("" if no_zero_shot else ", zero-shot")
+    with steps.step(f"ranking ({'every task' if task == 'all' else task + ' task'}): {what}"):
+        res = est.predict_detailed(target, task=task, n_windows=n_windows, progress=steps,
+                                   models=[m.strip() for m in models.split(",")] if models else None)
+    return est, k, target, res
 
 
 @main.command()
@@ -622,11 +729,10 @@ def _estimator_info(est, target, kb, seed: int, no_zero_shot: bool) -> dict:
 @main.command("adapters")
 def adapters_cmd():
     """List the registered model adapters."""
-    from timetic.adapters import available_adapters, get_adapter
+    from timetic.adapters import adapter_sizes, available_adapters
 
-    for name in available_adapters():
-        cls = get_adapter(name)
-        click.echo(f"{name}\tsizes: {', '.join(cls.sizes)}")
+    for name in available_adapters():  # static metadata: no model library is imported
+        click.echo(f"{name}\tsizes: {', '.join(adapter_sizes(name))}")
 
 
 if __name__ == "__main__":  # pragma: no cover

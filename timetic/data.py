@@ -93,7 +93,11 @@ class Target:
     @property
     def lengths(self) -> np.ndarray:
         """Shape (n_series,): number of time steps of each series."""
-        return (
+        ids = self.frame.get_column("item_id")
+        starts = run_starts(ids)
+        if len(starts) == ids.n_unique():  # each series one block of rows (as load_target leaves them)
+            return np.diff(np.append(starts, len(ids))).astype(np.int64)
+        return (  # rows of a series scattered (a frame built by hand): count them (a hash table)
             self.frame.group_by("item_id", maintain_order=True).len().get_column("len").to_numpy().astype(np.int64)
         )
 
@@ -153,6 +157,33 @@ def period_freq(freq: str) -> str:
     unit, n = freq_unit(freq)
     prefix = "" if n == 1 else str(n)
     return {"M": prefix + "M", "Q": prefix + "Q", "A": prefix + "Y"}.get(unit, freq)
+
+
+def run_starts(column: pl.Series) -> np.ndarray:
+    """Row offsets where a run of equal values begins (the first row of each series in a frame
+    sorted by item), shape (n_runs,) int64. A run-length encoding: no hash table over the rows,
+    memory O(runs)."""
+    if len(column) == 0:
+        return np.zeros(0, dtype=np.int64)
+    runs = column.rle()
+    lengths = runs.struct.field(runs.struct.fields[0]).to_numpy().astype(np.int64)  # "len"
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+
+
+def _steps_within(long: pl.DataFrame, starts: np.ndarray) -> np.ndarray:
+    """Shape (rows - 1,): nanoseconds from each row to the next, in the frame's order; the step
+    from one run of items to the next reads 1 (so it is neither a duplicate nor out of order)."""
+    steps = np.diff(long.get_column("timestamp").to_numpy().view(np.int64))
+    steps[starts[1:] - 1] = 1
+    return steps
+
+
+def _sorted_by_item_and_time(long: pl.DataFrame) -> bool:
+    """Whether rows are already in (item_id, timestamp) order (ties allowed), without sorting."""
+    ids = long.get_column("item_id")
+    if not ids.is_sorted():
+        return False
+    return bool((_steps_within(long, run_starts(ids)) >= 0).all())
 
 
 def load_target(
@@ -399,41 +430,48 @@ def _validate(long: pl.DataFrame) -> pl.DataFrame:
             f"{infs.get_column('item_id')[0]!r}); replace them with NaN for missing or finite values"
         )
 
-    _check_magnitudes(long)
+    # per series. Sorted once (skipped when the rows already are), the checks below read each
+    # series as a run of rows: no hash table over the rows, so memory stays a few bytes per row
+    # (a 10-million-row target peaked at 2.1 GB with group-bys and a struct duplicate check).
+    if not _sorted_by_item_and_time(long):
+        long = long.sort(["item_id", "timestamp"])  # not stable: equal keys are an error below anyway
+    ids = long.get_column("item_id")
+    starts = run_starts(ids)
+    values = long.get_column("target").to_numpy()
+    with np.errstate(invalid="ignore"):
+        scale = np.fmax.reduceat(np.abs(values), starts)  # largest |value| per series; NaN: all NaN
+    _check_magnitudes(ids.gather(starts), scale)
 
-    # per series
-    dup = long.filter(pl.struct("item_id", "timestamp").is_duplicated())
-    if dup.height:
+    n = long.height
+    ts = long.get_column("timestamp")
+    same = _steps_within(long, starts) == 0  # same item, same timestamp as the row before
+    if same.any():
+        dup = np.zeros(n, dtype=bool)
+        dup[1:] |= same
+        dup[:-1] |= same
+        first = int(np.argmax(dup))
         raise TimeticInputError(
-            f"duplicate timestamps within a series ({dup.height} rows, e.g. series "
-            f"{dup.get_column('item_id')[0]!r} at {dup.get_column('timestamp')[0]}); "
-            "aggregate or drop the duplicates"
+            f"duplicate timestamps within a series ({int(dup.sum())} rows, e.g. series "
+            f"{ids[first]!r} at {ts[first]}); aggregate or drop the duplicates"
         )
-    long = long.sort(["item_id", "timestamp"], maintain_order=True)
-    all_nan = (
-        long.group_by("item_id", maintain_order=True)
-        .agg(pl.col("target").is_nan().all().alias("all_nan"))
-        .filter(pl.col("all_nan"))
-    )
-    if all_nan.height:
+    all_nan = np.flatnonzero(np.isnan(scale))
+    if len(all_nan):
         raise TimeticInputError(
-            f"series {all_nan.get_column('item_id')[0]!r} is entirely NaN "
-            f"({all_nan.height} such series); drop it from the target"
+            f"series {ids[int(starts[all_nan[0]])]!r} is entirely NaN "
+            f"({len(all_nan)} such series); drop it from the target"
         )
     return long.select(pl.col(c).cast(t) for c, t in SCHEMA.items())
 
 
-def _check_magnitudes(long: pl.DataFrame) -> None:
-    """Reject series the float32 models cannot represent; warn where they lose accuracy."""
-    scales = (
-        long.group_by("item_id")
-        .agg(pl.col("target").filter(pl.col("target").is_not_nan()).abs().max().alias("scale"))
-        .filter(pl.col("scale").is_not_null() & (pl.col("scale") > 0))
-        .sort("item_id")
-    )
-    if scales.height == 0:
+def _check_magnitudes(series_ids: pl.Series, scale: np.ndarray) -> None:
+    """Reject series the float32 models cannot represent; warn where they lose accuracy.
+
+    ``series_ids``, ``scale``: per series (in item order), its id and largest |value| (NaN when
+    the series is all NaN)."""
+    keep = np.isfinite(scale) & (scale > 0)
+    if not keep.any():
         return
-    ids, s = scales.get_column("item_id"), scales.get_column("scale").to_numpy()
+    ids, s = series_ids.filter(pl.Series(keep)), scale[keep]
     for bad, limit, how in (
         (s > MAX_ABS_VALUE, f"above {MAX_ABS_VALUE:.0e}", "divide"),
         (s < MIN_ABS_SCALE, f"non-zero but below {MIN_ABS_SCALE:.0e}", "multiply"),
@@ -462,8 +500,15 @@ def _check_magnitudes(long: pl.DataFrame) -> None:
 def _check_frequency(long: pl.DataFrame, freq: str | None) -> str:
     """Infer (or check) one regular frequency shared by all series."""
     per_series: dict[str, str] = {}
-    for (item,), group in long.group_by("item_id", maintain_order=True):
-        ts = pd.DatetimeIndex(group.get_column("timestamp").to_numpy())
+    starts = run_starts(long.get_column("item_id"))  # rows are sorted by item (_validate)
+    ends = np.append(starts[1:], long.height)
+    stamps = long.get_column("timestamp").to_numpy()
+    fast = _one_fixed_step(stamps, starts, ends, freq)
+    if fast is not None:
+        return fast
+    items = long.get_column("item_id").gather(starts).to_list()
+    for item, a, b in zip(items, starts, ends):
+        ts = pd.DatetimeIndex(stamps[a:b])
         if len(ts) < 3:
             if freq is None:
                 continue  # too short to infer; it will be dropped by the task's length check
@@ -498,6 +543,50 @@ def _check_frequency(long: pl.DataFrame, freq: str | None) -> str:
     out = freq or freqs.pop()
     freq_unit(out)  # supported?
     return out
+
+
+#: the fast path of :func:`_one_fixed_step` infers only steps shorter than this: a week's step
+#: takes its alias from a weekday (W-SUN, W-MON), so series of one step can still differ.
+_FAST_INFER_BELOW = np.timedelta64(7, "D").astype("timedelta64[ns]").astype(np.int64)
+
+
+def _one_fixed_step(stamps: np.ndarray, starts: np.ndarray, ends: np.ndarray, freq: str | None) -> str | None:
+    """The frequency of every series at once when all of them advance by one fixed step, else None
+    (then each series is inferred or checked on its own, with the error messages that go with it).
+
+    A fixed step shorter than a week has one pandas alias whatever the series' start (``h``,
+    ``30min``, ``D``, ``2D``...), so one series' ``infer_freq`` holds for all; a given ``freq``
+    that is a fixed offset (a Tick) of that step fits every series. Vectorised: a 10,000-series
+    target costs one ``np.diff``, not 10,000 ``infer_freq`` calls.
+    """
+    if len(stamps) < 2:
+        return None
+    steps = np.diff(stamps.view(np.int64))
+    inside = np.ones(len(steps), dtype=bool)
+    inside[starts[1:] - 1] = False  # the step from one series' last row to the next one's first
+    steps = steps[inside]
+    if len(steps) == 0 or steps[0] <= 0 or not (steps == steps[0]).all():
+        return None
+    step = int(steps[0])
+    if freq is not None:
+        try:
+            offset = pd.tseries.frequencies.to_offset(freq)
+        except (ValueError, TypeError):
+            return None  # the per-series check words the error
+        if isinstance(offset, pd.tseries.offsets.Tick) and offset.nanos == step:
+            freq_unit(freq)  # supported?
+            return freq
+        return None
+    if step >= _FAST_INFER_BELOW:
+        return None
+    longest = int(np.argmax(ends - starts))
+    if ends[longest] - starts[longest] < 3:
+        return None
+    inferred = pd.infer_freq(pd.DatetimeIndex(stamps[starts[longest] : ends[longest]]))
+    if inferred is None:
+        return None
+    freq_unit(inferred)  # supported?
+    return inferred
 
 
 def _conform(ts: pd.DatetimeIndex, freq: str, item: Any) -> str:

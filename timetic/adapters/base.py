@@ -135,21 +135,73 @@ class Adapter(ABC):
 # ---------------------------------------------------------------------------------------------
 # registry
 
+#: The adapter families timetic ships, as static metadata, so that listing them (``timetic
+#: adapters``, :func:`available_adapters`, :func:`adapter_sizes`) imports no model library: name ->
+#: (module under ``timetic.adapters``, top-level packages that module imports and that may be
+#: missing, the sizes ``from_config`` knows). A family's module (torch, gluonts, transformers, ...)
+#: is imported only by :func:`get_adapter` of one of its names. tests/test_lazy.py checks this table
+#: against the classes.
+FAMILIES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "chronos-bolt": ("chronos", ("torch",), ("tiny", "zoo-s", "zoo-m")),
+    "chronos-2": ("chronos", ("torch",), ("tiny", "zoo-s", "zoo-m")),
+    "timesfm": ("timesfm", ("torch",), ("tiny", "zoo-s", "zoo-m")),
+    "patchtst": ("patchtst", ("torch",), ("tiny", "zoo-s", "zoo-m")),
+    "deepar": ("gluonts_models", ("torch", "lightning", "gluonts"), ("tiny", "zoo-s", "zoo-m")),
+    "tide": ("gluonts_models", ("torch", "lightning", "gluonts"), ("tiny", "zoo-s", "zoo-m")),
+    "ttm": ("ttm", ("torch", "tsfm_public"), ("tiny", "zoo-s", "zoo-m")),
+    "fracast": ("fracast", ("torch", "fracast"), ("tiny", "fracast-0")),
+}
+
+
+def _installed(packages: tuple[str, ...]) -> bool:
+    """Whether every top-level package can be found (found, not imported)."""
+    import importlib.util
+
+    for package in packages:
+        try:
+            if importlib.util.find_spec(package) is None:
+                return False
+        except (ImportError, ValueError):
+            return False
+    return True
+
 
 def available_adapters() -> list[str]:
-    _import_families()
-    return sorted(_REGISTRY)
+    """Names of the adapters whose libraries are installed (no model library is imported)."""
+    names = {name for name, (_, requires, _) in FAMILIES.items() if _installed(requires)}
+    return sorted(names | set(_REGISTRY))
+
+
+def adapter_sizes(name: str) -> tuple[str, ...]:
+    """The sizes ``get_adapter(name).from_config`` knows, without importing the family."""
+    if name in _REGISTRY:
+        return tuple(_REGISTRY[name].sizes)
+    if name in FAMILIES:
+        return FAMILIES[name][2]
+    raise _unknown(name)
 
 
 def get_adapter(name: str) -> type[Adapter]:
-    """The adapter class registered as ``name``."""
-    _import_families()
+    """The adapter class registered as ``name`` (imports that family's module, and only it)."""
+    if name not in _REGISTRY and name in FAMILIES:
+        module, requires, _ = FAMILIES[name]
+        try:
+            _import_family(module)
+        except ImportError as e:
+            raise TimeticInputError(
+                f"adapter {name!r} cannot be used here: {type(e).__name__}: {e}; install the "
+                f"libraries it needs ({', '.join(requires)}; see pyproject.toml's extras)"
+            ) from e
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise TimeticInputError(
-            f"unknown adapter {name!r}; use one of {', '.join(sorted(_REGISTRY)) or '(none installed)'}"
-        ) from None
+        raise _unknown(name) from None
+
+
+def _unknown(name: str) -> TimeticInputError:
+    return TimeticInputError(
+        f"unknown adapter {name!r}; use one of {', '.join(available_adapters()) or '(none installed)'}"
+    )
 
 
 def load_model(source: str | Path, adapter: str, device: str = "cpu", **kwargs: Any) -> Adapter:
@@ -157,15 +209,11 @@ def load_model(source: str | Path, adapter: str, device: str = "cpu", **kwargs: 
     return get_adapter(adapter).from_pretrained(source, device=device, **kwargs)
 
 
-def _import_families() -> None:
-    """Import the family modules so they register; a family whose library is missing is skipped."""
+def _import_family(module: str) -> None:
+    """Import ``timetic.adapters.<module>`` so that its classes register."""
     import importlib
 
-    for module in ("chronos", "timesfm", "patchtst", "gluonts_models", "ttm", "fracast"):
-        try:
-            importlib.import_module(f"timetic.adapters.{module}")
-        except ImportError:
-            continue
+    importlib.import_module(f"timetic.adapters.{module}")
 
 
 # ---------------------------------------------------------------------------------------------

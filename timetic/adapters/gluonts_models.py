@@ -88,7 +88,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
-import lightning.pytorch as pl
+# Known third-party noise, silenced where it is raised (message and module both match, so every
+# other warning, timetic's TimeticWarning included, still shows): gluonts.json warns on import when
+# neither orjson nor ujson is installed; the standard json module is all timetic needs.
+warnings.filterwarnings("ignore", message="Using `json`-module for json-handling", category=UserWarning,
+                        module=r"gluonts\.json")
+
+import lightning.pytorch as pl  # noqa: E402
 import numpy as np
 import pandas as pd
 import torch
