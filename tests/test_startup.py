@@ -67,6 +67,10 @@ def test_static_adapter_metadata_matches_the_classes():
     # every class a loaded family module registered is in the static table
     shipped = {n for n, c in base._REGISTRY.items() if c.__module__.startswith("timetic.adapters.")}
     assert shipped <= set(FAMILIES)
+    # and every family module is in it (a module left out would never be imported, so never register)
+    folder = ROOT / "timetic" / "adapters"
+    modules = {f.stem for f in folder.glob("*.py")} - {"__init__", "base", "hf_base", "torch_base"}
+    assert modules == {module for module, _, _ in FAMILIES.values()}
 
 
 def test_unknown_adapter_is_an_input_error_listing_the_names():
