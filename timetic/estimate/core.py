@@ -126,7 +126,9 @@ class TimeTic:
             choose, by out-of-fold Spearman on the KB it is given, between the three cheap rankings
             and those plus the models' fine-tuning gains; ``None`` = the three.
         scale: ``stack``: relative scores of the leaderboard and kNN priors, ``"log"``, ``"rank"``
-            or ``"auto"`` (default: chosen inside ``fit`` like ``stack_inputs``).
+            or ``"auto"`` (default: both).
+        combine: ``stack``: ``"mean"`` (default) averages the configurations ``stack_inputs`` and
+            ``scale`` allow; ``"select"`` keeps the best by out-of-fold Spearman on the KB.
         recipe: recipe hash whose observations are the ground truth; ``None`` = the KB's primary
             recipe (the one with the most observations; other recipes, e.g. noise-ceiling seeds,
             are left out so that a cell is not counted twice).
@@ -154,6 +156,7 @@ class TimeTic:
         alpha: float = 1.0,
         stack_inputs: tuple[str, ...] | list | str | None = "auto",
         scale: str = "auto",
+        combine: str = "mean",
         recipe: str | None = None,
         seed: int = 0,
     ):
@@ -176,6 +179,7 @@ class TimeTic:
         self.alpha = alpha
         self.stack_inputs = stack_inputs
         self.scale = scale
+        self.combine = combine
         self.recipe = recipe
         self.seed = seed
 
@@ -277,7 +281,7 @@ class TimeTic:
             zero_shot=self.zero_shot, k=self.k, alpha=self.alpha,
             inputs=self.stack_inputs if isinstance(self.stack_inputs, (list, str)) or self.stack_inputs is None
             else tuple(self.stack_inputs),
-            scale=self.scale,
+            scale=self.scale, combine=self.combine,
         ).fit(
             cells, self._profiles()
         )

@@ -64,7 +64,11 @@ class StackedRanker:
             best by out-of-fold within-cell Spearman (as for ``k``; with ``k`` candidates too, every
             pair is tried); ``"auto"`` = :attr:`AUTO_INPUTS`. The level does not depend on it.
         scale: the priors' relative scores, ``"log"`` or ``"rank"`` (:mod:`timetic.estimate.priors`),
-            or ``"auto"``: chosen inside ``fit`` like ``inputs``.
+            or ``"auto"``: both, like ``inputs``.
+        combine: with several configurations (``k``, ``inputs``, ``scale`` candidates), ``"mean"``
+            (default) averages their predictions (and residuals); ``"select"`` keeps the one whose
+            out-of-fold predictions rank the source cells best. On 14 datasets the selection is
+            noisy (benchmarks/RESULTS*.md, ablation ``stack-combine=select``); averaging is not.
     """
 
     INPUTS = ("zero_shot", "leaderboard", "knn", "gain_leaderboard", "gain_knn")
@@ -73,13 +77,15 @@ class StackedRanker:
     AUTO_INPUTS = [DEFAULT_INPUTS, INPUTS]
 
     def __init__(self, zero_shot: bool = True, k: int | tuple[int, ...] = 5, alpha: float = 1.0, min_model_residuals: int = 10,
-                 inputs: tuple[str, ...] | list | str | None = "auto", scale: str = "auto"):
+                 inputs: tuple[str, ...] | list | str | None = "auto", scale: str = "auto",
+                 combine: str = "mean"):
         self.zero_shot = zero_shot
         self.k = k
         self.alpha = alpha
         self.min_model_residuals = min_model_residuals
         self.inputs = inputs
         self.scale = scale
+        self.combine = combine
 
     # -- fit -------------------------------------------------------------------------------------
     def fit(self, cells: Cells, profiles: dict[str, np.ndarray] | None = None) -> "StackedRanker":
@@ -88,17 +94,23 @@ class StackedRanker:
                 else self.inputs if isinstance(self.inputs, list) else [self.inputs])
         scales = ("log", "rank") if self.scale == "auto" else (self.scale,)
         self.choice_scores_ = {}
-        best = None
+        states = []
         for scale in scales:
             for names in sets:
                 names = self._names(names)
                 for k in ks:
                     state = self._fit_k(cells, profiles, int(k), names, scale)
                     self.choice_scores_[(scale, int(k), tuple(names))] = state["oof_spearman"]
-                    if best is None or state["oof_spearman"] > best["oof_spearman"] + 1e-12:
-                        best = state
+                    states.append(state)
+        if self.combine not in ("mean", "select"):
+            raise ValueError(f"unknown combine {self.combine!r}; use 'mean' or 'select'")
+        best = max(states, key=lambda st: st["oof_spearman"] if np.isfinite(st["oof_spearman"]) else -np.inf)
         for name, value in best.items():
             setattr(self, name, value)
+        # "mean": every configuration predicts, the ranking averages them (their out-of-fold
+        # residuals average the same way); "select": the best configuration alone
+        self.states_ = states if self.combine == "mean" else [best]
+        self.residuals_ = np.mean([st["residuals_"] for st in self.states_], axis=0)
         self.helps_calibration_ = self._fit_helps_calibration() if self.zero_shot else None
         return self
 
@@ -207,8 +219,14 @@ class StackedRanker:
 
     @property
     def weights_(self) -> dict[str, float]:
-        """The ridge weight of each input (how much each cheap ranking is trusted)."""
-        return dict(zip(self.input_names_, map(float, self.ridge_.coef_)))
+        """The ridge weight of each input (how much each cheap ranking is trusted), averaged over
+        the combined configurations (an input a configuration does not read counts 0)."""
+        states = getattr(self, "states_", None) or [self._state()]
+        out: dict[str, float] = {}
+        for st in states:
+            for name, w in zip(st["input_names_"], st["ridge_"].coef_):
+                out[name] = out.get(name, 0.0) + float(w) / len(states)
+        return out
 
     def _observed(self, log_ft: np.ndarray, log_zs: np.ndarray) -> np.ndarray:
         ok = np.isfinite(log_ft)
@@ -250,17 +268,23 @@ class StackedRanker:
         obs = np.isfinite(log_zs) if self.zero_shot else np.ones(len(models), dtype=bool)
         p = self.priors_(task, features, models)
         out = np.full(len(models), np.nan)
+        use = obs.copy()
         if obs.any():
-            X, level = self._inputs(p, log_zs, obs)
-            use = obs.copy()
-            if self.zero_shot and impute is not None and impute.any():
-                j = self.input_names_.index("zero_shot") if "zero_shot" in self.input_names_ else None
-                if j is not None:
-                    X[impute, j] = p.zero_shot_knn[impute] - p.zero_shot_knn[obs].mean()
+            if self.zero_shot and impute is not None:
                 use |= impute
-            out[use] = level + self.ridge_.predict(X[use])
-            obs = use
-        return out, p, obs
+            preds = []
+            for st in getattr(self, "states_", None) or [self._state()]:
+                pst = st["priors_"](task, features, models)
+                X, level = self._inputs(pst, log_zs, obs, st["input_names_"])
+                if self.zero_shot and impute is not None and impute.any() and "zero_shot" in st["input_names_"]:
+                    j = st["input_names_"].index("zero_shot")
+                    X[impute, j] = pst.zero_shot_knn[impute] - pst.zero_shot_knn[obs].mean()
+                preds.append(level + st["ridge_"].predict(X[use]))
+            out[use] = np.mean(preds, axis=0)
+        return out, p, use
+
+    def _state(self) -> dict:
+        return {"priors_": self.priors_, "input_names_": self.input_names_, "ridge_": self.ridge_}
 
     def out_of_domain(self, task: str, nearest: float) -> float:
         """Residual scale for a target whose nearest source cell is at ``nearest``: 1 inside what
