@@ -208,3 +208,11 @@ def test_a_repeated_predict_reads_zero_shot_scores_from_the_cache(tiny_kb, targe
     monkeypatch.setenv("TIMETIC_CACHE_DIR", "off")
     with pytest.raises(AssertionError, match="cache should have answered"):
         TimeTic(tiny_kb, seed=0).predict(target, n_windows=12)
+
+
+def test_observations_keep_the_fit_log(tiny_kb):
+    """Every observation keeps its run's validation curve (for learning-curve features)."""
+    import json
+
+    log = json.loads(tiny_kb.observations().get_column("fit_log")[0])
+    assert {"val_curve", "best_step", "steps_run", "stopped_early"} <= set(log)

@@ -164,6 +164,7 @@ OBSERVATIONS_SCHEMA = pl.Schema(
         "hardware": pl.Utf8,
         "wall_time_s": pl.Float64,
         "date": pl.Utf8,
+        "fit_log": pl.Utf8,
     }
 )
 
@@ -209,7 +210,7 @@ TABLES: dict[str, TableSpec] = {
         OBSERVATIONS_SCHEMA,
         ("dataset_id", "model_id", "task", "recipe_hash", "item_id", "window_start"),
         timestamp="date",
-        optional=("sn_mase", "sn_wql"),
+        optional=("sn_mase", "sn_wql", "fit_log"),
     ),
 }
 """The KB tables by name, in the order they are written."""

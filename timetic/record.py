@@ -145,6 +145,11 @@ def add_model(kb: KnowledgeBase, source: str | Path, adapter: str, model_id: str
     return row
 
 
+#: provenance entries kept with every observation (``fit_log``, JSON): the validation curve of the
+#: run (``[[step, val_mase], ...]``) and how it stopped, for learning-curve features.
+FIT_LOG_KEYS = ("val_curve", "best_step", "best_val", "steps_run", "stopped_early", "learning_rate")
+
+
 def observation_rows(result: FinetuneResult) -> pl.DataFrame:
     """The ``observations`` rows of one fine-tuning run."""
     prov = result.provenance
@@ -161,6 +166,7 @@ def observation_rows(result: FinetuneResult) -> pl.DataFrame:
         pl.lit(json.dumps(prov.get("hardware", {}), sort_keys=True, default=str)).alias("hardware"),
         pl.lit(float(prov.get("wall_seconds", {}).get("finetune", float("nan")))).alias("wall_time_s"),
         pl.lit(str(prov.get("date", ""))).alias("date"),
+        pl.lit(json.dumps({k: prov.get(k) for k in FIT_LOG_KEYS}, default=str)).alias("fit_log"),
     )
 
 
