@@ -6,10 +6,10 @@ For a target cell and candidate models g, the predicted log mean fine-tuned MASE
     rel_g = w_zs * zc_g + w_lb * leaderboard_g + w_knn * knn_g       (ridge, no intercept)
 
 with ``zc_g`` the candidate's log mean zero-shot MASE minus the mean over candidates (left out in
-the weight-free mode) and the priors of :mod:`timetic.estimate.priors`; with ``inputs="auto"``
-``fit`` may add the models' centred fine-tuning gains (``gain_leaderboard``, ``gain_knn``) when
-that ranks the KB's cells better out of fold (on KB v1, where fine-tuning barely moves models, it
-does not; on KB v2 it does). The level is the mean
+the weight-free mode) and the priors of :mod:`timetic.estimate.priors`. By default four such
+ridges are averaged (``combine="mean"``): with and without the models' centred fine-tuning gains
+(``gain_leaderboard``, ``gain_knn``) as two more inputs, and with priors on the log and on the rank
+scale; ``combine="select"`` keeps the one whose out-of-fold predictions rank the KB's cells best. The level is the mean
 candidate log zero-shot MASE plus the nearest source cells' mean log(fine-tuned / zero-shot)
 (weight-free: their mean log fine-tuned MASE). A ridge over its own inputs can weigh the zero-shot
 ranking alone, the leaderboard alone or kNN alone; it is fitted on *out-of-fold* priors (each
@@ -54,15 +54,14 @@ class StackedRanker:
 
     Args:
         zero_shot: use the candidates' zero-shot scores (needs model weights at prediction time).
-        k: nearest source cells of the kNN prior; a tuple of candidates picks, inside ``fit``, the
-            one whose out-of-fold predictions rank the source cells best (mean within-cell
-            Spearman; the first on ties): the choice reads only the cells ``fit`` is given.
+        k: nearest source cells of the kNN prior; a tuple of candidates is combined like the
+            other configurations (``combine``); everything reads only the cells ``fit`` is given.
         alpha: ridge penalty.
         min_model_residuals: a model's own residuals make its interval when it has this many.
         inputs: which of :attr:`INPUTS` the ridge reads: a tuple of names, ``None`` (the
-            :attr:`DEFAULT_INPUTS` that apply) or a list of such tuples, of which ``fit`` keeps the
-            best by out-of-fold within-cell Spearman (as for ``k``; with ``k`` candidates too, every
-            pair is tried); ``"auto"`` = :attr:`AUTO_INPUTS`. The level does not depend on it.
+            :attr:`DEFAULT_INPUTS` that apply) or a list of such tuples (configurations, combined
+            with those of ``k`` and ``scale``); ``"auto"`` = :attr:`AUTO_INPUTS`. The level does
+            not depend on it.
         scale: the priors' relative scores, ``"log"`` or ``"rank"`` (:mod:`timetic.estimate.priors`),
             or ``"auto"``: both, like ``inputs``.
         combine: with several configurations (``k``, ``inputs``, ``scale`` candidates), ``"mean"``
