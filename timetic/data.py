@@ -130,7 +130,7 @@ class Target:
             raise TimeticInputError(
                 f"every series is too short for task {task.name!r} (longest has {int(lengths.max())} "
                 f"points; needs context+horizon = {need} plus its final 10% evaluation span); "
-                "use a shorter task or --context-length, or longer series"
+                "use a shorter task (--task short) or longer series"
             )
         dropped = [ids[i] for i in np.flatnonzero(~usable)]
         shown = ", ".join(map(str, dropped[:5])) + (" ..." if len(dropped) > 5 else "")
