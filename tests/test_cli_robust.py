@@ -362,3 +362,27 @@ def test_fuzz_predict_never_shows_a_traceback(runner, tmp_path_factory, case):
     else:
         assert res.stdout.startswith("task,rank,model_id"), (case, res.output)
         assert not error_lines(res), res.stderr
+
+
+def test_output_files_follow_the_umask(tmp_path):
+    import os
+
+    from timetic.io import atomic_path
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "ranking.csv"
+        with atomic_path(out) as tmp:
+            tmp.write_text("a\n")
+        assert (out.stat().st_mode & 0o777) == 0o644
+        os.umask(0o077)
+        other = tmp_path / "private.csv"
+        with atomic_path(other) as tmp:
+            tmp.write_text("b\n")
+        assert (other.stat().st_mode & 0o777) == 0o600
+        out.chmod(0o640)  # an existing file keeps its mode
+        with atomic_path(out) as tmp:
+            tmp.write_text("c\n")
+        assert (out.stat().st_mode & 0o777) == 0o640
+    finally:
+        os.umask(old)
