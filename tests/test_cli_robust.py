@@ -386,3 +386,18 @@ def test_output_files_follow_the_umask(tmp_path):
         assert (out.stat().st_mode & 0o777) == 0o640
     finally:
         os.umask(old)
+
+
+def test_piped_table_shows_every_column_header():
+    """Rich markup must not eat headers (``E[regret]`` once printed as ``E``)."""
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from timetic.cli import main
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "example_target.parquet"
+    res = CliRunner().invoke(main, ["predict", "--target", str(example), "--no-zero-shot", "--quiet"])
+    assert res.exit_code == 0, res.output
+    for header in ("rank", "pred. MASE", "90% interval", "P(best)", "E[regret]", "P(<naive)"):
+        assert header in res.output

@@ -49,7 +49,7 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
         )
         for col, justify in (("rank", "right"), ("model", "left"), ("adapter", "left"), ("pred. MASE", "right"),
                              ("90% interval", "right"), ("zero-shot", "right"), ("gain", "right"),
-                             ("P(improve)", "right"), ("P(best)", "right"), ("E[regret]", "right"),
+                             ("P(improve)", "right"), ("P(best)", "right"), (r"E\[regret]", "right"),
                              ("P(<naive)", "right")):
             table.add_column(col, justify=justify)
         for r in part.iter_rows(named=True):
