@@ -66,7 +66,7 @@ import numpy as np
 import polars as pl
 
 from timetic.errors import TimeticInputError
-from timetic.io import atomic_path, write_table
+from timetic.io import _fsync_dir, atomic_path, write_table
 
 SCHEMA_VERSION = 1
 """Version of the KB layout this timetic reads and writes."""
@@ -1337,17 +1337,6 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _remove(path: Path) -> None:

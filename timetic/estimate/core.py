@@ -356,29 +356,13 @@ class TimeTic:
 
         Returns a polars frame with :data:`RANKING_COLUMNS`, one row per (task, model), best first.
         """
-        from timetic.data import Target, load_target
-
         if zero_shot is not None and zero_shot != self.zero_shot:
             raise TimeticInputError(
                 "this estimator was built with zero_shot="
                 f"{self.zero_shot}; create TimeTic(..., zero_shot={zero_shot}) instead"
             )
-        if not hasattr(self, "learner_"):
-            self.fit()
-        tgt = target if isinstance(target, Target) else load_target(target, **load_kwargs)
-        self._check_frequency(tgt.freq)
-        names = list(TASK_NAMES) if task == "all" else ([task] if isinstance(task, str) else list(task))
-        candidates = self._candidates(models)
-        twin = self._weight_free_twin(candidates)
-        if twin is not None:
-            return twin.predict(tgt, task=task, models=candidates, n_windows=n_windows, progress=progress)
-        self.zero_shot_used_ = self.zero_shot
-        out = []
-        for name in names:
-            t = Task.preset(name, tgt.freq)
-            rows = self.target_rows(tgt, t, candidates, n_windows=n_windows, progress=progress)
-            out.append(self.rank(rows, candidates))
-        return pl.concat(out)
+        return self.predict_detailed(target, task=task, models=models, n_windows=n_windows, explain_top=1,
+                                     progress=progress, **load_kwargs)["ranking"]
 
     def predict_detailed(
         self,
