@@ -605,33 +605,11 @@ class TimeTic:
             p_improve = (scores < zs_mase[None, :]).mean(axis=0)
         else:
             zs_mase = gain = p_improve = np.full(G, np.nan)
-        adapters = dict(zip(kb_models.get_column("model_id"), kb_models.get_column("adapter")))
-        naive_mase, p_naive = _naive_columns(rows, scores)
-        df = pl.DataFrame(
-            {
-                "task": [rows.task] * G,
-                "model_id": keep_models,
-                "adapter": [adapters.get(m, "") for m in keep_models],
-                "predicted_mase": point,
-                "lower_90": lower,
-                "upper_90": upper,
-                "zero_shot_mase": zs_mase,
-                "predicted_gain": gain,
-                "p_improve": p_improve,
-                "negative_transfer": p_improve < 0.5 if mean_log_zs is not None else [None] * G,
-                "p_best": p_best,
-                "expected_regret": regret,
-                "naive_mase": naive_mase,
-                "p_beats_naive": p_naive,
-                "n_windows": np.bincount(grp, minlength=G).astype(np.int64),
-            },
-            schema_overrides={"negative_transfer": pl.Boolean, "naive_mase": pl.Float64, "p_beats_naive": pl.Float64},
+        return self._ranking_frame(
+            rows, keep_models, scores, point, lower, upper, zs_mase, gain, p_improve,
+            p_improve < 0.5 if mean_log_zs is not None else [None] * G, p_best, regret,
+            np.bincount(grp, minlength=G),
         )
-        df = df.sort("predicted_mase", maintain_order=True).with_columns(
-            pl.Series("tied_with_above", ties(scores, point)))
-        df = df.sort("predicted_mase").with_columns(pl.int_range(1, G + 1, dtype=pl.Int64).alias("rank"))
-        df = df.with_columns(pl.col(["zero_shot_mase", "predicted_gain", "p_improve"]).fill_nan(None))
-        return df.select(RANKING_COLUMNS)
 
     def _rank_stack(self, rows: TargetRows, candidates: Sequence[str]) -> pl.DataFrame:
         """:meth:`rank` of the ``stack`` formulation (:mod:`timetic.estimate.stack`)."""
@@ -697,16 +675,26 @@ class TimeTic:
             zs_mase = gain = p_improve = np.full(G, np.nan)
             negative = [None] * G
             n_win = [rows.features.height] * G
+        return self._ranking_frame(
+            rows, keep, scores, point, np.exp(point_log + lo_r), np.exp(point_log + hi_r), zs_mase, gain,
+            p_improve, negative, p_best, regret, n_win,
+        )
+
+    def _ranking_frame(self, rows: TargetRows, models: list[str], scores: np.ndarray, point: np.ndarray,
+                       lower: Any, upper: Any, zs_mase: Any, gain: Any, p_improve: Any, negative: Any,
+                       p_best: np.ndarray, regret: np.ndarray, n_windows: Any) -> pl.DataFrame:
+        """The :data:`RANKING_COLUMNS` frame of one task, best first; ``scores`` (S, G) joint samples."""
+        G = len(models)
         adapters = dict(self._require_kb().models().select("model_id", "adapter").iter_rows())
         naive_mase, p_naive = _naive_columns(rows, scores)
         df = pl.DataFrame(
             {
                 "task": [rows.task] * G,
-                "model_id": keep,
-                "adapter": [adapters.get(m, "") for m in keep],
+                "model_id": list(models),
+                "adapter": [adapters.get(m, "") for m in models],
                 "predicted_mase": point,
-                "lower_90": np.exp(point_log + lo_r),
-                "upper_90": np.exp(point_log + hi_r),
+                "lower_90": lower,
+                "upper_90": upper,
                 "zero_shot_mase": zs_mase,
                 "predicted_gain": gain,
                 "p_improve": p_improve,
@@ -715,14 +703,16 @@ class TimeTic:
                 "expected_regret": regret,
                 "naive_mase": naive_mase,
                 "p_beats_naive": p_naive,
-                "n_windows": np.asarray(n_win, dtype=np.int64),
+                "n_windows": np.asarray(n_windows, dtype=np.int64),
             },
             schema_overrides={"negative_transfer": pl.Boolean, "naive_mase": pl.Float64, "p_beats_naive": pl.Float64},
         )
         df = df.sort("predicted_mase", maintain_order=True).with_columns(
             pl.Series("tied_with_above", ties(scores, point)))
         df = df.sort("predicted_mase").with_columns(pl.int_range(1, G + 1, dtype=pl.Int64).alias("rank"))
-        df = df.with_columns(pl.col(["zero_shot_mase", "predicted_gain", "p_improve", "lower_90", "upper_90"]).fill_nan(None))
+        df = df.with_columns(
+            pl.col(["zero_shot_mase", "predicted_gain", "p_improve", "lower_90", "upper_90"]).fill_nan(None)
+        )
         return df.select(RANKING_COLUMNS)
 
     # -- explanations --------------------------------------------------------------------------
