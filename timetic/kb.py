@@ -1416,11 +1416,20 @@ __all__ = [
 # locations
 
 
+#: The folder (at the repository root) of the default knowledge base. It is the one constant to change
+#: to switch the default KB: a source checkout reads ``<repo>/<DEFAULT_KB_DIR>``, and the wheel build
+#: (``hatch_build.py``, which reads this line) copies that folder into the package as ``timetic/_kb``.
+DEFAULT_KB_DIR = "meta_features"
+
+#: where an installed (wheel) timetic keeps its copy of the default KB, relative to the package.
+PACKAGED_KB_DIR = "_kb"
+
+
 def default_kb_path() -> Path:
     """The knowledge base used when none is given.
 
-    ``TIMETIC_KB`` if set; else ``meta_features/`` of the source checkout; else the copy shipped
-    inside the installed package (``timetic/_kb``).
+    ``TIMETIC_KB`` if set; else :data:`DEFAULT_KB_DIR` of the source checkout (``meta_features/``);
+    else the copy shipped inside the installed package (``timetic/_kb``, a wheel install).
     """
     import os
 
@@ -1428,11 +1437,12 @@ def default_kb_path() -> Path:
     if env:
         return Path(env)
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "meta_features", here / "_kb"):
+    for candidate in (here.parent / DEFAULT_KB_DIR, here / PACKAGED_KB_DIR):
         if (candidate / KB_FILE).exists():
             return candidate
     raise TimeticInputError(
-        "no default knowledge base found (meta_features/ has no kb.json); pass --kb DIR or set TIMETIC_KB"
+        f"no default knowledge base found ({DEFAULT_KB_DIR}/ of a source checkout or the installed package's "
+        f"{PACKAGED_KB_DIR}/ has no {KB_FILE}); pass --kb DIR or set TIMETIC_KB"
     )
 
 

@@ -15,8 +15,9 @@ Learners, by name (:func:`get_learner`):
   posterior of all rows, so windows of one model share their uncertainty correctly.
 - ``hgb``: gradient-boosted trees, one squared-error model for the mean and one quantile model per
   level; std = (q95 - q05) / 3.29.
-- ``tabpfn``: TabPFN v2 regressor from a local checkpoint (``TIMETIC_TABPFN_MODEL``).
-- ``tabicl``: TabICL regressor from a local checkpoint (``TIMETIC_TABICL_MODEL``).
+- ``tabpfn``: TabPFN v2 regressor from a local checkpoint (``TIMETIC_TABPFN_MODEL``); the
+  ``tabpfn`` package is an optional extra (``pip install "timetic[tabpfn]"``), imported on first use.
+- ``tabicl``: TabICL regressor from a local checkpoint (``TIMETIC_TABICL_MODEL``); extra ``tabicl``.
 
 Nothing here downloads weights: ``tabpfn`` and ``tabicl`` need an existing checkpoint file and
 raise :class:`~timetic.errors.TimeticInputError` otherwise.
@@ -597,6 +598,34 @@ def _checkpoint(learner: str, given: str | os.PathLike | None, env: str, what: s
     return path
 
 
+def _missing_package_error(learner: str, package: str) -> TimeticInputError:
+    return TimeticInputError(
+        f"learner '{learner}' needs the {package} package, an optional extra: "
+        f'pip install "timetic[{package}]" (or use --learner gp)'
+    )
+
+
+def _require_package(learner: str, package: str) -> None:
+    """Fail with one line naming the extra when ``package`` is not installed (without importing it)."""
+    import importlib.util
+
+    if importlib.util.find_spec(package) is None:
+        raise _missing_package_error(learner, package)
+
+
+def _import_package(learner: str, package: str, attr: str) -> Any:
+    """``package.attr``, imported on first use; a missing package is one line naming the extra."""
+    import importlib
+
+    try:
+        module = importlib.import_module(package)
+    except ModuleNotFoundError as e:
+        if e.name is not None and e.name.split(".")[0] != package:
+            raise  # the package is there but one of its own dependencies is not
+        raise _missing_package_error(learner, package) from None
+    return getattr(module, attr)
+
+
 def _offline_env() -> None:
     """Settings read at import: no telemetry. (tabpfn 9.x has none; older 2.x releases read this.)"""
     os.environ.setdefault("TABPFN_DISABLE_TELEMETRY", "1")
@@ -615,6 +644,8 @@ class _CheckpointLearner(Learner):
     #: the checkpoint's kind and an example file name, for error messages.
     checkpoint_what: ClassVar[str] = ""
     checkpoint_example: ClassVar[str] = ""
+    #: the package (and optional extra of the same name) the regressor comes from.
+    package: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -636,6 +667,7 @@ class _CheckpointLearner(Learner):
         )
 
     def check_ready(self) -> None:
+        _require_package(self.name, self.package)
         self._checkpoint_path()
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
@@ -665,10 +697,11 @@ class TabPFNLearner(_CheckpointLearner, name="tabpfn"):
     checkpoint_env = TABPFN_ENV
     checkpoint_what = "TabPFN v2"
     checkpoint_example = "tabpfn-v2-regressor.ckpt"
+    package = "tabpfn"
 
     def _regressor(self, model_path: str) -> Any:
         _offline_env()
-        from tabpfn import TabPFNRegressor
+        TabPFNRegressor = _import_package(self.name, "tabpfn", "TabPFNRegressor")
 
         return TabPFNRegressor(
             model_path=model_path, n_estimators=self.n_estimators, device=self.device,
@@ -698,12 +731,10 @@ class TabICLLearner(_CheckpointLearner, name="tabicl"):
     checkpoint_env = TABICL_ENV
     checkpoint_what = "TabICL"
     checkpoint_example = "tabicl-regressor.ckpt"
+    package = "tabicl"
 
     def _regressor(self, model_path: str) -> Any:
-        try:
-            from tabicl import TabICLRegressor
-        except ImportError:
-            raise TimeticInputError("learner 'tabicl' needs the tabicl package; pip install tabicl or use --learner gp") from None
+        TabICLRegressor = _import_package(self.name, "tabicl", "TabICLRegressor")
 
         return TabICLRegressor(
             model_path=model_path, allow_auto_download=False, n_estimators=self.n_estimators,
