@@ -2,6 +2,13 @@
 
     python benchmarks/build_kb.py --kb meta_features [--models zoo,ttm-r2] [--datasets all] [--seed 0]
         [--tasks short,medium,long] [--recipe v2|v1|FILE] [--executor local|ray] [--address ADDR] [--workers 2]
+    python benchmarks/build_kb.py --kb my_kb --dataset-files a.parquet,b.csv [--freq F] [--layout auto|long|wide]
+        [--item-id-col C] [--timestamp-col C] [--target-col C] [--max-series N] [--max-length N] ...
+
+``--max-series`` / ``--max-length`` cap every dataset, registered or file (the first N series, the
+last N points of each). The target options (``--freq``, ``--layout``, ``--item-id-col``,
+``--timestamp-col``, ``--target-col``) are ``timetic predict``'s and apply to every file of
+``--dataset-files``.
 
 Resumable: models, datasets and (dataset, model, task, recipe) cells already in the KB are skipped,
 and each finished cell is written at once (atomic, locked), so an interrupted build continues
@@ -48,7 +55,17 @@ CEILING_DATASETS = (
 )
 
 
-def main(argv: list[str] | None = None) -> None:
+def file_load_options(args: argparse.Namespace) -> dict:
+    """The target options given on the command line (those left at their default are left out), as
+    :func:`timetic.grid.load_file_target` arguments."""
+    given = {"freq": args.freq, "layout": None if args.layout == "auto" else args.layout,
+             "item_id": None if args.item_id_col == "item_id" else args.item_id_col,
+             "timestamp": None if args.timestamp_col == "timestamp" else args.timestamp_col,
+             "target": None if args.target_col == "target" else args.target_col}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kb", type=Path, default=ROOT / "meta_features")
     parser.add_argument("--models", default="zoo,external",
@@ -72,11 +89,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="override the recipe's step cap")
     parser.add_argument("--seed", type=int, default=None,
                         help="the recipe's seed (default the recipe's, 0); other seeds measure the noise ceiling")
-    parser.add_argument("--max-series", type=int, default=DEFAULT_MAX_SERIES)
-    parser.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH)
+    parser.add_argument("--max-series", type=int, default=DEFAULT_MAX_SERIES,
+                        help=f"keep the first N series of every dataset, registered or file (default {DEFAULT_MAX_SERIES})")
+    parser.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH,
+                        help=f"keep the last N points of every series (default {DEFAULT_MAX_LENGTH})")
+    files = parser.add_argument_group("target options of --dataset-files (as timetic predict's)")
+    files.add_argument("--freq", default=None, help="frequency alias (h, 30min, D, W, MS...); inferred if omitted")
+    files.add_argument("--layout", choices=["auto", "long", "wide"], default="auto")
+    files.add_argument("--item-id-col", default="item_id")
+    files.add_argument("--timestamp-col", default="timestamp")
+    files.add_argument("--target-col", default="target")
     parser.add_argument("--max-eval-windows", type=int, default=DEFAULT_EVAL_WINDOWS)
     parser.add_argument("--limit", type=int, default=None, help="run at most this many cells (then stop)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    load_options = file_load_options(args)
+    if load_options and not args.dataset_files:
+        parser.error("--freq, --layout, --item-id-col, --timestamp-col and --target-col apply to --dataset-files only")
 
     import torch
 
@@ -153,13 +186,18 @@ def main(argv: list[str] | None = None) -> None:
     have_ds = set(kb.datasets().get_column("dataset_id").to_list())
     datasets = []
     if args.dataset_files:
-        from timetic.data import load_target
+        from timetic.grid import load_file_target
 
         for f in args.dataset_files.split(","):
             name = Path(f).name.split(".")[0]
+            entry = {"dataset": name, "dataset_file": f, "max_series": args.max_series,
+                     "max_length": args.max_length, "load_options": load_options}
             if name not in have_ds:
-                add_dataset(kb, load_target(f, name=name), name, source=f, tasks=tasks)
-            datasets.append({"dataset": name, "dataset_file": f, "max_series": None, "max_length": None})
+                target = load_file_target(f, name, max_series=args.max_series, max_length=args.max_length,
+                                          **load_options)
+                add_dataset(kb, target, name, source=f"{f} (first {args.max_series} series, last {args.max_length} points)",
+                            tasks=tasks)
+            datasets.append(entry)
     else:
         from timetic.datasets import DATASETS, load_dataset
 

@@ -308,8 +308,10 @@ def profile(model_source, adapter, estimator, length, max_tokens, probe_target, 
 @click.option("--adapter", required=True)
 @click.option("--dataset", "dataset_path", required=True, type=click.Path(path_type=Path))
 @click.option("--task", type=click.Choice(["short", "medium", "long"]), default="short", show_default=True)
-@click.option("--recipe", "recipe_path", default="v2", show_default=True,
-              help="A named recipe (v1: the shipped KB's 40 fixed steps; v2: validation + early "
+@click.option("--recipe", "recipe_path", default="kb", show_default=True,
+              help="kb: the knowledge base's own recipe (its observations' most frequent one; the --kb "
+                   "KB when it has observations, else the default KB), so the results compare with it; "
+                   "or a named recipe (v1: the shipped KB's 40 fixed steps; v2: validation + early "
                    "stopping, at most 400 steps) or a recipe JSON file (fields of timetic.recipe.Recipe).")
 @click.option("--max-eval-windows", type=int, default=100, show_default=True)
 @click.option("--freq", default=None)
@@ -333,7 +335,7 @@ def finetune(model_source, adapter, dataset_path, task, recipe_path, max_eval_wi
     from timetic.tasks import Task
 
     _check_out(out)
-    recipe = Recipe.load(recipe_path)
+    recipe = _kb_recipe(kb_path) if recipe_path == "kb" else Recipe.load(recipe_path)
     target = load_target(dataset_path, freq=freq)
     t = Task.preset(task, target.freq)
     model = load_model(model_source, adapter=adapter)
@@ -383,6 +385,24 @@ def finetune(model_source, adapter, dataset_path, task, recipe_path, max_eval_wi
             kb.add_models(model_row(model, model_id, str(model_source)))
         n = add_observations(kb, result)
         click.echo(f"recorded {n} new observations in {kb_path}")
+
+
+def _kb_recipe(kb_path):
+    """``finetune --recipe kb``: the primary recipe of ``kb_path`` when that KB has observations,
+    else of the default KB; :data:`timetic.recipe.DEFAULT_RECIPE` when neither has any."""
+    from timetic.kb import KB_FILE, KnowledgeBase, default_kb_path
+    from timetic.recipe import DEFAULT_RECIPE, Recipe
+
+    if kb_path is not None and (Path(kb_path) / KB_FILE).exists():
+        recipe = Recipe.from_kb(KnowledgeBase.open(kb_path))
+        if recipe is not None:
+            return recipe
+    try:
+        default = default_kb_path()
+    except TimeticInputError:
+        return Recipe.named(DEFAULT_RECIPE)
+    recipe = Recipe.from_kb(KnowledgeBase.open(default)) if (default / KB_FILE).exists() else None
+    return recipe if recipe is not None else Recipe.named(DEFAULT_RECIPE)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,12 +47,45 @@ def run_cell(cell: dict) -> dict:
 
 def load_cell_target(cell: dict):
     if cell.get("dataset_file"):
-        from timetic.data import load_target
-
-        return load_target(cell["dataset_file"], name=cell["dataset"])
+        return load_file_target(cell["dataset_file"], cell["dataset"], max_series=cell.get("max_series"),
+                                max_length=cell.get("max_length"), **cell.get("load_options", {}))
     from timetic.datasets import load_dataset
 
     return load_dataset(cell["dataset"], max_series=cell["max_series"], max_length=cell["max_length"])
+
+
+#: the :func:`timetic.data.load_target` arguments of a target file (``load_options`` of a cell), named
+#: as ``timetic predict``'s target options: ``--freq``, ``--layout``, ``--item-id-col``,
+#: ``--timestamp-col``, ``--target-col``.
+FILE_LOAD_OPTIONS = ("freq", "layout", "item_id", "timestamp", "target")
+
+
+def load_file_target(path: str, name: str, max_series: int | None = None, max_length: int | None = None,
+                     **load_options):
+    """A target file as a grid dataset: :func:`timetic.data.load_target` with ``load_options``
+    (:data:`FILE_LOAD_OPTIONS`), then capped like a registered dataset: the first ``max_series``
+    series (in item order) and the last ``max_length`` points of each (``None``: no cap)."""
+    import polars as pl
+
+    from timetic.data import load_target
+    from timetic.errors import TimeticInputError
+
+    unknown = sorted(set(load_options) - set(FILE_LOAD_OPTIONS))
+    if unknown:
+        raise TimeticInputError(f"unknown target option(s) {', '.join(unknown)}; use {', '.join(FILE_LOAD_OPTIONS)}")
+    for arg, v in (("max_series", max_series), ("max_length", max_length)):
+        if v is not None and (not isinstance(v, int) or v < 1):
+            raise TimeticInputError(f"{arg} must be a positive integer, got {v!r}; pass N >= 1 or None")
+    target = load_target(path, name=name, **{k: v for k, v in load_options.items() if v is not None})
+    frame = target.frame
+    if max_series is not None and target.n_series > max_series:
+        keep = pl.Series(target.item_ids[:max_series])
+        frame = frame.filter(pl.col("item_id").is_in(keep.implode()))
+    if max_length is not None and int(target.lengths.max()) > max_length:
+        frame = frame.group_by("item_id", maintain_order=True).tail(max_length)
+    if frame.height == target.frame.height:
+        return target
+    return load_target(frame, layout="long", name=name, freq=target.freq)
 
 
 # ---------------------------------------------------------------------------------------------

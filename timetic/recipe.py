@@ -9,7 +9,8 @@ Named recipes (:meth:`Recipe.named`):
 * ``"v1"``: the recipe of the shipped knowledge base (``meta_features/``): 40 fixed steps at
   learning rate 1e-4, no validation, the last step's weights are kept. Its JSON (and hash
   ``aeab0b13e3c6e14a``) is exactly what the KB rows hold.
-* ``"v2"`` (the default of ``timetic finetune`` and ``benchmarks/build_kb.py``): at most 400
+* ``"v2"`` (the default of :meth:`Recipe.load` and ``benchmarks/build_kb.py``; the recipe of KB
+  v2, ``meta_features_v2/``): at most 400
   steps; a validation span at the end of every series' training part (never the test span); the
   validation loss (mean seasonal MASE of the forecasts of at most 64 validation windows) is
   computed at step 0 and every 25 steps (and at the last step); training stops after 4
@@ -18,6 +19,10 @@ Named recipes (:meth:`Recipe.named`):
 
 ``Recipe(...)`` (name ``"custom"``) has v2's schedule with one learning rate for every family
 (``learning_rates=None``) unless told otherwise.
+
+``timetic finetune`` defaults to neither: it uses the knowledge base's own recipe
+(:meth:`Recipe.from_kb`: the KB given with ``--kb`` when it has observations, else the default KB),
+so that its results compare with the KB's.
 
 Reading older files: a recipe JSON without the v2 fields (written before they existed) is a v1
 style recipe: no validation, fixed steps (``eval_every``, ``patience``, ``val_windows`` and
@@ -159,6 +164,26 @@ class Recipe:
             return cls.named(str(spec))
         return cls.from_file(spec)
 
+    @classmethod
+    def from_kb(cls, kb: Any) -> "Recipe | None":
+        """The primary recipe of knowledge base ``kb`` (a :class:`timetic.kb.KnowledgeBase`): the
+        one with the most observations, ties broken by hash, as the estimator picks its ground
+        truth (:meth:`timetic.estimate.TimeTic.recipe_hash`); ``None`` when ``kb`` has no
+        observations. Results fine-tuned with it compare with the KB's."""
+        import polars as pl
+
+        obs = kb.observations()
+        if obs.height == 0:
+            return None
+        counts = obs.group_by("recipe_hash").len().sort(["len", "recipe_hash"], descending=[True, False])
+        primary = counts.get_column("recipe_hash")[0]
+        text = obs.filter(pl.col("recipe_hash") == primary).get_column("recipe").drop_nulls()
+        if text.len() == 0:
+            raise TimeticInputError(
+                f"the knowledge base {kb.path} stores no recipe JSON for recipe {primary}; pass --recipe v1|v2|FILE"
+            )
+        return cls.from_dict(json.loads(text[0]))
+
     # -- serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict:
         """Every field; a recipe named "v1" leaves out the v2 fields at their v1 value (and its
@@ -223,5 +248,7 @@ class Recipe:
 
 #: names :meth:`Recipe.named` knows.
 NAMED_RECIPES: tuple[str, ...] = ("v1", "v2")
-#: the recipe of ``timetic finetune`` and ``benchmarks/build_kb.py`` unless told otherwise.
+#: the recipe of :meth:`Recipe.load` (``None``) and ``benchmarks/build_kb.py`` unless told otherwise, and
+#: of ``timetic finetune`` when no knowledge base with observations is at hand (it otherwise uses the
+#: KB's recipe, :meth:`Recipe.from_kb`).
 DEFAULT_RECIPE = "v2"

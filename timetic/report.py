@@ -10,6 +10,8 @@ import polars as pl
 
 #: version of the JSON document written by ``timetic predict --format json``.
 JSON_SCHEMA_VERSION = 1
+#: minimum line width of the table when stdout is not a terminal (wider when the table needs it).
+PIPED_WIDTH = 150
 
 
 def ranking_json(ranking: pl.DataFrame, info: dict[str, Any]) -> str:
@@ -38,8 +40,19 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
     from rich.table import Table
 
     console = Console()
-    if not console.is_terminal:
-        console = Console(width=150)
+    piped = not console.is_terminal
+    if piped:
+        console = Console(width=PIPED_WIDTH)
+
+    def show(renderable: Any) -> None:
+        """Print; when stdout is not a terminal (a pipe, a file) the line is as wide as the table
+        needs (at least :data:`PIPED_WIDTH`), so no column is squeezed and no header cut or wrapped."""
+        if piped:
+            need = Console(width=10_000).measure(renderable).maximum
+            Console(width=max(PIPED_WIDTH, need)).print(renderable)
+        else:
+            console.print(renderable)
+
     for task in ranking.get_column("task").unique(maintain_order=True):
         part = ranking.filter(pl.col("task") == task)
         table = Table(
@@ -64,7 +77,7 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
                 f"{r['p_best']:.2f}", f"{100 * r['expected_regret']:.1f}%",
                 "-" if r.get("p_beats_naive") is None else f"{r['p_beats_naive']:.2f}",
             )
-        console.print(table)
+        show(table)
         line = naive_verdict(part)
         if line:
             console.print(f"[bold yellow]{line}[/bold yellow]")
@@ -79,7 +92,7 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
                     z = r["observed_zs_mase"]
                     et.add_row(r["model_id"], r["dataset_id"], f"{r['distance']:.2f}",
                                "-" if f is None else f"{f:.3f}", "-" if z is None else f"{z:.3f}")
-                console.print(et)
+                show(et)
     weights = info.get("stack_weights")
     console.print(
         (f"[dim]stack weights: {', '.join(f'{k} {v:.2f}' for k, v in weights.items())}; " if weights else "[dim]")
