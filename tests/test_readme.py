@@ -1,0 +1,127 @@
+"""The README's numbers and defaults are the code's (issue 14): each test reads a README sentence
+and compares it with the constant or default it describes, so a change on either side fails here."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _paragraphs() -> list[str]:
+    return [p for p in re.split(r"\n\s*\n", README) if p.strip()]
+
+
+def _option_default(command: str, name: str):
+    from timetic.cli import main
+
+    return next(p for p in main.commands[command].params if p.name == name).default
+
+
+def _one(pattern: str) -> re.Match:
+    found = list(re.finditer(pattern, README, flags=re.S))
+    assert len(found) == 1, f"README should say this once: {pattern} (found {len(found)})"
+    return found[0]
+
+
+def test_window_defaults():
+    from timetic.characterize import dataset_features
+    from timetic.estimate import TimeTic
+    from timetic.windows import DEFAULT_WINDOWS, MAX_WINDOWS, sample_windows
+
+    assert int(_one(r"`sample_windows\(target, task, n_windows=(\d+), seed=0\)`").group(1)) == DEFAULT_WINDOWS
+    m = _one(r"Defaults: (\d+) windows per task for `sample_windows`, `dataset_features` and\s+`timetic features "
+             r"--windows`; (\d+) for `timetic predict` / `report --windows` and\s+`TimeTic.predict\(n_windows=...\)`;"
+             r" at most (\d+)\.")
+    full, predict, cap = (int(g) for g in m.groups())
+    assert full == DEFAULT_WINDOWS == inspect.signature(sample_windows).parameters["n_windows"].default
+    assert full == inspect.signature(dataset_features).parameters["n_windows"].default
+    assert full == _option_default("features", "n_windows")
+    assert predict == _option_default("predict", "n_windows") == _option_default("report", "n_windows")
+    assert predict == inspect.signature(TimeTic.predict).parameters["n_windows"].default
+    assert predict == inspect.signature(TimeTic.predict_detailed).parameters["n_windows"].default
+    assert cap == MAX_WINDOWS
+    assert int(_one(r"The target's windows are sampled \((\d+) by default, seeded\)").group(1)) == predict
+
+
+def test_finetune_recipe_default():
+    from timetic.cli import _kb_recipe
+    from timetic.recipe import DEFAULT_RECIPE, Recipe
+
+    assert _option_default("finetune", "recipe_path") == "kb"
+    assert "`--recipe kb` (the default) is the knowledge base's own recipe" in README
+    assert "[--recipe kb|v1|v2|FILE]" in README
+    m = _one(r"else the default\s+KB, else `(\w+)`\), so that a result compares with the KB's — with the shipped KB "
+             r"that is `(\w+)`\.")
+    fallback, shipped = m.groups()
+    assert fallback == DEFAULT_RECIPE
+    assert _kb_recipe(None) == Recipe.named(shipped)
+    v1_hash = _one(r"\(recipe hash `([0-9a-f]{16})`, as in").group(1)
+    assert v1_hash == Recipe.named("v1").hash
+    assert "`benchmarks/build_kb.py` and `Recipe.load(None)` default to `v2`" in README
+    assert Recipe.load(None).name == "v2"
+
+
+def test_build_kb_caps():
+    spec = importlib.util.spec_from_file_location("build_kb_readme", ROOT / "benchmarks" / "build_kb.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    m = _one(r"`--max-series` \(default (\d+)\) and\s+`--max-length` \(default (\d+)\) cap every dataset")
+    assert (int(m.group(1)), int(m.group(2))) == (mod.DEFAULT_MAX_SERIES, mod.DEFAULT_MAX_LENGTH)
+
+
+def test_cpu_torch_command_names_the_pinned_torch():
+    m = _one(r"pip install torch==([\d.]+) --index-url https://download\.pytorch\.org/whl/cpu")
+    version = m.group(1)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f'"torch=={version}"' in ci
+    for line in re.findall(r"pip install torch==([\d.]+) -e", README):
+        assert line == version
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    lo, hi = re.search(r'"torch>=([\d.]+),<=([\d.]+)"', pyproject).groups()
+    key = lambda v: tuple(int(x) for x in v.split("."))  # noqa: E731
+    assert key(lo) <= key(version) <= key(hi)
+
+
+def test_shared_paths_come_with_their_settings():
+    """``../shared/...`` exists only in the development workspace: wherever the README names such a
+    folder, the same paragraph names the setting that replaces it."""
+    settings = {"../shared/datasets": "TIMETIC_DATA_DIR", "../shared/weights": "TIMETIC_WEIGHTS_DIR"}
+    for para in _paragraphs():
+        for path, setting in settings.items():
+            if path in para:
+                assert setting in para, para
+        if "../shared/" in para and not any(p in para for p in settings):
+            assert "not part of the" in para or "development workspace" in para, para
+
+
+def test_python_api_uses_the_default_kb(monkeypatch):
+    block = _one(r"## Python API\n\n```python\n(.*?)```").group(1)
+    assert "TimeTic.from_kb()" in block and "default_kb_path()" in block
+    assert '"meta_features"' not in block  # a path that exists only in a checkout
+    from timetic.estimate import TimeTic
+    from timetic.kb import default_kb_path
+
+    monkeypatch.delenv("TIMETIC_KB", raising=False)
+    assert TimeTic.from_kb().kb.path == default_kb_path()
+
+
+def test_learner_extras_named():
+    tomllib = pytest.importorskip("tomllib")
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for name in ("tabpfn", "tabicl"):
+        assert f'pip install "timetic[{name}]"' in README
+        assert name in extras
+
+
+@pytest.mark.parametrize("name", ["TIMETIC_DATA_DIR", "TIMETIC_WEIGHTS_DIR", "TIMETIC_KB"])
+def test_settings_named_in_the_readme_exist_in_the_code(name):
+    assert name in README
+    assert any(name in p.read_text() for p in (ROOT / "timetic").rglob("*.py"))
