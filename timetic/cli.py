@@ -410,17 +410,24 @@ def _kb_recipe(kb_path):
 
 
 def _open_kb(kb_path, create: bool = False):
+    """The KB to read (a user KB with the KBs it layers over, :mod:`timetic.layers`), or with
+    ``create`` the one folder to write (created if missing)."""
     from timetic.kb import KnowledgeBase, default_kb_path
 
     if kb_path is None:
         if create:
             raise TimeticInputError("no knowledge base given; pass --kb DIR (it is created if missing)")
         kb_path = default_kb_path()
-    return KnowledgeBase.open_or_create(kb_path) if create else KnowledgeBase.open(kb_path)
+    if create:
+        return KnowledgeBase.open_or_create(kb_path)
+    from timetic.layers import open_kb
+
+    return open_kb(kb_path)
 
 
 kb_option = click.option("--kb", "kb_path", type=click.Path(path_type=Path), default=None,
-                         help="Knowledge base folder (default: the shipped one, or TIMETIC_KB).")
+                         help="Knowledge base folder (default: the shipped one, or TIMETIC_KB); a user KB "
+                              "(made by verify --kb-out) is read with the KB it layers over.")
 
 
 @main.group()
@@ -674,6 +681,95 @@ def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, ta
         click.echo(f"report -> {out}", err=True)
 
 
+@main.command("verify")
+@target_options
+@click.option("--task", type=click.Choice(["short", "medium", "long", "all"]), default="short", show_default=True)
+@click.option("--top-k", "top_k", type=int, default=3, show_default=True,
+              help="Fine-tune the k best predicted models (per task).")
+@click.option("--models", default=None, help="Comma-separated model ids to verify instead of the top-k.")
+@click.option("--kb", "kb_path", type=click.Path(path_type=Path), default=None,
+              help="Knowledge base that predicts (default: --kb-out when it is a user KB already, which reads "
+                   "its base too; else the shipped one, or TIMETIC_KB).")
+@click.option("--kb-out", "kb_out", type=click.Path(path_type=Path), default=None,
+              help="User KB folder for the observations: created as a layer over --kb (whose files are never "
+                   "written); `timetic predict --kb DIR` then reads both. Rerun with it to resume.")
+@click.option("--dataset-id", default=None, help="The target's id in --kb-out (default: file stem).")
+@click.option("--max-windows", "max_eval_windows", type=int, default=100, show_default=True,
+              help="At most this many held-out windows per model (the KB grid's cap).")
+@click.option("--windows", "n_windows", type=int, default=128, show_default=True,
+              help="Target windows sampled for the prediction (as predict).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-zero-shot", is_flag=True, help="Predict from characteristics alone (as predict).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the comparison to a file.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Nothing on stderr but warnings and errors: no time estimate, no progress (also off when "
+                   "stderr is not a terminal), no 'written to' line.")
+@friendly
+def verify_cmd(target_path, freq, layout, item_id_col, timestamp_col, target_col, task, top_k, models, kb_path,
+               kb_out, dataset_id, max_eval_windows, n_windows, seed, no_zero_shot, fmt, out, quiet):
+    """Fine-tune the top-k predicted models on the target and compare predicted with observed MASE."""
+    from timetic.io import atomic_path
+
+    _check_out(out)
+    if top_k < 1:
+        raise TimeticInputError(f"--top-k must be at least 1 (got {top_k}); e.g. --top-k 3")
+    if max_eval_windows < 1:
+        raise TimeticInputError(f"--max-windows must be at least 1 (got {max_eval_windows}); e.g. --max-windows 30")
+    if n_windows < 1:
+        raise TimeticInputError(f"--windows must be at least 1 (got {n_windows}); e.g. --windows 128")
+    done = {"k": 0, "n": None}
+    with Steps(show_progress(quiet)) as steps:
+        def say(text: str) -> None:
+            if quiet:
+                return
+            if steps._progress is not None:
+                steps._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
+            else:
+                click.echo(text, err=True)
+
+        def progress(stage: str, k: int, n: int) -> None:
+            if stage == "models fine-tuned":
+                done["k"], done["n"] = k, n
+            steps(stage, k, n)
+
+        with steps.step("loading the knowledge base"):
+            from timetic.estimate import TimeTic
+            from timetic.layers import is_user_kb
+
+            if kb_path is None and kb_out is not None and is_user_kb(kb_out):
+                kb_path = kb_out
+            est = TimeTic(_open_kb(kb_path), zero_shot=not no_zero_shot, seed=seed)
+        with steps.step(f"loading {Path(target_path).name}"):
+            target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
+        with steps.step("ranking, then fine-tuning"):
+            try:
+                res = est.verify(target, task=task, top_k=top_k, kb_out=kb_out, dataset_id=dataset_id,
+                                 models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
+                                 max_eval_windows=max_eval_windows, n_windows=n_windows, progress=progress,
+                                 on_plan=lambda plan: say(plan.describe()),
+                                 on_cell=lambda plan, k: say(plan.progress_line(k)), dataset_source=str(target_path))
+            except KeyboardInterrupt:
+                kept = f"kept in {kb_out}" if kb_out is not None else "kept in the cache"
+                click.echo(f"interrupted: {done['k']} of {done['n'] or '?'} model(s) measured and {kept}; "
+                           "run the same command again to continue", err=True)
+                sys.exit(130)
+    if fmt == "table":
+        text = None
+        res.render()
+    elif fmt == "json":
+        text = res.to_json()
+    else:
+        text = res.table.write_csv()
+    if out is not None:
+        with atomic_path(out) as tmp:
+            tmp.write_text(text if text is not None else res.table.write_csv())
+        if not quiet:
+            click.echo(f"verification -> {out}", err=True)
+    elif text is not None:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
 def _rank(steps: Steps, target_path, freq, layout, item_id_col, timestamp_col, target_col, task, models, kb_path,
           method, learner, n_windows, seed, no_zero_shot):
     """predict and report: open the KB, fit, load the target, rank; each step shown by ``steps``.
@@ -735,6 +831,7 @@ def evaluate(kb_path, scenarios, learners, no_zero_shot, few_shot_windows, seed,
 def _estimator_info(est, target, kb, seed: int, no_zero_shot: bool) -> dict:
     """What predict and report say about the estimator that ranked (JSON ``info``, table footer)."""
     info = {"target": target.name, "freq": target.freq, "n_series": target.n_series, "kb": str(kb.path),
+            **({"kb_layers": [str(p) for p in kb.paths]} if hasattr(kb, "paths") else {}),
             "method": est.method_, "learner": est.learner_name_,
             "zero_shot": bool(getattr(est, "zero_shot_used_", not no_zero_shot)),
             "no_weights": sorted(getattr(est, "zero_shot_missing_", {})), "seed": seed,

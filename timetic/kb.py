@@ -165,6 +165,7 @@ OBSERVATIONS_SCHEMA = pl.Schema(
         "wall_time_s": pl.Float64,
         "date": pl.Utf8,
         "fit_log": pl.Utf8,
+        "source": pl.Utf8,
     }
 )
 
@@ -210,7 +211,7 @@ TABLES: dict[str, TableSpec] = {
         OBSERVATIONS_SCHEMA,
         ("dataset_id", "model_id", "task", "recipe_hash", "item_id", "window_start"),
         timestamp="date",
-        optional=("sn_mase", "sn_wql", "fit_log"),
+        optional=("sn_mase", "sn_wql", "fit_log", "source"),
     ),
 }
 """The KB tables by name, in the order they are written."""
@@ -1057,17 +1058,27 @@ class KnowledgeBase:
                 )
             else:
                 problems += self._leftover_problems(lock == "stale")
-            return problems + _table_problems(self.tables())[0]
+            return problems + _table_problems(self.tables(), self._base_ids())[0]
+        known = self._base_ids()
         with self._locked():
             problems = [_fixed(p) for p in self._leftover_problems(lock == "stale")]
             self._recover()
             tables = {name: self._read(name) for name in TABLES}
-            found, repaired = _table_problems(tables)
+            found, repaired = _table_problems(tables, known)
             tx = Transaction(self)
             for name, table in repaired.items():
                 tx._set(name, table)
             self._commit(tx)
         return problems + [_fixed(p) if p.repairable else p for p in found]
+
+    def _base_ids(self) -> dict[str, set[str]]:
+        """Dataset and model ids of the KBs this one layers over (a user KB, :mod:`timetic.layers`):
+        its observations may name them."""
+        if not self.meta.get("base"):
+            return {}
+        from timetic.layers import base_ids
+
+        return base_ids(self)
 
     def _leftover_problems(self, stale_lock: bool) -> list["Problem"]:
         problems = []
@@ -1175,8 +1186,11 @@ def _names(values: Iterable[str], limit: int = 5) -> str:
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
 
-def _table_problems(tables: dict[str, pl.DataFrame]) -> tuple[list[Problem], dict[str, pl.DataFrame]]:
-    """Cross-table inconsistencies of ``tables``, and the tables repaired where that is safe."""
+def _table_problems(
+    tables: dict[str, pl.DataFrame], base: dict[str, set[str]] | None = None
+) -> tuple[list[Problem], dict[str, pl.DataFrame]]:
+    """Cross-table inconsistencies of ``tables``, and the tables repaired where that is safe.
+    ``base``: ``{"dataset_id": ids, "model_id": ids}`` registered in the KBs a user KB layers over."""
     problems: list[Problem] = []
     repaired: dict[str, pl.DataFrame] = {}
     tables = dict(tables)
@@ -1196,7 +1210,8 @@ def _table_problems(tables: dict[str, pl.DataFrame]) -> tuple[list[Problem], dic
     datasets = set(tables["datasets"].get_column("dataset_id").to_list())
     models = set(tables["models"].get_column("model_id").to_list())
     windows, obs = tables["windows"], tables["observations"]
-    orphan = windows.filter(~pl.col("dataset_id").is_in(pl.Series(sorted(datasets), dtype=pl.Utf8).implode()))
+    registered = pl.Series(sorted(datasets | (base or {}).get("dataset_id", set())), dtype=pl.Utf8).implode()
+    orphan = windows.filter(~pl.col("dataset_id").is_in(registered))
     if orphan.height:
         ids = set(orphan.get_column("dataset_id").to_list())
         problems.append(
@@ -1205,9 +1220,7 @@ def _table_problems(tables: dict[str, pl.DataFrame]) -> tuple[list[Problem], dic
                 f"windows: {orphan.height} row(s) of unregistered dataset(s) {_names(ids)} (repair drops them)",
             )
         )
-        tables["windows"] = repaired["windows"] = windows.filter(
-            pl.col("dataset_id").is_in(pl.Series(sorted(datasets), dtype=pl.Utf8).implode())
-        )
+        tables["windows"] = repaired["windows"] = windows.filter(pl.col("dataset_id").is_in(registered))
     with_windows = set(tables["windows"].get_column("dataset_id").to_list())
     observed_datasets = set(obs.get_column("dataset_id").to_list())
     empty = datasets - with_windows
@@ -1236,7 +1249,7 @@ def _table_problems(tables: dict[str, pl.DataFrame]) -> tuple[list[Problem], dic
         ("dataset_id", datasets, "datasets", "add-dataset"),
         ("model_id", models, "models", "add-model"),
     ):
-        missing = set(obs.get_column(column).to_list()) - known
+        missing = set(obs.get_column(column).to_list()) - known - (base or {}).get(column, set())
         if missing:
             n = obs.filter(pl.col(column).is_in(pl.Series(sorted(missing), dtype=pl.Utf8).implode())).height
             problems.append(

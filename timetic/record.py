@@ -150,11 +150,12 @@ def add_model(kb: KnowledgeBase, source: str | Path, adapter: str, model_id: str
 FIT_LOG_KEYS = ("val_curve", "best_step", "best_val", "steps_run", "stopped_early", "learning_rate")
 
 
-def observation_rows(result: FinetuneResult) -> pl.DataFrame:
-    """The ``observations`` rows of one fine-tuning run."""
+def observation_rows(result: FinetuneResult, source: str | None = None) -> pl.DataFrame:
+    """The ``observations`` rows of one fine-tuning run; ``source`` (e.g. ``"verify"``) says what
+    produced them (the column is left out when ``None``, as for the grid's rows)."""
     prov = result.provenance
     t = result.table
-    return t.select(
+    rows = t.select(
         pl.col("dataset").alias("dataset_id"),
         pl.col("model").alias("model_id"),
         "task", "item_id", "window_start", "horizon", "zs_mase", "ft_mase", "zs_wql", "ft_wql",
@@ -168,6 +169,7 @@ def observation_rows(result: FinetuneResult) -> pl.DataFrame:
         pl.lit(str(prov.get("date", ""))).alias("date"),
         pl.lit(json.dumps({k: prov.get(k) for k in FIT_LOG_KEYS}, default=str)).alias("fit_log"),
     )
+    return rows if source is None else rows.with_columns(pl.lit(source, dtype=pl.Utf8).alias("source"))
 
 
 def add_observations(kb: KnowledgeBase, results: FinetuneResult | str | Path) -> int:

@@ -185,10 +185,11 @@ class TimeTic:
 
     @classmethod
     def from_kb(cls, path: str | Path | None = None, **kwargs: Any) -> "TimeTic":
-        """Open a knowledge base (default: the one shipped in ``meta_features/``)."""
-        from timetic.kb import KnowledgeBase, default_kb_path
+        """Open a knowledge base (default: the one shipped in ``meta_features/``); a user KB is read
+        with the KBs it layers over (:mod:`timetic.layers`)."""
+        from timetic.layers import open_kb
 
-        return cls(KnowledgeBase.open(path or default_kb_path()), **kwargs)
+        return cls(open_kb(path), **kwargs)
 
     # -- fit -----------------------------------------------------------------------------------
     @property
@@ -363,6 +364,25 @@ class TimeTic:
             )
         return self.predict_detailed(target, task=task, models=models, n_windows=n_windows, explain_top=1,
                                      progress=progress, **load_kwargs)["ranking"]
+
+    def verify(
+        self,
+        target: Any,
+        task: str | Sequence[str] = "short",
+        top_k: int = 3,
+        kb_out: str | Path | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Fine-tune the ``top_k`` predicted models on ``target`` with the KB's recipe, score them on
+        the target's held-out span and set the observations beside the predictions; with
+        ``kb_out``, record them in a user KB layered over this estimator's KB.
+
+        Returns a :class:`timetic.verify.VerifyResult` (``table``, ``summary()``, ``to_json()``);
+        the other arguments are :func:`timetic.verify.verify`'s.
+        """
+        from timetic.verify import verify
+
+        return verify(self, target, task=task, top_k=top_k, kb_out=kb_out, **kwargs)
 
     def predict_detailed(
         self,
