@@ -11,7 +11,8 @@ Test list (each a former traceback or a class of input the fuzz test covers):
   1e20 is accepted with a warning;
 * the top-level guard: any exception in any command, including nested ``kb`` commands;
 * fuzz: generated targets (magnitudes 0 to 1e300, NaN patterns, too-short to long series,
-  constant series, seven frequencies, time zones, long / single-series / wide layouts, parquet
+  constant series, nine frequencies with business days and business hours, time zones and
+  daylight-saving changes, missing timestamps, long / single-series / wide layouts, parquet
   and CSV) through ``predict --no-zero-shot`` on the shipped KB.
 """
 
@@ -172,8 +173,8 @@ def test_load_target_magnitude_limits():
     from timetic.errors import TimeticInputError, TimeticWarning
 
     df = make_long(2, 100)
-    ok = load_target(df.with_columns(pl.col("target") * 0.0))  # all zeros: accepted (no scale)
-    assert ok.n_series == 2
+    with pytest.raises(TimeticInputError, match="nothing to forecast: 's0' \\(all zero\\)"):
+        load_target(df.with_columns(pl.col("target") * 0.0))  # all zeros: not a magnitude error, degenerate
     with pytest.warns(TimeticWarning, match="lose accuracy"):
         load_target(df.with_columns(pl.col("target") * 1e20))
     big = df.with_columns(pl.when(pl.col("item_id") == "s1").then(pl.col("target") * MAX_ABS_VALUE)
@@ -252,14 +253,16 @@ def test_usage_errors_keep_exit_2(runner):
 # ---------------------------------------------------------------------------------------------
 # fuzz: generated targets through predict --no-zero-shot
 
-FREQS = ["h", "30min", "D", "W-SUN", "MS", "QS", "YS"]
+FREQS = ["h", "30min", "D", "W-SUN", "MS", "QS", "YS", "B", "bh"]
 #: points that a series of each frequency needs for the short task (context + horizon + 10%), rounded up
-LONG_ENOUGH = {"h": 700, "30min": 700, "D": 330, "W-SUN": 130, "MS": 90, "QS": 50, "YS": 30}
+LONG_ENOUGH = {"h": 700, "30min": 700, "D": 330, "W-SUN": 130, "MS": 90, "QS": 50, "YS": 30, "B": 330, "bh": 700}
 MAGNITUDES = [0.0, 1e-300, 1e-30, 1e-8, 1e-3, 1.0, 1e6, 1e12, 1e20, 1e30, 1e38, 1e300]
 TYPICAL_MAGNITUDES = [1.0, 1e-3, 1e3, 1e6, 1e12, 0.0]
 NAN_PATTERNS = ["none", "sprinkle", "leading", "trailing", "block", "all", "all-but-one"]
 SHAPES = ["noise", "seasonal", "constant", "trend", "spike"]
 TIME_ZONES = [None, "UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]
+#: series start: in winter, or days before the spring / autumn daylight-saving change
+STARTS = ["2001-01-01", "2001-03-20", "2001-10-22"]
 LENGTHS = [1, 2, 3, 10, 40, 90, 130, 330, 700]
 
 
@@ -287,7 +290,8 @@ def targets(draw):
         series.append(dict(length=length, magnitude=magnitude * draw(st.sampled_from([1.0, -1.0])),
                            shape=draw(st.sampled_from(SHAPES)), nan=nan))
     return dict(freq=freq, layout=layout, series=series, tz=draw(st.sampled_from(TIME_ZONES)),
-                fmt=draw(st.sampled_from(["parquet", "csv"])), seed=draw(st.integers(0, 2**16)))
+                fmt=draw(st.sampled_from(["parquet", "csv"])), seed=draw(st.integers(0, 2**16)),
+                start=draw(st.sampled_from(STARTS)), gaps=draw(st.sampled_from([0.0, 0.0, 0.03, 0.3])))
 
 
 def _values(spec: dict, rng: np.random.Generator) -> np.ndarray:
@@ -296,8 +300,8 @@ def _values(spec: dict, rng: np.random.Generator) -> np.ndarray:
     shape = spec["shape"]
     if shape == "noise":
         y = rng.normal(1.0, 0.3, n)
-    elif shape == "seasonal":
-        y = 1.0 + 0.5 * np.sin(2 * np.pi * t / 12)
+    elif shape == "seasonal":  # with a drift: an exactly periodic series is degenerate (no MASE)
+        y = 1.0 + 0.5 * np.sin(2 * np.pi * t / 12) + 0.2 * t / max(n, 1)
     elif shape == "constant":
         y = np.ones(n)
     elif shape == "trend":
@@ -326,8 +330,13 @@ def _write_target(case: dict, folder) -> str:
     rng = np.random.default_rng(case["seed"])
     frames = []
     for i, spec in enumerate(case["series"]):
-        ts = pd.date_range("2001-01-01", periods=spec["length"], freq=case["freq"], tz=case["tz"])
-        frames.append(pl.DataFrame({"item_id": f"s{i}", "timestamp": pl.Series(ts), "target": _values(spec, rng)}))
+        ts = pd.date_range(case.get("start", "2001-01-01"), periods=spec["length"], freq=case["freq"], tz=case["tz"])
+        frame = pl.DataFrame({"item_id": f"s{i}", "timestamp": pl.Series(ts), "target": _values(spec, rng)})
+        if case.get("gaps"):  # missing timestamps (rows left out), the first and last kept
+            keep = rng.random(frame.height) >= case["gaps"]
+            keep[[0, -1]] = True
+            frame = frame.filter(pl.Series(keep))
+        frames.append(frame)
     long = pl.concat(frames)
     if case["layout"] == "single":
         df = long.drop("item_id")

@@ -111,7 +111,10 @@ def _bad_inputs(tmp_path: Path, good: pl.DataFrame) -> dict[str, tuple[Path, str
         "entirely NaN",
     )
     cases["duplicates"] = (put("dup", pl.concat([good, good.head(1)])), "duplicate timestamps")
-    cases["irregular"] = (put("irregular", good.filter(pl.int_range(pl.len()) % 50 != 7)), "irregular timestamps")
+    # missing rows are gaps (filled with NaN, tests/test_target_inputs.py); a step off the grid is not
+    off_grid = pl.when(pl.int_range(pl.len()) % 50 == 7).then(pl.col("timestamp") + pl.duration(minutes=37))
+    cases["irregular"] = (put("irregular", good.with_columns(off_grid.otherwise(pl.col("timestamp")))),
+                          "irregular timestamps")
     mixed = pl.concat([
         good.filter(pl.col("item_id") == "s0"),
         make_long(1, 300, freq="D").with_columns(pl.lit("daily").alias("item_id")),
@@ -180,9 +183,14 @@ def test_loader_property(n_series, length, values, freq):
     try:
         t = load_target(df)
     except TimeticInputError as e:
-        # all NaN, or (floats include 1e-300-like values) a series too small for float32
-        assert "\n" not in str(e) and ("entirely NaN" in str(e) or "out of range" in str(e))
+        # all NaN, (floats include 1e-300-like values) a series too small for float32, or every
+        # series constant / exactly periodic (the values repeat: period len(values))
+        assert "\n" not in str(e)
+        assert "entirely NaN" in str(e) or "out of range" in str(e) or "nothing to forecast" in str(e)
         return
-    assert t.n_series == n_series and t.freq.split("-")[0] == freq.split("-")[0]
-    got = np.concatenate(t.series())
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(np.asarray(vals, dtype=float)))
+    assert 1 <= t.n_series <= n_series and t.freq.split("-")[0] == freq.split("-")[0]
+    original = dict(zip([f"i{k}" for k in range(n_series)], np.split(np.asarray(vals, dtype=float), n_series)))
+    for item, got in zip(t.item_ids, t.series()):  # the kept series are unchanged
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(original[item]))
+        np.testing.assert_array_equal(got[~np.isnan(got)], original[item][~np.isnan(original[item])])
+        assert np.nanmax(got) > np.nanmin(got)  # a constant series is never kept

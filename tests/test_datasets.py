@@ -705,7 +705,7 @@ def test_supported_tasks():
             {
                 "item_id": ["a"] * 2000 + ["b"] * 700,
                 "timestamp": list(pd.date_range("2024-01-01", periods=2000, freq="h")) + list(pd.date_range("2024-01-01", periods=700, freq="h")),
-                "target": np.ones(2700),
+                "target": np.random.default_rng(0).normal(10, 1, 2700),  # constant series would be dropped
             }
         ),
         "h",

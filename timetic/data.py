@@ -19,6 +19,29 @@ NaN is an error. Timestamps that are not sorted are sorted (this is never ambigu
 duplicate timestamps are an error). Every other problem raises :class:`TimeticInputError` with a
 one-line message naming the problem and the fix.
 
+Frequency and gaps: every series must sit on the grid of one frequency (given, or inferred). Missing
+timestamps (an outage, missing hours, a holiday of business-day data) are gaps: the series is
+re-indexed onto the grid and the gap filled with NaN, with one :class:`TimeticWarning` saying how
+many points each series got. Without ``freq``, a series that pandas cannot infer is explained by
+its most common step: hourly bars on weekdays that fit in 8 slots an hour apart read as business
+hours ``bh`` (09:00 to 16:00 as in pandas, or other opening hours such as 10:00 to 17:00: the grid
+is then those 8 slots of every business day), days that are all weekdays as business days ``B``;
+weekly and coarser steps by the frequency pandas infers on runs of three consecutive timestamps. A
+step that is not a whole number of grid steps is an error that shows it; so is a frequency whose
+single step is not the most common one, a fill that would add more missing points to a series than
+it has, or more than :data:`MAX_FILLED_POINTS` in all. Other opening hours (more than 8 hourly
+bars a day, half-hourly bars) are an error that says how to aggregate them.
+
+Time zones: timestamps with a zone (parquet, Arrow, pandas) or with UTC offsets (CSV strings such
+as ``2024-03-31T01:00:00+01:00``) are read both in UTC and in local wall-clock time, and the
+reading with fewer distinct steps is kept (the local one on a tie); the zone is then dropped. So
+hourly data across a daylight-saving change is read in UTC (no gap, no duplicate hour), daily and
+coarser data and business hours in local time (dates stay dates, opening hours stay put).
+
+Degenerate series: a series that is constant (all zeros included), or repeats itself exactly every
+season (m = :func:`timetic.tasks.seasonality` steps), has a seasonal-naive error of 0, so its MASE
+is undefined: it is dropped with a warning, and a target with no other series is an error.
+
 Magnitudes: the models compute in float32, so the values must be representable there. A series
 whose largest absolute value exceeds :data:`MAX_ABS_VALUE` (1e30), or is non-zero but below
 :data:`MIN_ABS_SCALE` (1e-30), is an error that says to rescale the target (MASE and WQL, and so
@@ -41,7 +64,7 @@ import pandas as pd
 import polars as pl
 
 from timetic.errors import TimeticInputError, TimeticWarning
-from timetic.tasks import Task, freq_unit, test_length
+from timetic.tasks import BUSINESS_HOURS_PER_DAY, Task, freq_unit, seasonality, test_length
 
 SCHEMA = {"item_id": pl.Utf8, "timestamp": pl.Datetime("ns"), "target": pl.Float64}
 
@@ -54,6 +77,11 @@ MIN_ABS_SCALE = 1e-30
 #: Series scales (largest absolute value) at which every model family forecasts as it does at
 #: unit scale; outside, the target is accepted with a warning.
 ACCURATE_RANGE = (1e-6, 1e15)
+#: Most missing points that putting the series on their frequency's grid may add, over the target.
+MAX_FILLED_POINTS = 10_000_000
+#: A series whose largest seasonal difference (or range) is at most this fraction of its largest
+#: |value| is degenerate (constant, or exactly periodic up to float64 rounding).
+DEGENERATE_RTOL = 1e-10
 
 _READERS = {
     ".parquet": "parquet",
@@ -146,6 +174,11 @@ class Target:
 
     def to_gluonts(self) -> list[dict[str, Any]]:
         """A GluonTS ``ListDataset``-style list of entries (``start`` as a ``pd.Period``)."""
+        if freq_unit(self.freq)[0] == "BH":
+            raise TimeticInputError(
+                f"GluonTS periods have no business-hour frequency ({self.freq!r}); use target.frame, "
+                "or put the target on an hourly grid first"
+            )
         return [
             {"item_id": i, "start": pd.Period(t, freq=period_freq(self.freq)), "target": s}
             for i, t, s in zip(self.item_ids, self.start_timestamps(), self.series())
@@ -211,7 +244,7 @@ def load_target(
         raise TimeticInputError(f"unknown layout {layout!r}; use 'long', 'wide' or 'auto'")
     if isinstance(source, (str, Path)):
         path = Path(source)
-        df = _read_file(path)
+        df = _read_file(path, timestamp)
         name = name or path.name.split(".")[0]
     elif isinstance(source, pl.DataFrame):
         df = source
@@ -231,7 +264,8 @@ def load_target(
         raise TimeticInputError("the target has no rows; pass a file or frame with data")
     long = _to_long(df, item_id=item_id, timestamp=timestamp, target=target, layout=layout)
     long = _validate(long)
-    freq = _check_frequency(long, freq)
+    freq, long = _check_frequency(long, freq)
+    long = _drop_degenerate(long, freq)
     return Target(frame=long, freq=freq, name=name or "target")
 
 
@@ -239,7 +273,7 @@ def load_target(
 # readers
 
 
-def _read_file(path: Path) -> pl.DataFrame:
+def _read_file(path: Path, timestamp: str = "timestamp") -> pl.DataFrame:
     if not path.exists():
         raise TimeticInputError(f"file not found: {path}; check the path")
     if path.is_dir():
@@ -260,7 +294,9 @@ def _read_file(path: Path) -> pl.DataFrame:
             df = pl.read_ipc(path)
         else:
             sep = "\t" if path.name.lower().endswith((".tsv", ".tsv.gz")) else ","
-            df = pl.read_csv(path, separator=sep, infer_schema_length=10000, try_parse_dates=True)
+            # the timestamp column as text: its UTC offsets (if any) give the local time too
+            df = pl.read_csv(path, separator=sep, infer_schema_length=10000, try_parse_dates=True,
+                             schema_overrides={timestamp: pl.Utf8})
     except Exception as e:  # polars raises many exception types for corrupt files
         reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise TimeticInputError(
@@ -381,25 +417,7 @@ def _show(cols: list[str], k: int = 8) -> str:
 
 
 def _validate(long: pl.DataFrame) -> pl.DataFrame:
-    # timestamps
-    ts_type = long.schema["timestamp"]
-    if ts_type == pl.Utf8:
-        try:
-            long = long.with_columns(pl.col("timestamp").str.to_datetime(strict=True))
-        except Exception as e:
-            raise TimeticInputError(
-                "timestamp column has values that are not dates or times; use ISO dates like "
-                "2024-01-31 or 2024-01-31 13:00"
-            ) from e
-    elif ts_type == pl.Date:
-        long = long.with_columns(pl.col("timestamp").cast(pl.Datetime("ns")))
-    elif not isinstance(ts_type, pl.Datetime):
-        raise TimeticInputError(
-            f"timestamp column has type {ts_type}, not dates or times; store timestamps as dates"
-        )
-    if isinstance(long.schema["timestamp"], pl.Datetime) and long.schema["timestamp"].time_zone:
-        long = long.with_columns(pl.col("timestamp").dt.replace_time_zone(None))
-    long = long.with_columns(pl.col("timestamp").cast(pl.Datetime("ns")))
+    long = _parse_timestamps(long)
     if long.get_column("timestamp").null_count():
         raise TimeticInputError("timestamp column has empty values; fill or drop those rows")
     if long.get_column("item_id").null_count():
@@ -437,6 +455,8 @@ def _validate(long: pl.DataFrame) -> pl.DataFrame:
         long = long.sort(["item_id", "timestamp"])  # not stable: equal keys are an error below anyway
     ids = long.get_column("item_id")
     starts = run_starts(ids)
+    if _LOCAL in long.columns:
+        long = _pick_clock(long, starts)
     values = long.get_column("target").to_numpy()
     with np.errstate(invalid="ignore"):
         scale = np.fmax.reduceat(np.abs(values), starts)  # largest |value| per series; NaN: all NaN
@@ -497,35 +517,127 @@ def _check_magnitudes(series_ids: pl.Series, scale: np.ndarray) -> None:
         )
 
 
-def _check_frequency(long: pl.DataFrame, freq: str | None) -> str:
-    """Infer (or check) one regular frequency shared by all series."""
+# ---------------------------------------------------------------------------------------------
+# timestamps: parsing, time zones
+
+#: the local wall-clock reading of zoned timestamps, next to the UTC one, until one is picked
+_LOCAL = "__timetic_local__"
+#: a UTC offset (or Z) after a time of day: ``13:00+01:00``, ``13:00:00.5-0500``, ``13:00Z``
+_OFFSET_AFTER_TIME = r"\d:\d{2}(:\d{2}(\.\d*)?)?\s?(Z|[+-]\d{2}(:?\d{2})?)$"
+_OFFSET = r"\s?(Z|[+-]\d{2}(:?\d{2})?)$"
+
+
+def _parse_timestamps(long: pl.DataFrame) -> pl.DataFrame:
+    """The ``timestamp`` column as naive ``Datetime("ns")``: in UTC when the input has a time zone
+    or UTC offsets, with the local wall-clock reading in :data:`_LOCAL` (:func:`_pick_clock`
+    chooses between them once the rows are sorted)."""
+    ts = long.get_column("timestamp")
+    local = None
+    if ts.dtype == pl.Utf8:
+        has_offset = ts.str.contains(_OFFSET_AFTER_TIME)
+        n_offset, n_values = int(has_offset.sum() or 0), ts.len() - ts.null_count()
+        if 0 < n_offset < n_values:
+            a = ts.filter(has_offset)[0]
+            b = ts.filter(has_offset.not_() & ts.is_not_null())[0]
+            raise TimeticInputError(
+                f"timestamp column mixes times with and without a UTC offset (e.g. {a!r} and {b!r}); "
+                "give every timestamp an offset, or none"
+            )
+        try:
+            if n_offset:
+                local = ts.str.replace(_OFFSET, "").str.to_datetime(strict=True)
+                ts = ts.str.to_datetime(strict=True, time_zone="UTC")
+            else:
+                ts = ts.str.to_datetime(strict=True)
+        except Exception as e:
+            raise TimeticInputError(
+                "timestamp column has values that are not dates or times; use ISO dates like "
+                "2024-01-31 or 2024-01-31 13:00"
+            ) from e
+    elif ts.dtype == pl.Date:
+        ts = ts.cast(pl.Datetime("ns"))
+    elif not isinstance(ts.dtype, pl.Datetime):
+        raise TimeticInputError(
+            f"timestamp column has type {ts.dtype}, not dates or times; store timestamps as dates"
+        )
+    if ts.dtype.time_zone:
+        if local is None:  # a zone (not offsets read from text): its wall-clock time
+            local = ts.dt.replace_time_zone(None)
+        ts = ts.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    columns = [ts.cast(pl.Datetime("ns")).alias("timestamp")]
+    if local is not None:
+        columns.append(local.cast(pl.Datetime("ns")).alias(_LOCAL))
+    return long.with_columns(columns)
+
+
+def _pick_clock(long: pl.DataFrame, starts: np.ndarray) -> pl.DataFrame:
+    """Keep the UTC or the local reading of zoned timestamps: the one with fewer distinct steps
+    within series (the local one on a tie). Hourly data across a daylight-saving change is regular
+    in UTC (local time skips or repeats an hour); daily data, months and business hours are
+    regular in local time (in UTC they move by an hour)."""
+    inside = np.ones(max(long.height - 1, 0), dtype=bool)
+    inside[starts[1:] - 1] = False
+    n_steps = {}
+    for col in ("timestamp", _LOCAL):
+        steps = np.diff(long.get_column(col).to_numpy().view(np.int64))[inside]
+        n_steps[col] = len(np.unique(steps))
+    if n_steps[_LOCAL] <= n_steps["timestamp"]:
+        long = long.with_columns(pl.col(_LOCAL).alias("timestamp"))
+        if not _sorted_by_item_and_time(long):
+            long = long.sort(["item_id", "timestamp"])
+    return long.drop(_LOCAL)
+
+
+# ---------------------------------------------------------------------------------------------
+# frequency and gaps
+
+_HOUR = 3_600 * 10**9
+_DAY = 24 * _HOUR
+_WEEK = 7 * _DAY
+
+
+@dataclass
+class _OnGrid:
+    """One series placed on the grid of its frequency.
+
+    Attributes:
+        freq: the frequency alias.
+        positions: shape (n,), each row's index on the grid; None when not computed (a series
+            pandas infers as regular).
+        grid: shape (size,), the grid's timestamps (int64 ns); None when no point is missing.
+    """
+
+    freq: str
+    positions: np.ndarray | None = None
+    grid: np.ndarray | None = None
+
+    @property
+    def filled(self) -> int:
+        return 0 if self.grid is None else len(self.grid) - len(self.positions)
+
+
+def _check_frequency(long: pl.DataFrame, freq: str | None) -> tuple[str, pl.DataFrame]:
+    """Infer (or check) one frequency shared by all series; put series with gaps on its grid.
+
+    Returns the frequency and the frame, re-indexed (gaps filled with NaN, one warning) when some
+    series miss timestamps of the grid.
+    """
     per_series: dict[str, str] = {}
     starts = run_starts(long.get_column("item_id"))  # rows are sorted by item (_validate)
     ends = np.append(starts[1:], long.height)
     stamps = long.get_column("timestamp").to_numpy()
+    if freq is not None:
+        freq = _canonical(freq)
     fast = _one_fixed_step(stamps, starts, ends, freq)
     if fast is not None:
-        return fast
+        return fast, long
     items = long.get_column("item_id").gather(starts).to_list()
-    for item, a, b in zip(items, starts, ends):
-        ts = pd.DatetimeIndex(stamps[a:b])
-        if len(ts) < 3:
-            if freq is None:
-                continue  # too short to infer; it will be dropped by the task's length check
-            per_series[str(item)] = _conform(ts, freq, item)
-            continue
-        if freq is not None:
-            per_series[str(item)] = _conform(ts, freq, item)
-            continue
-        inferred = pd.infer_freq(ts)
-        if inferred is None:
-            steps = pd.Series(ts).diff().dropna().value_counts()
-            shown = ", ".join(str(s) for s in steps.index[:3])
-            raise TimeticInputError(
-                f"series {item!r} has irregular timestamps (steps {shown}); resample it to a "
-                "regular grid (fill gaps with NaN) or pass --freq"
-            )
-        per_series[str(item)] = inferred
+    fits: dict[int, _OnGrid] = {}
+    for k, (item, a, b) in enumerate(zip(items, starts, ends)):
+        if freq is None and b - a < 3:
+            continue  # too short to infer; it will be dropped by the task's length check
+        fits[k] = _fit_series(item, stamps[a:b], freq)
+        per_series[str(item)] = fits[k].freq
     if not per_series:
         raise TimeticInputError(
             "cannot infer the frequency: every series has fewer than 3 points; pass --freq or "
@@ -533,16 +645,334 @@ def _check_frequency(long: pl.DataFrame, freq: str | None) -> str:
         )
     freqs = set(per_series.values())
     if len(freqs) > 1:
-        items = {}
+        first: dict[str, str] = {}
         for item, f in per_series.items():
-            items.setdefault(f, item)
-        shown = ", ".join(f"{i!r} is {f!r}" for f, i in list(items.items())[:3])
+            first.setdefault(f, item)
+        shown = ", ".join(f"{i!r} is {f!r}" for f, i in list(first.items())[:3])
         raise TimeticInputError(
             f"mixed frequencies ({shown}); load one frequency per target, or resample"
         )
     out = freq or freqs.pop()
     freq_unit(out)  # supported?
-    return out
+    filled = {k: fit.filled for k, fit in fits.items() if fit.filled}
+    if filled:
+        total = sum(filled.values())
+        if total > MAX_FILLED_POINTS:
+            raise TimeticInputError(
+                f"putting the series on frequency {out!r} would add {total:,} missing points "
+                f"(more than {MAX_FILLED_POINTS:,}); check the timestamps and --freq, or trim the "
+                "series to the spans they cover"
+            )
+        long = _fill_gaps(long, starts, ends, fits)
+        shown = ", ".join(f"{items[k]!r} {n:,}" for k, n in list(filled.items())[:5])
+        more = f" and {len(filled) - 5} more series" if len(filled) > 5 else ""
+        warnings.warn(
+            f"filled {total:,} missing timestamps with NaN to put the series on frequency {out!r} "
+            f"(series {shown}{more}); they stay missing: features interpolate, models see them as "
+            "missing, metrics skip them",
+            TimeticWarning,
+            stacklevel=3,
+        )
+    return out, long
+
+
+def _to_offset(freq: str) -> pd.DateOffset:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # deprecated aliases ('H', 'BH', 'T')
+            return pd.tseries.frequencies.to_offset(freq)
+    except (ValueError, TypeError) as e:
+        raise TimeticInputError(
+            f"unknown frequency {freq!r}; give a pandas alias such as 'h', '30min', 'D', 'B', 'bh', "
+            "'W', 'MS'"
+        ) from e
+
+
+def _canonical(freq: str) -> str:
+    """A given frequency, checked (known to pandas, supported); business hours as ``bh``."""
+    off = _to_offset(freq)
+    freq_unit(freq)  # supported?
+    if isinstance(off, (pd.offsets.BusinessHour, pd.offsets.CustomBusinessHour)):
+        return ("" if off.n == 1 else str(off.n)) + "bh"
+    return freq
+
+
+def _fit_series(item: Any, ts: np.ndarray, freq: str | None) -> _OnGrid:
+    """Place one series (``ts``: shape (n,) datetime64[ns], sorted, distinct) on the grid of
+    ``freq``, or of the frequency that explains its timestamps when ``freq`` is None."""
+    if freq is None:
+        inferred = pd.infer_freq(pd.DatetimeIndex(ts))
+        if inferred is not None:
+            return _OnGrid(inferred)
+        return _place(item, ts, _candidate(item, ts), given=False)
+    return _place(item, ts, freq, given=True)
+
+
+def _candidate(item: Any, ts: np.ndarray) -> str:
+    """The frequency that explains a series pandas cannot infer (``ts``: n >= 3 timestamps): its
+    most common step (ties: the shortest), read as business hours or business days when every
+    timestamp is in them; weekly and coarser steps by the frequency pandas infers on runs of three
+    consecutive timestamps (so months keep their anchor)."""
+    t = ts.view(np.int64)
+    values, counts = np.unique(np.diff(t), return_counts=True)
+    step = int(values[np.argmax(counts)])
+    idx = pd.DatetimeIndex(ts)
+    if step < _WEEK:
+        if step == _HOUR and _session_slots(idx) is not None:
+            return "bh"
+        if step == _DAY and (idx.dayofweek < 5).all() and t[-1] - t[0] >= _WEEK:
+            return "B"
+        return pd.tseries.frequencies.to_offset(pd.Timedelta(step, unit="ns")).freqstr
+    votes: dict[str, int] = {}
+    for i in np.unique(np.linspace(0, len(t) - 3, num=min(25, len(t) - 2)).astype(np.int64)):
+        f = pd.infer_freq(idx[i : i + 3])
+        if f is not None:
+            votes[f] = votes.get(f, 0) + 1
+    if not votes:
+        raise TimeticInputError(
+            f"series {item!r} has irregular timestamps (most common step {_span(step)}, and no "
+            "frequency explains them); resample it to a regular grid (gaps as NaN) or pass --freq"
+        )
+    return max(votes, key=votes.get)
+
+
+def _session_slots(idx: pd.DatetimeIndex) -> np.ndarray | None:
+    """The 8 times of day (ns after midnight, shape (8,)) of business-hour data, else None.
+
+    Business-hour data: every timestamp on a weekday, at times of day an hour apart that fit in 8
+    hourly bars (09:00 to 16:00 as pandas' ``bh``; other opening hours such as 10:00 to 17:00, or
+    09:30 to 15:30 whose eighth bar, 16:30, is then always missing)."""
+    if not len(idx) or not (idx.dayofweek < 5).all():
+        return None
+    slots = np.unique(idx.asi8 % _DAY)
+    if slots[-1] - slots[0] > (BUSINESS_HOURS_PER_DAY - 1) * _HOUR or ((slots - slots[0]) % _HOUR).any():
+        return None
+    return slots[0] + np.arange(BUSINESS_HOURS_PER_DAY, dtype=np.int64) * _HOUR
+
+
+def _session_grid(t: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Business days from ``t[0]`` to ``t[-1]`` times ``slots`` (int64 ns, sorted), from ``t[0]``
+    to ``t[-1]``: the business-hour grid of opening hours other than pandas' 09:00-17:00."""
+    days = pd.bdate_range(pd.Timestamp(int(t[0])).normalize(), pd.Timestamp(int(t[-1])).normalize()).asi8
+    grid = (days[:, None] + slots[None, :]).ravel()
+    return grid[(grid >= t[0]) & (grid <= t[-1])]
+
+
+def _place(item: Any, ts: np.ndarray, freq: str, given: bool) -> _OnGrid:
+    """Grid positions of a series' timestamps on ``freq`` (anchored at its first timestamp), or
+    the error that says which step does not fit, or that the fit would be mostly missing."""
+    off = _to_offset(freq)
+    t = ts.view(np.int64)
+    n = len(t)
+    if isinstance(off, pd.offsets.Tick):
+        p = int(off.nanos)
+        rel = t - t[0]
+        bad = np.flatnonzero(rel % p)
+        if bad.size:
+            raise _off_grid(item, t, int(bad[0]), freq, given, step=p)
+        positions = rel // p
+        size = int(positions[-1]) + 1
+        if size - n > n:
+            raise _mostly_missing(item, t, positions, freq, given)
+        grid = None if size == n else t[0] + np.arange(size, dtype=np.int64) * p
+    else:
+        slots = None
+        if isinstance(off, pd.offsets.BusinessHour) and off.n == 1:
+            slots = _session_slots(pd.DatetimeIndex(ts))  # 8 hourly bars a weekday, from any hour
+        first = pd.date_range(pd.Timestamp(t[0]), periods=14, freq=off).asi8
+        shortest = int(np.diff(first).min())
+        if (t[-1] - t[0]) // shortest + 1 > 20 * n + 20:  # surely over twice n points: do not build it
+            raise _mostly_missing(item, t, None, freq, given)
+        if slots is not None:
+            grid = _session_grid(t, slots)
+        else:
+            grid = pd.date_range(pd.Timestamp(t[0]), pd.Timestamp(t[-1]), freq=off).asi8
+        if len(grid) == 0 or grid[0] != t[0]:
+            raise _off_grid(item, t, 0, freq, given)
+        positions = np.searchsorted(grid, t)
+        on = grid[np.minimum(positions, len(grid) - 1)] == t
+        if not on.all():
+            raise _off_grid(item, t, int(np.argmin(on)), freq, given)
+        if len(grid) - n > n:
+            raise _mostly_missing(item, t, positions, freq, given)
+        if len(grid) == n:
+            grid = None
+    if n >= 2:
+        values, counts = np.unique(np.diff(positions), return_counts=True)
+        most = int(values[np.argmax(counts)])
+        if most != 1:
+            raise TimeticInputError(
+                f"series {item!r} does not follow frequency {freq!r}: most of its steps are {most} "
+                f"steps of {freq!r} (e.g. {_between(t[0], t[1])}); pass the right "
+                "--freq or resample the series"
+            )
+    return _OnGrid(freq, positions, grid)
+
+
+def _off_grid(item: Any, t: np.ndarray, k: int, freq: str, given: bool, step: int | None = None) -> TimeticInputError:
+    """The error for the first timestamp ``t[k]`` that is not on the grid of ``freq``."""
+    what = f"does not follow frequency {freq!r}" if given else "has irregular timestamps"
+    fix = ("pass the right --freq or resample the series" if given
+           else "resample it to a regular grid (gaps as NaN) or pass --freq")
+    if step is not None:  # a fixed step: say which step is not a multiple of it
+        problem = f"step of {_span(int(t[k] - t[k - 1]))} {_between(t[k - 1], t[k])} is not a multiple of {_span(step)}"
+    elif k == 0:
+        problem = f"its first timestamp {_stamp(t[0])} ({_weekday(t[0])}) is not on the {freq!r} grid"
+    else:
+        problem = (f"{_stamp(t[k])} ({_weekday(t[k])}, after {_stamp(t[k - 1])}) is not on the {freq!r} "
+                   "grid")
+    if not given and step is not None:
+        problem += " (its most common step)"
+    if freq.endswith("bh"):
+        fix = ("pass the right --freq, or aggregate to business hours ('bh': at most 8 hourly bars a "
+               "day, Monday to Friday, such as 09:00 to 16:00) or to days (freq 'B' or 'D')")
+    return TimeticInputError(f"series {item!r} {what}: {problem}; {fix}")
+
+
+def _mostly_missing(item: Any, t: np.ndarray, positions: np.ndarray | None, freq: str, given: bool) -> TimeticInputError:
+    """The error for a series whose grid would hold more missing than observed points."""
+    n = len(t)
+    gaps = np.diff(t)
+    g = int(np.argmax(gaps)) if n > 1 else 0
+    largest = f"largest gap {_span(int(gaps[g]))}, {_between(t[g], t[g + 1])}" if n > 1 else ""
+    added = f"{int(positions[-1]) + 1 - n:,}" if positions is not None else f"over {n:,}"
+    session = None if given else _session(t)
+    if session is not None:
+        return TimeticInputError(
+            f"series {item!r} looks like data of opening hours ({session}), which timetic reads only as "
+            "business hours (freq 'bh': at most 8 hourly bars a day, Monday to Friday, such as 09:00 to "
+            "16:00); aggregate its bars to at most 8 hourly bars a weekday, or to days (freq 'B' for "
+            "weekdays, 'D' for every day)"
+        )
+    return TimeticInputError(
+        f"series {item!r} has {n:,} timestamps, and frequency {freq!r} would add {added} missing points "
+        f"to them ({largest}); check the timestamps, pass the right --freq, or split the series at "
+        "its gaps"
+    )
+
+
+def _session(t: np.ndarray) -> str | None:
+    """'09:30-15:30, Monday to Friday' when the timestamps keep to opening hours (a daily window
+    of at most 16 hours, or weekdays only, both with steps under a day), else None."""
+    if len(t) < 3 or np.diff(t).min() >= _DAY:
+        return None
+    idx = pd.DatetimeIndex(t)
+    tod = t % _DAY
+    weekdays = bool((idx.dayofweek < 5).all())
+    if tod.max() - tod.min() > 16 * _HOUR and not weekdays:
+        return None
+    lo, hi = pd.Timestamp(int(tod.min())), pd.Timestamp(int(tod.max()))
+    return f"bars {lo:%H:%M} to {hi:%H:%M}" + (", Monday to Friday" if weekdays else "")
+
+
+def _fill_gaps(long: pl.DataFrame, starts: np.ndarray, ends: np.ndarray, fits: dict[int, "_OnGrid"]) -> pl.DataFrame:
+    """Re-index series with gaps onto their grid (missing points NaN); the others unchanged."""
+    stamps = long.get_column("timestamp").to_numpy().view(np.int64)
+    values = long.get_column("target").to_numpy()
+    ts_parts, value_parts, sizes = [], [], []
+    for k, (a, b) in enumerate(zip(starts, ends)):
+        fit = fits.get(k)
+        if fit is None or fit.grid is None:
+            ts_parts.append(stamps[a:b])
+            value_parts.append(values[a:b])
+            sizes.append(b - a)
+        else:
+            full = np.full(len(fit.grid), np.nan)
+            full[fit.positions] = values[a:b]
+            ts_parts.append(fit.grid)
+            value_parts.append(full)
+            sizes.append(len(fit.grid))
+    rows = np.repeat(starts, sizes)
+    return pl.DataFrame({
+        "item_id": long.get_column("item_id").gather(rows),
+        "timestamp": pl.Series(np.concatenate(ts_parts).view("datetime64[ns]")).cast(pl.Datetime("ns")),
+        "target": np.concatenate(value_parts).astype(np.float64),
+    })
+
+
+def _span(ns: int) -> str:
+    """A duration in words: ``37 min``, ``1 h``, ``26 days 3 h``."""
+    if ns % 1_000_000_000:
+        return f"{ns / 1e9:g} s"
+    sec = ns // 1_000_000_000
+    days, rest = divmod(sec, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{days} day{'s' if days != 1 else ''}" if days else "", f"{hours} h" if hours else "",
+             f"{minutes} min" if minutes else "", f"{seconds} s" if seconds else ""]
+    return " ".join(p for p in parts if p) or "0 s"
+
+
+def _stamp(ns: int) -> str:
+    """A timestamp, short: ``2020-01-01 10:00`` (seconds when not zero; the date alone at midnight)."""
+    ts = pd.Timestamp(int(ns))
+    if ts == ts.normalize():
+        return ts.strftime("%Y-%m-%d")
+    return ts.strftime("%Y-%m-%d %H:%M:%S" if ts.second or ts.microsecond or ts.nanosecond else "%Y-%m-%d %H:%M")
+
+
+def _between(a: int, b: int) -> str:
+    """``between 2020-01-01 10:00 and 10:37`` (the second date is left out when it is the first's)."""
+    sa, sb = _stamp(a), _stamp(b)
+    if (" " in sa) != (" " in sb):  # one at midnight: give both a time
+        sa, sb = (x if " " in x else x + " 00:00" for x in (sa, sb))
+    if " " in sa and sa.split(" ")[0] == sb.split(" ")[0]:
+        return f"between {sa} and {sb.split(' ')[1]}"
+    return f"between {sa} and {sb}"
+
+
+def _weekday(ns: int) -> str:
+    return pd.Timestamp(int(ns)).day_name()
+
+
+# ---------------------------------------------------------------------------------------------
+# degenerate series
+
+
+def _drop_degenerate(long: pl.DataFrame, freq: str) -> pl.DataFrame:
+    """Drop series whose seasonal-naive error is 0 (constant, all zeros included, or repeating
+    exactly every season m): their MASE is undefined. One warning; an error when none is left."""
+    ids = long.get_column("item_id")
+    starts = run_starts(ids)
+    ends = np.append(starts[1:], long.height)
+    values = long.get_column("target").to_numpy()
+    with np.errstate(invalid="ignore"):
+        hi = np.fmax.reduceat(values, starts)
+        lo = np.fmin.reduceat(values, starts)
+    scale = np.maximum(np.abs(hi), np.abs(lo))
+    tol = DEGENERATE_RTOL * scale
+    m = seasonality(freq)
+    why: dict[int, str] = {}
+    for k in np.flatnonzero(hi - lo <= tol):
+        why[int(k)] = "all zero" if hi[k] == 0 and lo[k] == 0 else f"constant at {hi[k]:.6g}"
+    if m > 1:
+        for k in np.flatnonzero(hi - lo > tol):
+            y = values[starts[k] : ends[k]]
+            if len(y) > m:
+                d = np.abs(y[m:] - y[:-m])
+                d = d[np.isfinite(d)]
+                if len(d) >= m and d.max() <= tol[k]:
+                    why[int(k)] = f"repeats exactly every {m} steps"
+    if not why:
+        return long
+    names = ids.gather(starts).to_list()
+    shown = ", ".join(f"{names[k]!r} ({w})" for k, w in list(why.items())[:5]) + (
+        f" and {len(why) - 5} more" if len(why) > 5 else "")
+    if len(why) == len(starts):
+        raise TimeticInputError(
+            f"every series has nothing to forecast: {shown}; a constant (or exactly periodic) series has "
+            f"a seasonal-naive error of 0, so its MASE is undefined; pass series that vary"
+        )
+    warnings.warn(
+        f"dropped {len(why)} of {len(starts)} series with nothing to forecast: {shown}; their "
+        "seasonal-naive error is 0, so MASE is undefined for them",
+        TimeticWarning,
+        stacklevel=3,
+    )
+    keep = np.ones(long.height, dtype=bool)
+    for k in why:
+        keep[starts[k] : ends[k]] = False
+    return long.filter(pl.Series(keep))
 
 
 #: the fast path of :func:`_one_fixed_step` infers only steps shorter than this: a week's step
@@ -570,7 +1000,7 @@ def _one_fixed_step(stamps: np.ndarray, starts: np.ndarray, ends: np.ndarray, fr
     step = int(steps[0])
     if freq is not None:
         try:
-            offset = pd.tseries.frequencies.to_offset(freq)
+            offset = _to_offset(freq)
         except (ValueError, TypeError):
             return None  # the per-series check words the error
         if isinstance(offset, pd.tseries.offsets.Tick) and offset.nanos == step:
@@ -587,18 +1017,3 @@ def _one_fixed_step(stamps: np.ndarray, starts: np.ndarray, ends: np.ndarray, fr
         return None
     freq_unit(inferred)  # supported?
     return inferred
-
-
-def _conform(ts: pd.DatetimeIndex, freq: str, item: Any) -> str:
-    try:
-        expected = pd.date_range(ts[0], periods=len(ts), freq=freq)
-    except (ValueError, TypeError) as e:
-        raise TimeticInputError(
-            f"unknown frequency {freq!r}; give a pandas alias such as 'h', '30min', 'D', 'W', 'MS'"
-        ) from e
-    if len(ts) and (len(expected) != len(ts) or not (expected == ts).all()):
-        raise TimeticInputError(
-            f"series {item!r} does not follow frequency {freq!r} (e.g. {ts[0]} then "
-            f"{ts[1] if len(ts) > 1 else '-'}); pass the right --freq or resample the series"
-        )
-    return freq

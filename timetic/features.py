@@ -192,12 +192,15 @@ CATCH22_FEATURE_NAMES: tuple[str, ...] = tuple("c22_" + s for s in _CATCH22_NAME
 #: column names of ``window_features(..., backend="fast")``, in output order.
 FAST_FEATURE_NAMES: tuple[str, ...] = NUMPY_FEATURE_NAMES + CATCH22_FEATURE_NAMES
 
-# ordinal of the frequency unit and its length in seconds (month = year / 12, year = 365.2425 d)
-_UNIT_CODE = {"S": 0, "T": 1, "H": 2, "D": 3, "W": 4, "M": 5, "Q": 6, "A": 7}
+# ordinal of the frequency unit and its length in seconds (month = year / 12, year = 365.2425 d).
+# Business hours (BH) describe as hours and business days (B) as days: the knowledge base has
+# neither, and their step is an hour (a day).
+_UNIT_CODE = {"S": 0, "T": 1, "H": 2, "BH": 2, "D": 3, "W": 4, "M": 5, "Q": 6, "A": 7}
 _UNIT_SECONDS = {
     "S": 1.0,
     "T": 60.0,
     "H": 3600.0,
+    "BH": 3600.0,
     "D": 86400.0,
     "W": 7 * 86400.0,
     "M": 365.2425 * 86400.0 / 12,
@@ -259,7 +262,8 @@ def dataset_descriptors(freq: str, lengths: np.ndarray) -> dict[str, float]:
         ``ds_log_n_series``, ``ds_log_mean_length``, ``ds_log_min_length``,
         ``ds_log_max_length`` (natural logs), ``ds_log_steps_per_day`` (log of steps per day:
         log 24 hourly, 0 daily, log(1/7) weekly; a month is 1/12 of 365.2425 days) and
-        ``ds_freq_unit_code`` (S 0 < T 1 < H 2 < D 3 < W 4 < M 5 < Q 6 < A 7).
+        ``ds_freq_unit_code`` (S 0 < T 1 < H 2 < D 3 < W 4 < M 5 < Q 6 < A 7; business hours
+        as H, business days as D).
     """
     unit, mult = freq_unit(freq)
     try:

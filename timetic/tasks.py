@@ -8,6 +8,7 @@ multiples of the base for high-frequency data), scaled so that every task stays 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import pandas as pd
@@ -18,12 +19,14 @@ TASK_NAMES = ("short", "medium", "long")
 #: Fraction of every series held out at its end for final evaluation (GIFT-Eval: last 10%).
 TEST_FRACTION = 0.1
 
-# GIFT-Eval base horizons: S 60, T/H 48, D 30, W 8, M 12, Q 8, A 6.
+# GIFT-Eval base horizons: S 60, T/H 48, D 30, W 8, M 12, Q 8, A 6. Business hours (BH, not in
+# GIFT-Eval; our choice): one business week of 40 hours (5 days x 8), with the sub-daily multiples.
 _UNIT_TABLE: dict[str, tuple[int, int]] = {
     # unit: (base horizon, context length)
     "S": (60, 512),
     "T": (48, 512),
     "H": (48, 512),
+    "BH": (40, 512),
     "D": (30, 256),
     "W": (8, 104),
     "M": (12, 64),
@@ -37,16 +40,22 @@ _UNIT_TABLE: dict[str, tuple[int, int]] = {
 #: 2x and 3x so that every dataset has three tasks (marked as our extension in the README).
 _HIGH_FREQ_MULT = (1, 5, 10)
 _LOW_FREQ_MULT = (1, 2, 3)
+_SUB_DAILY = ("S", "T", "H", "BH")
+#: steps of pandas' business hour (``bh``: 09:00 to 17:00, Monday to Friday) in one business day.
+BUSINESS_HOURS_PER_DAY = 8
 
 
 def freq_unit(freq: str) -> tuple[str, int]:
     """Split a pandas frequency alias into (unit, multiple): ``"30min" -> ("T", 30)``.
 
-    Units: S (second), T (minute), H (hour), D (day), B (business day, treated as D),
-    W (week), M (month), Q (quarter), A (year).
+    Units: S (second), T (minute), H (hour), BH (business hour: ``bh`` / ``cbh``, 09:00-17:00
+    Monday to Friday), D (day; business days ``B`` / ``C`` too), W (week), M (month),
+    Q (quarter), A (year).
     """
     try:
-        off = pd.tseries.frequencies.to_offset(freq)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # pandas' deprecated aliases ('BH', 'H')
+            off = pd.tseries.frequencies.to_offset(freq)
     except (ValueError, TypeError) as e:
         raise TimeticInputError(
             f"unknown frequency {freq!r}; give a pandas alias such as 'h', '30min', 'D', 'W', 'MS'"
@@ -60,6 +69,9 @@ def freq_unit(freq: str) -> tuple[str, int]:
     if name.startswith(("MIN", "T")):
         return "T", n
     first = name.split("-")[0]
+    if first in ("BH", "CBH"):
+        _check_business_hours(off, freq)
+        return "BH", n
     mapping = {
         "S": "S", "H": "H", "D": "D", "B": "D", "C": "D", "W": "W", "M": "M", "MS": "M",
         "ME": "M", "BM": "M", "BMS": "M", "BME": "M", "SM": "M", "SMS": "M", "SME": "M",
@@ -70,26 +82,57 @@ def freq_unit(freq: str) -> tuple[str, int]:
     if first in mapping:
         return mapping[first], n
     raise TimeticInputError(
-        f"frequency {freq!r} is not supported; resample to seconds, minutes, hours, days, weeks, "
-        "months, quarters or years"
+        f"frequency {freq!r} is not supported; resample to seconds, minutes, hours, business "
+        "hours, days, business days, weeks, months, quarters or years"
     )
 
 
+def _check_business_hours(off: pd.DateOffset, freq: str) -> None:
+    """Only pandas' standard business-hour offset (09:00-17:00, Monday to Friday, no holidays): the
+    frequency is stored as a string, which cannot carry other opening hours (the data may have
+    other ones: :func:`timetic.data.load_target` reads any 8 hourly bars a weekday as ``bh``)."""
+    weekmask = getattr(off, "weekmask", None) or "Mon Tue Wed Thu Fri"
+    holidays = getattr(off, "holidays", None) or ()
+    if (
+        [t.strftime("%H:%M") for t in off.start] != ["09:00"]
+        or [t.strftime("%H:%M") for t in off.end] != ["17:00"]
+        or weekmask != "Mon Tue Wed Thu Fri"
+        or len(holidays)
+    ):
+        raise TimeticInputError(
+            f"business-hour offsets other than 09:00-17:00 Monday to Friday ({off!r}) are not "
+            "supported; use freq 'bh' (any 8 hourly bars a weekday read as business hours), or "
+            "aggregate to business days (freq 'B')"
+        )
+
+
 def is_high_frequency(freq: str) -> bool:
-    """Sub-daily data (seconds, minutes, hours) get GIFT-Eval's medium and long multiples."""
-    return freq_unit(freq)[0] in ("S", "T", "H")
+    """Sub-daily data (seconds, minutes, hours, business hours) get GIFT-Eval's medium and long
+    multiples."""
+    return freq_unit(freq)[0] in _SUB_DAILY
 
 
 def seasonality(freq: str) -> int:
     """Season length m of seasonal MASE, GluonTS' convention as in GIFT-Eval.
 
     hourly 24, 30min 48, 15min 96, 10min 144, daily 1, business-daily 5, weekly 1, monthly 12,
-    quarterly 4, yearly 1.
+    quarterly 4, yearly 1. Business hours (not in GluonTS, which says 1): 8, one business day
+    (``2bh``: 4; a multiple that does not divide 8: 1). Custom business days (``C``): 5, as ``B``.
     """
-    freq_unit(freq)  # validates
+    unit, n = freq_unit(freq)  # validates
+    if unit == "BH":
+        return BUSINESS_HOURS_PER_DAY // n if BUSINESS_HOURS_PER_DAY % n == 0 else 1
     from gluonts.time_feature import get_seasonality
 
+    if _is_custom_business_day(freq):
+        return 5 if n == 1 else 1
     return int(get_seasonality(freq))
+
+
+def _is_custom_business_day(freq: str) -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return isinstance(pd.tseries.frequencies.to_offset(freq), pd.offsets.CustomBusinessDay)
 
 
 def feature_period(freq: str) -> int:
@@ -97,7 +140,8 @@ def feature_period(freq: str) -> int:
 
     Same as :func:`seasonality` except daily data (7, the week) and weekly data (52, the year),
     where MASE's convention of 1 would hide the calendar season the features should see.
-    Business days keep their MASE season (5, the business week).
+    Business days keep their MASE season (5, the business week), business hours theirs (8, the
+    business day).
     """
     unit, n = freq_unit(freq)
     if unit == "D" and n == 1 and seasonality(freq) == 1:
@@ -151,7 +195,7 @@ class Task:
             )
         unit, n = freq_unit(freq)
         base, context = _UNIT_TABLE[unit]
-        mult = (_HIGH_FREQ_MULT if unit in ("S", "T", "H") else _LOW_FREQ_MULT)[
+        mult = (_HIGH_FREQ_MULT if unit in _SUB_DAILY else _LOW_FREQ_MULT)[
             TASK_NAMES.index(name)
         ]
         horizon = base * mult
@@ -192,7 +236,8 @@ test_length.__test__ = False  # not a pytest test when imported into test module
 def preset_table() -> list[dict]:
     """Rows of the README task table, one per frequency unit."""
     rows = []
-    for unit, freq in (("S", "s"), ("T", "min"), ("H", "h"), ("D", "D"), ("W", "W"), ("M", "MS"), ("Q", "QS"), ("A", "YS")):
+    for unit, freq in (("S", "s"), ("T", "min"), ("H", "h"), ("BH", "bh"), ("D", "D"), ("B", "B"), ("W", "W"),
+                       ("M", "MS"), ("Q", "QS"), ("A", "YS")):
         tasks = [Task.preset(t, freq) for t in TASK_NAMES]
         rows.append(
             {

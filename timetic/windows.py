@@ -6,23 +6,32 @@ it gets windows, one start drawn uniformly per stratum). Every window ends befor
 evaluation span of its series (:func:`timetic.tasks.test_length`), so features and selection never
 see the data that fine-tuned scores are measured on. Seeded: same target, task and seed give the
 same windows.
+
+Missing values: a window is admissible only when at least :data:`MIN_OBSERVED` (half) of its
+context and half of its horizon are observed, so long gaps (an outage filled with NaN by
+:func:`timetic.data.load_target`) give no windows that are mostly NaN; a series with no admissible
+window gets none (one warning), and a target with none at all is an error. Strata are cut over the
+admissible starts, so a series without missing values gets the same windows as before the rule.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
 from timetic.data import Target
-from timetic.errors import TimeticInputError
+from timetic.errors import TimeticInputError, TimeticWarning
 from timetic.tasks import Task, test_length
 
 #: default number of windows per dataset (the TimeTic few-shot setting uses 100).
 DEFAULT_WINDOWS = 256
 #: hard cap on windows per dataset (features for 4096 windows take ~10 s).
 MAX_WINDOWS = 4096
+#: least fraction of a window's context, and of its horizon, that must be observed (not NaN).
+MIN_OBSERVED = 0.5
 
 
 @dataclass
@@ -71,7 +80,8 @@ def sample_windows(
     """Sample up to ``n_windows`` windows of ``task.window_length`` points.
 
     Fewer windows come back when the series hold fewer distinct admissible starts. Series too
-    short for the task are dropped with a warning (:meth:`Target.for_task`).
+    short for the task are dropped with a warning (:meth:`Target.for_task`); windows whose context
+    or horizon is mostly missing are never drawn (module docstring).
     """
     if not 1 <= n_windows <= MAX_WINDOWS:
         raise TimeticInputError(
@@ -81,14 +91,30 @@ def sample_windows(
     series = target.series()
     ids = np.asarray(target.item_ids, dtype=object)
     L = task.window_length
-    capacity = np.array([len(s) - test_length(len(s), task) - L + 1 for s in series])
+    admissible = [_admissible_starts(s, task) for s in series]
+    capacity = np.array([len(a) for a in admissible])
+    if not capacity.any():
+        raise TimeticInputError(
+            f"no window of task {task.name!r} has at least half of its context ({task.context_length}) "
+            f"and of its horizon ({task.horizon}) observed: the target is mostly missing; pass series "
+            "with shorter gaps, or a shorter task (--task short)"
+        )
+    empty = np.flatnonzero(capacity == 0)
+    if len(empty):
+        shown = ", ".join(repr(ids[i]) for i in empty[:5]) + (" ..." if len(empty) > 5 else "")
+        warnings.warn(
+            f"{len(empty)} of {len(ids)} series get no windows: none of their windows of task "
+            f"{task.name!r} has half of its context and of its horizon observed ({shown})",
+            TimeticWarning,
+            stacklevel=2,
+        )
     rng = np.random.default_rng(seed)
     quota = _allocate(capacity, n_windows, rng)
     values, item_ids, starts = [], [], []
     for i in np.flatnonzero(quota):
         q, cap = int(quota[i]), int(capacity[i])
         edges = np.floor(np.linspace(0, cap, q + 1)).astype(np.int64)
-        s = rng.integers(edges[:-1], edges[1:])  # one start per stratum; strata are disjoint
+        s = admissible[i][rng.integers(edges[:-1], edges[1:])]  # one start per stratum; strata are disjoint
         windows = np.lib.stride_tricks.sliding_window_view(series[i], L)[s]
         values.append(windows)
         item_ids.extend([ids[i]] * q)
@@ -99,6 +125,23 @@ def sample_windows(
         starts=np.concatenate(starts),
         task=task,
     )
+
+
+def _admissible_starts(series: np.ndarray, task: Task) -> np.ndarray:
+    """Starts (ascending, int64) of the windows of ``series`` that end before its evaluation span
+    and have at least :data:`MIN_OBSERVED` of their context and of their horizon observed."""
+    C, L = task.context_length, task.window_length
+    cap = len(series) - test_length(len(series), task) - L + 1
+    if cap <= 0:
+        return np.zeros(0, dtype=np.int64)
+    observed = np.isfinite(series)
+    if observed[: cap + L - 1].all():
+        return np.arange(cap, dtype=np.int64)
+    seen = np.concatenate([[0], np.cumsum(observed)])  # seen[i]: observed points before i
+    s = np.arange(cap, dtype=np.int64)
+    in_context, in_future = seen[s + C] - seen[s], seen[s + L] - seen[s + C]
+    ok = (in_context >= MIN_OBSERVED * C) & (in_future >= MIN_OBSERVED * task.horizon)
+    return s[ok]
 
 
 def _allocate(capacity: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
