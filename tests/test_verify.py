@@ -330,3 +330,23 @@ def test_verify_over_the_shipped_kb_never_writes_it(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["info"]["kb_layers"] == [str(shipped), str(out)]
     assert fingerprint(shipped) == before
+
+
+def test_cli_interrupt_keeps_what_was_measured_and_says_how_to_continue(base, tmp_path, target_file, monkeypatch):
+    monkeypatch.setenv("TIMETIC_CACHE_DIR", "off")
+    real = verify_mod._run_cell
+    calls = []
+
+    def interrupted(cell, *args, **kwargs):
+        calls.append(cell.model_id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(cell, *args, **kwargs)
+
+    monkeypatch.setattr(verify_mod, "_run_cell", interrupted)
+    out = tmp_path / "mine_kb"
+    args = ["verify", "--target", str(target_file), "--kb", str(base), "--top-k", "2", "--kb-out", str(out)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 130, res.output
+    assert "interrupted: 1 of 2 model(s) measured" in res.stderr and "run the same command again" in res.stderr
+    assert KnowledgeBase.open(out).observations().get_column("model_id").unique().to_list() == calls[:1]
