@@ -8,6 +8,7 @@ from conftest import make_long
 from timetic.data import load_target
 from timetic.errors import TimeticInputError
 from timetic.estimate import RANKING_COLUMNS, TimeTic
+from timetic.estimate.core import TargetRows
 
 MODELS = ["chronos-bolt-tiny", "deepar-tiny", "patchtst-tiny", "timesfm-tiny"]
 
@@ -216,3 +217,84 @@ def test_observations_keep_the_fit_log(tiny_kb):
 
     log = json.loads(tiny_kb.observations().get_column("fit_log")[0])
     assert {"val_curve", "best_step", "steps_run", "stopped_early"} <= set(log)
+
+
+def test_zero_shot_pass_scores_an_even_subset_of_the_windows(tiny_kb, target, monkeypatch):
+    """The models forecast ``zero_shot_windows`` of the sampled windows (spread over the sample);
+    the others are NaN in the rows and the ranking uses the scored ones only."""
+    from timetic.estimate.core import zero_shot_subset
+    from timetic.tasks import Task
+
+    idx = zero_shot_subset(100, 32)
+    assert len(idx) == 32 and idx[0] == 0 and idx[-1] == 99 and np.all(np.diff(idx) > 0)
+    assert np.array_equal(zero_shot_subset(10, 32), np.arange(10))
+    assert np.array_equal(zero_shot_subset(10, None), np.arange(10))
+    with pytest.raises(TimeticInputError, match="zero_shot_windows"):
+        zero_shot_subset(10, 0)
+
+    seen = []
+    est = TimeTic(tiny_kb, seed=0, zero_shot_windows=6)
+    real = est._zero_shot
+    monkeypatch.setattr(est, "_zero_shot", lambda m, w, t: seen.append(len(w)) or real(m, w, t))
+    task = Task.preset("short", target.freq)
+    rows = est.fit().target_rows(target, task, MODELS, n_windows=20)
+    assert seen == [6] * len(MODELS)
+    assert rows.features.height == 20
+    for m in MODELS:
+        z = rows.zero_shot[m]
+        assert z.shape == (20,) and np.isfinite(z).sum() == 6
+    r = est.rank(rows, MODELS)
+    expected = [np.nanmean(rows.zero_shot[m]) for m in r["model_id"]]
+    np.testing.assert_allclose(r["zero_shot_mase"].to_numpy(), expected)
+    # the window formulation reads the scored windows only
+    w = TimeTic(tiny_kb, learner="gp", seed=0, zero_shot_windows=6).fit()
+    assert w.rank(rows, MODELS)["n_windows"].to_list() == [6] * len(MODELS)
+
+
+def test_learning_curve_probe_reproduces_the_kb_runs_and_ranks(tiny_kb, target):
+    """``probe_steps``: the probe on a KB dataset is the first K steps of that dataset's KB run (same
+    split, seed and schedule), the stack reads it, and bad settings are one clear error."""
+    import json
+
+    from kbfactory import synthetic_dataset
+    from timetic.adapters import load_model
+    from timetic.estimate.cells import probe_value
+    from timetic.finetune import probe_curve, run_finetune
+    from timetic.kb import resolve_model_source
+    from timetic.recipe import Recipe
+    from timetic.tasks import Task
+
+    import dataclasses
+
+    obs = tiny_kb.observations().filter((pl.col("dataset_id") == "ds1") & (pl.col("model_id") == "patchtst-tiny"))
+    log = obs.get_column("fit_log")[0]
+    assert set(dict(json.loads(log)["val_curve"])) == {0, 4}
+    recipe = Recipe.from_dict(json.loads(obs.get_column("recipe")[0]))
+    row = tiny_kb.models().filter(pl.col("model_id") == "patchtst-tiny")
+    model = load_model(resolve_model_source(tiny_kb, row.get_column("source")[0]), adapter="patchtst")
+    ds1 = load_target(synthetic_dataset(1), name="ds1")
+    task1 = Task.preset("short", ds1.freq)
+    # a run of 8 steps validated every 4: the probe of 4 steps is its curve's prefix
+    full = run_finetune(model, ds1, task1, dataclasses.replace(recipe, steps=8, eval_every=4), max_eval_windows=12)
+    curve = dict(full.provenance["val_curve"])
+    v0, v4 = probe_curve(model, ds1, task1, recipe, 4)
+    assert v0 == curve[0] and v4 == curve[4] and curve[8] != v4
+    assert probe_value(json.dumps({"val_curve": [[0, v0], [4, v4]]}), 4) == pytest.approx(np.log(min(v4, v0) / v0))
+    assert np.isnan(probe_value(log, 3)) and np.isnan(probe_value(None, 4)) and np.isnan(probe_value("{", 4))
+
+    est = TimeTic(tiny_kb, seed=0, probe_steps=4).fit()
+    assert "probe" in est.learner_.weights_
+    task = Task.preset("short", target.freq)
+    rows = est.target_rows(target, task, MODELS, n_windows=12)
+    assert set(rows.probe) == set(MODELS) and all(p <= 0 for p in rows.probe.values())
+    r = est.rank(rows, MODELS)
+    _check_ranking(r, len(MODELS))
+    # the probe moves the prediction: a candidate whose probe says "no gain" ranks no better
+    worse = dict(rows.probe)
+    worse[r["model_id"][0]] = 0.0
+    moved = est.rank(TargetRows(**{**rows.__dict__, "probe": worse}), MODELS)
+    assert not moved["predicted_mase"].equals(r["predicted_mase"])
+    with pytest.raises(TimeticInputError, match="probe-steps"):
+        TimeTic(tiny_kb, probe_steps=3).fit()
+    with pytest.raises(TimeticInputError, match="probe"):
+        TimeTic(tiny_kb, probe_steps=4, zero_shot=False).fit()

@@ -87,7 +87,8 @@ class ContextTable:
 
     Attributes:
         meta: (n rows) dataset_id, task, item_id, window_start, model_id, horizon, zs_mase, ft_mase,
-            sn_mase (the window's seasonal-naive MASE; null in KBs written before it was recorded).
+            sn_mase (the window's seasonal-naive MASE; null in KBs written before it was recorded),
+            fit_log (the run's JSON fit log: validation curve etc.; null where not recorded).
         features: (n, p) window meta-features (all candidate columns; selection picks later).
         model: (n, L) profile columns.
         tasks: (n, 2) task descriptors.
@@ -139,7 +140,9 @@ def build_context(
     """
     prof = model_matrix(models, profile)
     sn = pl.col("sn_mase") if "sn_mase" in observations.columns else pl.lit(None, dtype=pl.Float64).alias("sn_mase")
-    obs = observations.select(*KEY, "model_id", "horizon", "zs_mase", "ft_mase", sn)
+    fl = (pl.col("fit_log") if "fit_log" in observations.columns
+          else pl.lit(None, dtype=pl.Utf8).alias("fit_log"))
+    obs = observations.select(*KEY, "model_id", "horizon", "zs_mase", "ft_mase", sn, fl)
     valid = pl.col("ft_mase").is_finite() & (pl.col("ft_mase") > 0) & (pl.col("ft_mase") < MAX_VALID_MASE)
     if require_zero_shot:
         valid = valid & pl.col("zs_mase").is_finite() & (pl.col("zs_mase") > 0) & (pl.col("zs_mase") < MAX_VALID_MASE)
@@ -152,7 +155,7 @@ def build_context(
     )
     # feature sets can differ between datasets (diagonal concat in the KB): keep complete columns
     complete = [c for c in feature_cols if rows.get_column(c).null_count() == 0]
-    meta = rows.select(*KEY, "model_id", "horizon", "zs_mase", "ft_mase", "sn_mase")
+    meta = rows.select(*KEY, "model_id", "horizon", "zs_mase", "ft_mase", "sn_mase", "fit_log")
     return ContextTable(
         meta=meta,
         features=rows.select(complete),

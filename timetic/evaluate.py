@@ -97,9 +97,13 @@ def bootstrap_ci(values: np.ndarray, groups: np.ndarray, n_boot: int = 1000, see
 
 
 def held_out_rows(ctx: ContextTable, dataset: str, task: str, models: Sequence[str],
-                  max_windows: int | None = None, seed: int = 0) -> tuple[TargetRows, dict[str, float]]:
+                  max_windows: int | None = None, seed: int = 0,
+                  probe_steps: int | None = None) -> tuple[TargetRows, dict[str, float]]:
     """Target rows of a KB dataset (its windows' features and observed zero-shot scores) and the
-    ground truth (observed mean fine-tuned MASE per model)."""
+    ground truth (observed mean fine-tuned MASE per model). With ``probe_steps``, the rows carry
+    each model's learning-curve probe read from its run's validation curve: the first
+    ``probe_steps`` steps of that run are exactly what ``TimeTic(probe_steps=...)`` runs on a
+    target (same split, seed and schedule)."""
     keep = (ctx.meta["dataset_id"] == dataset) & (ctx.meta["task"] == task)
     part = ctx.mask(keep.to_numpy())
     if len(part) == 0:  # e.g. a dataset too short for this task's horizon
@@ -113,10 +117,16 @@ def held_out_rows(ctx: ContextTable, dataset: str, task: str, models: Sequence[s
     window_keys = frame.select("item_id", "window_start")
     zs: dict[str, np.ndarray] = {}
     truth: dict[str, float] = {}
+    probe: dict[str, float] | None = {} if probe_steps is not None else None
     for m in models:
         rows = part.meta.filter(pl.col("model_id") == m)
         if rows.height == 0:
             continue
+        if probe is not None:
+            from timetic.estimate.cells import probe_value
+
+            logs = rows.get_column("fit_log").drop_nulls() if "fit_log" in rows.columns else []
+            probe[m] = probe_value(logs[0] if len(logs) else None, probe_steps)
         aligned = window_keys.join(rows.select("item_id", "window_start", "zs_mase"), on=["item_id", "window_start"], how="left")
         zs[m] = aligned.get_column("zs_mase").fill_null(np.nan).to_numpy()
         truth[m] = float(rows.get_column("ft_mase").mean())
@@ -126,7 +136,7 @@ def held_out_rows(ctx: ContextTable, dataset: str, task: str, models: Sequence[s
         per = part.meta.group_by("item_id", "window_start").agg(pl.col("sn_mase").mean())
         naive = window_keys.join(per, on=["item_id", "window_start"], how="left").get_column("sn_mase").fill_null(np.nan).to_numpy()
     return TargetRows(task=task, features=frame.drop("item_id", "window_start"), zero_shot=zs, horizon=horizon,
-                      naive=naive), truth
+                      naive=naive, probe=probe), truth
 
 
 @dataclass
@@ -207,12 +217,18 @@ def evaluate(
     # rows); the baselines and the ground truth read the first method's
     ctxs: dict[str, ContextTable] = {}
     built: dict[tuple, ContextTable] = {}
+    probes = set()
     for name, f in make_estimator.items():
         est = f()
+        if getattr(est, "probe_steps", None) is not None:
+            probes.add(int(est.probe_steps))
         key = (est.profile or "knn", est.zero_shot or est.transform_ == "log_ratio")
         if key not in built:
             built[key] = est.context_table()
         ctxs[name] = built[key]
+    if len(probes) > 1:
+        raise ValueError(f"methods with different probe_steps {sorted(probes)}: evaluate them in separate runs")
+    probe_steps = next(iter(probes), None)
     ctx = next(iter(ctxs.values()))
     meta = ctx.meta
     datasets = meta.get_column("dataset_id").unique().sort().to_list()
@@ -252,7 +268,8 @@ def evaluate(
                 fitted = {name: f().fit(ctxs[name].mask(ds_of[name] != d)) for name, f in make_estimator.items()}
                 for task in tasks:
                     mw = few_shot_windows if scenario == "few-shot" else None
-                    rows, truth = held_out_rows(ctx, d, task, models, max_windows=mw, seed=seed)
+                    rows, truth = held_out_rows(ctx, d, task, models, max_windows=mw, seed=seed,
+                                                probe_steps=probe_steps)
                     cands = [m for m in models if m in truth]
                     if len(cands) < 3:
                         continue
@@ -279,7 +296,7 @@ def evaluate(
                 fitted = {name: f().fit(ctxs[name].mask(md_of[name] != m)) for name, f in make_estimator.items()}
                 for d in datasets:
                     for task in tasks:
-                        rows, truth = held_out_rows(ctx, d, task, models)
+                        rows, truth = held_out_rows(ctx, d, task, models, probe_steps=probe_steps)
                         if m not in truth:
                             continue
                         # rank every candidate (a formulation may rank relative to the others)
@@ -290,7 +307,7 @@ def evaluate(
                             if r.height:
                                 preds.setdefault((name, d, task), {})[m] = float(r["predicted_mase"][0])
             for (name, d, task), pm in preds.items():
-                rows, truth = held_out_rows(ctx, d, task, models)
+                rows, truth = held_out_rows(ctx, d, task, models, probe_steps=probe_steps)
                 cands = [m for m in models if m in truth and m in pm]
                 if len(cands) >= 3:
                     record(scenario, name, d, task, np.array([truth[m] for m in cands]), np.array([pm[m] for m in cands]), cands)
@@ -307,7 +324,7 @@ def evaluate(
                         for name, f in make_estimator.items()
                     }
                     for task in tasks:
-                        rows, truth = held_out_rows(ctx, d, task, models)
+                        rows, truth = held_out_rows(ctx, d, task, models, probe_steps=probe_steps)
                         here = [m for m in members if m in truth]
                         if not here:
                             continue
@@ -317,7 +334,7 @@ def evaluate(
                             for m, v in zip(r["model_id"], r["predicted_mase"]):
                                 preds.setdefault((name, d, task), {})[m] = float(v)
             for (name, d, task), pm in preds.items():
-                rows, truth = held_out_rows(ctx, d, task, models)
+                rows, truth = held_out_rows(ctx, d, task, models, probe_steps=probe_steps)
                 cands = [m for m in models if m in truth and m in pm]
                 if len(cands) >= 3:
                     record(scenario, name, d, task, np.array([truth[m] for m in cands]), np.array([pm[m] for m in cands]), cands)

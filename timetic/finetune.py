@@ -224,6 +224,36 @@ def validation_loss(
     return float(mase.mean()) if len(mase) and np.isfinite(mase).all() else math.inf
 
 
+def probe_curve(adapter: Any, target: Target, task: Task, recipe: Recipe, steps: int,
+                max_eval_windows: int = DEFAULT_EVAL_WINDOWS, batch_size: int = 64) -> tuple[float, float]:
+    """The learning-curve probe: (v_0, v_K), the validation MASE before and after the first
+    ``steps`` = K optimiser steps of ``recipe`` on ``target``.
+
+    The same training part, validation span, seed and schedule as :func:`run_finetune` with
+    ``recipe`` (only the step cap is K, and nothing is evaluated on the test span), so v_K is the
+    point at step K of a full run's validation curve (``fit_log``'s ``val_curve``) when K is one
+    of its evaluation steps. ``(nan, nan)`` when the adapter cannot validate or no series is long
+    enough for a validation window.
+    """
+    if steps < 1:
+        raise TimeticInputError(f"probe steps must be >= 1; got {steps}")
+    C = int(recipe.context_length or task.context_length)
+    train, _ = split_series(target, task, max_eval_windows, seed=recipe.seed, context_length=C)
+    if not recipe.validates or not _accepts_validate(adapter):
+        return float("nan"), float("nan")
+    fit, val = split_validation(train, task, int(recipe.val_windows), seed=recipe.seed, context_length=C,
+                                item_ids=_kept_ids(target, task))
+    if len(val) == 0:
+        return float("nan"), float("nan")
+    H = task.horizon
+    short = dataclasses.replace(recipe, context_length=C, steps=int(steps), patience=None)
+    tuned = adapter.finetune(fit, H, short,
+                             validate=lambda m: validation_loss(m, val, H, task.seasonality, batch_size))
+    curve = {int(k): v for k, v in (getattr(tuned, "finetune_info", None) or {}).get("val_curve", [])}
+    v0, vk = curve.get(0), curve.get(int(steps))
+    return (float("nan") if v0 is None else float(v0)), (float("nan") if vk is None else float(vk))
+
+
 def _accepts_validate(adapter: Any) -> bool:
     try:
         params = inspect.signature(adapter.finetune).parameters

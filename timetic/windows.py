@@ -63,6 +63,11 @@ class Windows:
         """Shape (n, H)."""
         return self.values[:, self.task.context_length :]
 
+    def subset(self, idx: np.ndarray) -> "Windows":
+        """The windows at positions ``idx`` (same task)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return Windows(values=self.values[idx], item_ids=self.item_ids[idx], starts=self.starts[idx], task=self.task)
+
     def index_frame(self) -> pl.DataFrame:
         """One row per window: ``window`` (0..n-1), ``item_id``, ``start``."""
         return pl.DataFrame(

@@ -5,7 +5,11 @@ A *cell* is one (dataset, task). For C cells and G models:
 - ``log_ft`` (C, G): log of the model's mean fine-tuned MASE over the cell's evaluation windows
   (the quantity the evaluation ranks by; NaN where the KB has no observation);
 - ``log_zs`` (C, G): log of its mean zero-shot MASE over the same windows;
-- ``features`` (C, p): the mean of each window meta-feature over the cell's windows.
+- ``features`` (C, p): the mean of each window meta-feature over the cell's windows;
+- ``log_probe`` (C, G), with ``probe_steps`` K: the *learning-curve probe* of the cell's run,
+  log(min(v_K, v_0) / v_0) with v_s the validation MASE after s fine-tuning steps (the run's
+  ``fit_log``; the first K steps of the recipe are what ``--probe-steps K`` runs on a target).
+  NaN where the run recorded no curve or no evaluation at step K.
 
 Means over windows are arithmetic, as the ground truth of :mod:`timetic.evaluate` (observed mean
 fine-tuned MASE) and the target side (:func:`target_cell`) are.
@@ -33,6 +37,7 @@ class Cells:
         log_zs: (C, G) log mean zero-shot MASE, NaN where unobserved.
         features: (C, p) mean window meta-features.
         feature_names: (p,) their names.
+        log_probe: (C, G) learning-curve probe (module docstring), or None.
     """
 
     datasets: np.ndarray
@@ -42,6 +47,7 @@ class Cells:
     log_zs: np.ndarray
     features: np.ndarray
     feature_names: list[str]
+    log_probe: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.datasets)
@@ -49,15 +55,40 @@ class Cells:
     def take(self, rows: np.ndarray) -> "Cells":
         """The cells at boolean mask or indices ``rows``."""
         return Cells(self.datasets[rows], self.tasks[rows], self.models, self.log_ft[rows], self.log_zs[rows],
-                     self.features[rows], self.feature_names)
+                     self.features[rows], self.feature_names,
+                     None if self.log_probe is None else self.log_probe[rows])
 
 
-def build_cells(ctx: ContextTable) -> Cells:
-    """Summarise context rows (one per window and model) into cells."""
-    scores = (
-        ctx.meta.group_by("dataset_id", "task", "model_id")
-        .agg(pl.col("ft_mase").mean().log().alias("log_ft"), pl.col("zs_mase").mean().log().alias("log_zs"))
-    )
+def probe_value(fit_log: str | None, steps: int) -> float:
+    """log(min(v_K, v_0) / v_0) of a run's JSON fit log (``val_curve`` = [[step, val_mase], ...]);
+    NaN when the curve lacks step 0 or step ``steps`` or a value is not finite and positive."""
+    import json
+
+    if not fit_log:
+        return float("nan")
+    try:
+        curve = {int(s): v for s, v in json.loads(fit_log).get("val_curve") or []}
+    except (ValueError, TypeError, AttributeError):
+        return float("nan")
+    v0, vk = curve.get(0), curve.get(int(steps))
+    if v0 is None or vk is None or not (np.isfinite(v0) and np.isfinite(vk)) or v0 <= 0 or vk <= 0:
+        return float("nan")
+    return float(np.log(min(vk, v0) / v0))
+
+
+def build_cells(ctx: ContextTable, probe_steps: int | None = None) -> Cells:
+    """Summarise context rows (one per window and model) into cells; with ``probe_steps``, read
+    each run's learning-curve probe from its fit log."""
+    aggs = [pl.col("ft_mase").mean().log().alias("log_ft"), pl.col("zs_mase").mean().log().alias("log_zs")]
+    if probe_steps is not None:
+        fit_log = pl.col("fit_log") if "fit_log" in ctx.meta.columns else pl.lit(None, dtype=pl.Utf8)
+        aggs.append(fit_log.drop_nulls().first().alias("fit_log"))
+    scores = ctx.meta.group_by("dataset_id", "task", "model_id").agg(aggs)
+    if probe_steps is not None:
+        scores = scores.with_columns(
+            pl.col("fit_log").map_elements(lambda s: probe_value(s, probe_steps), return_dtype=pl.Float64,
+                                           skip_nulls=False).alias("log_probe")
+        )
     feats = (
         pl.concat([ctx.meta.select(KEY), ctx.features], how="horizontal")
         .unique(subset=list(KEY))
@@ -81,6 +112,8 @@ def build_cells(ctx: ContextTable) -> Cells:
         log_zs=full.get_column("log_zs").fill_null(np.nan).to_numpy().reshape(C, G),
         features=feats.drop("dataset_id", "task").to_numpy().astype(np.float64),
         feature_names=list(ctx.features.columns),
+        log_probe=(full.get_column("log_probe").fill_null(np.nan).to_numpy().reshape(C, G)
+                   if probe_steps is not None else None),
     )
 
 

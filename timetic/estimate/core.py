@@ -76,6 +76,8 @@ class TargetRows:
             needed), or None.
         no_weights: candidates whose weights are not on this machine (no zero-shot score); the
             ``stack`` imputes their zero-shot input from the KB.
+        probe: with ``probe_steps``, model_id -> the learning-curve probe log(min(v_K, v_0) / v_0)
+            of the candidate on the target (:func:`timetic.finetune.probe_curve`), or None.
     """
 
     task: str
@@ -84,6 +86,7 @@ class TargetRows:
     horizon: int
     naive: np.ndarray | None = None
     no_weights: tuple[str, ...] = ()
+    probe: dict[str, float] | None = None
 
 
 class TimeTic:
@@ -132,6 +135,21 @@ class TimeTic:
         recipe: recipe hash whose observations are the ground truth; ``None`` = the KB's primary
             recipe (the one with the most observations; other recipes, e.g. noise-ceiling seeds,
             are left out so that a cell is not counted twice).
+        zero_shot_windows: with ``zero_shot``, how many of the sampled target windows the models
+            forecast (evenly spread over the sample; the others get NaN and count only for the
+            features). 32 matches the knowledge base, whose cells hold at most 32 scored windows
+            per (dataset, model, task), so the benchmark's accuracy is measured at this size; the
+            zero-shot pass costs in proportion (benchmarks/zero_shot_windows.py shows the ranking
+            against 128). ``None`` scores every sampled window.
+        probe_steps: ``stack`` only, opt-in: fine-tune every candidate for the KB recipe's first
+            ``probe_steps`` steps on the target and read the early validation curve (the
+            learning-curve probe of :mod:`timetic.estimate.stack`); must be one of the recipe's
+            evaluation steps (a multiple of its ``eval_every``) so that the KB's runs recorded the
+            same quantity. Costs about ``probe_steps`` / (the recipe's mean steps run) of
+            fine-tuning every candidate (benchmarks/probe.py).
+        zs_scale: ``stack``: the zero-shot (and probe) inputs as centred log scores (``"log"``), as
+            centred ranks among the candidates (``"rank"``) or on each configuration's prior scale
+            (``"match"``); see :class:`timetic.estimate.stack.StackedRanker`.
         seed: seeds every random step.
     """
 
@@ -158,6 +176,9 @@ class TimeTic:
         scale: str = "auto",
         combine: str = "mean",
         recipe: str | None = None,
+        zero_shot_windows: int | None = 32,
+        probe_steps: int | None = None,
+        zs_scale: str = "log",
         seed: int = 0,
     ):
         self.kb = kb
@@ -181,6 +202,9 @@ class TimeTic:
         self.scale = scale
         self.combine = combine
         self.recipe = recipe
+        self.zero_shot_windows = zero_shot_windows
+        self.probe_steps = probe_steps
+        self.zs_scale = zs_scale
         self.seed = seed
 
     @classmethod
@@ -276,13 +300,25 @@ class TimeTic:
         from timetic.estimate.cells import build_cells
         from timetic.estimate.stack import StackedRanker
 
-        cells = build_cells(ctx)
+        probe = self.probe_steps is not None
+        if probe and (self.probe_steps < 1 or not self.zero_shot):
+            raise TimeticInputError(
+                f"probe_steps must be >= 1 and needs zero-shot scores (got {self.probe_steps}, "
+                f"zero_shot={self.zero_shot}); drop --probe-steps or --no-zero-shot"
+            )
+        cells = build_cells(ctx, probe_steps=self.probe_steps)
+        if probe and np.isfinite(cells.log_probe).sum() < 10:
+            raise TimeticInputError(
+                f"the knowledge base has {int(np.isfinite(cells.log_probe).sum())} runs with a validation "
+                f"curve point at step {self.probe_steps}; pick --probe-steps among the recipe's evaluation "
+                "steps (multiples of its eval_every) or add runs that record fit logs"
+            )
         self.cells_ = cells
         self.learner_ = StackedRanker(
             zero_shot=self.zero_shot, k=self.k, alpha=self.alpha,
             inputs=self.stack_inputs if isinstance(self.stack_inputs, (list, str)) or self.stack_inputs is None
             else tuple(self.stack_inputs),
-            scale=self.scale, combine=self.combine,
+            scale=self.scale, combine=self.combine, probe=probe, zs_scale=self.zs_scale,
         ).fit(
             cells, self._profiles()
         )
@@ -442,16 +478,64 @@ class TimeTic:
         if self.zero_shot:
             zs = {}
             missing = getattr(self, "zero_shot_missing_", {})
+            idx = zero_shot_subset(len(windows.context), self.zero_shot_windows)
+            scored = windows.subset(idx)
             for k, model_id in enumerate(candidates):
                 if progress is not None:
                     progress("zero-shot", k, len(candidates))
                 if model_id not in missing:
-                    zs[model_id] = self._zero_shot(model_id, windows, task)
+                    full = np.full(len(windows.context), np.nan)
+                    full[idx] = self._zero_shot(model_id, scored, task)
+                    zs[model_id] = full
             if progress is not None:
                 progress("zero-shot", len(candidates), len(candidates))
+        probe = None
+        if self.probe_steps is not None:
+            probe = {}
+            for k, model_id in enumerate(candidates):
+                if progress is not None:
+                    progress("probe", k, len(candidates))
+                if model_id not in getattr(self, "zero_shot_missing_", {}):
+                    probe[model_id] = self._probe(model_id, target, task)
+            if progress is not None:
+                progress("probe", len(candidates), len(candidates))
         return TargetRows(task=task.name, features=feats, zero_shot=zs, horizon=task.horizon,
                           naive=_naive_mase(windows, task),
-                          no_weights=tuple(m for m in candidates if m in getattr(self, "zero_shot_missing_", {})))
+                          no_weights=tuple(m for m in candidates if m in getattr(self, "zero_shot_missing_", {})),
+                          probe=probe)
+
+    def _model_row(self, model_id: str) -> tuple[str, str, str | None]:
+        """(source path, adapter, revision) of a KB model."""
+        from timetic.kb import resolve_model_source
+
+        kb = self._require_kb()
+        row = kb.models().filter(pl.col("model_id") == model_id)
+        source = resolve_model_source(kb, row.get_column("source")[0])
+        revision = row.get_column("revision")[0] if "revision" in row.columns else None
+        return source, row.get_column("adapter")[0], revision
+
+    def _probe(self, model_id: str, target: Any, task: Task) -> float:
+        """The learning-curve probe of one candidate on the target (see ``probe_steps``)."""
+        from timetic.adapters import load_model
+        from timetic.finetune import probe_curve
+        from timetic.recipe import Recipe
+
+        kb = self._require_kb()
+        h = self.recipe_hash(kb)
+        if not hasattr(self, "probe_recipe_"):
+            import json
+
+            text = kb.observations().filter(pl.col("recipe_hash") == h).get_column("recipe").drop_nulls()
+            if text.len() == 0:
+                raise TimeticInputError(f"the knowledge base stores no recipe JSON for recipe {h}; "
+                                        "the probe needs it: drop --probe-steps")
+            self.probe_recipe_ = Recipe.from_dict(json.loads(text[0]))
+        recipe = self.probe_recipe_
+        source, adapter, _ = self._model_row(model_id)
+        v0, vk = probe_curve(load_model(source, adapter=adapter), target, task, recipe, self.probe_steps)
+        if not (np.isfinite(v0) and np.isfinite(vk)) or v0 <= 0 or vk <= 0:
+            return float("nan")
+        return float(np.log(min(vk, v0) / v0))
 
     def _zero_shot(self, model_id: str, windows: Any, task: Task) -> np.ndarray:
         from timetic.adapters import load_model
@@ -645,7 +729,10 @@ class TimeTic:
         feats, log_zs = target_cell(rows.features, names, rows.zero_shot if self.zero_shot else None, cands)
         feats = np.array([feats[names.index(c)] if c in names else np.nan for c in self.features_])
         impute = np.array([c in rows.no_weights for c in cands]) if log_zs is not None else None
-        pred, pri, ok = ranker.predict(rows.task, feats, cands, log_zs, impute=impute)
+        log_probe = None
+        if getattr(ranker, "probe", False):
+            log_probe = np.array([(rows.probe or {}).get(c, np.nan) for c in cands], dtype=float)
+        pred, pri, ok = ranker.predict(rows.task, feats, cands, log_zs, impute=impute, log_probe=log_probe)
         for m in (c for c, o in zip(cands, ok) if not o):
             warnings.warn(f"no scorable target window for {m}; it is left out", TimeticWarning)
         if not ok.any():
@@ -683,7 +770,7 @@ class TimeTic:
         if log_zs is not None:
             # gain and P(fine-tuning helps) from the gain model (see timetic.estimate.stack)
             zs_mase = np.exp(log_zs[ok])  # NaN for imputed candidates
-            g_point = ranker.predict_gain(pri)[ok]
+            g_point = ranker.predict_gain(pri, log_probe)[ok]
             gain = 1.0 - np.exp(g_point)
             Rg = ranker.residual_matrix(rows.task, keep, gain=True) * scale
             p_improve = ranker.p_helps(Rg, g_point) if Rg.shape[0] else np.full(G, np.nan)
@@ -761,6 +848,17 @@ class TimeTic:
         if self.kb is None:
             raise TimeticInputError("no knowledge base; use TimeTic.from_kb(PATH) or pass --kb DIR")
         return self.kb
+
+
+def zero_shot_subset(n: int, k: int | None) -> np.ndarray:
+    """Indices of the ``k`` of ``n`` sampled windows that the zero-shot pass scores: evenly
+    spread over the sample (which is ordered by series, then time), so every series keeps its
+    share. ``k=None`` or ``k >= n``: all."""
+    if k is None or k >= n:
+        return np.arange(n)
+    if k < 1:
+        raise TimeticInputError(f"zero_shot_windows must be >= 1; got {k}")
+    return np.unique(np.linspace(0, n - 1, k).round().astype(int))
 
 
 def _naive_mase(windows: Any, task: Task) -> np.ndarray:

@@ -29,6 +29,13 @@ there), and its residuals add the ridge's zero-shot weight times the out-of-fold
 of each source cell (prediction error = the ranking residual + w_zs * (true - imputed input)), so
 its interval is as wide as what it does not know.
 
+With a *learning-curve probe* (``probe=True``; ``TimeTic(probe_steps=K)``), every candidate has
+also been fine-tuned for the recipe's first K steps on the target, and ``log_probe_g`` =
+log(min(v_K, v_0) / v_0), its validation MASE after K steps relative to before, joins every
+configuration's inputs (centred) and the gain model's; the source cells read the same quantity
+from their runs' validation curves (:mod:`timetic.estimate.cells`), so only cells whose runs
+recorded one train the ranker.
+
 Uncertainty (split conformal on leave-one-dataset-out residuals): every source cell's residual
 vector (observed minus predicted log score, per model, its priors computed without its dataset)
 goes into a pool per task. Intervals are the pool's finite-sample-corrected quantiles (the model's
@@ -68,17 +75,25 @@ class StackedRanker:
             (default) averages their predictions (and residuals); ``"select"`` keeps the one whose
             out-of-fold predictions rank the source cells best. On 14 datasets the selection is
             noisy (benchmarks/RESULTS*.md, ablation ``stack-combine=select``); averaging is not.
+        probe: read the learning-curve probe (module docstring): every configuration and the gain
+            model get it as an input; cells need ``log_probe``.
+        zs_scale: the zero-shot (and probe) inputs as centred log scores (``"log"``), as centred
+            ranks among the candidates (``"rank"``), or on each configuration's prior scale
+            (``"match"``). Ranks are robust to the zero-shot outliers that fine-tuning repairs
+            (a model 10x worse zero-shot is rarely 10x worse fine-tuned).
     """
 
-    INPUTS = ("zero_shot", "leaderboard", "knn", "gain_leaderboard", "gain_knn")
+    INPUTS = ("zero_shot", "leaderboard", "knn", "gain_leaderboard", "gain_knn", "probe")
     DEFAULT_INPUTS = ("zero_shot", "leaderboard", "knn")
     #: ``inputs="auto"``: the three cheap rankings, or those plus the models' fine-tuning gains.
-    AUTO_INPUTS = [DEFAULT_INPUTS, INPUTS]
+    AUTO_INPUTS = [DEFAULT_INPUTS, INPUTS[:5]]
 
     def __init__(self, zero_shot: bool = True, k: int | tuple[int, ...] = 5, alpha: float = 1.0, min_model_residuals: int = 10,
                  inputs: tuple[str, ...] | list | str | None = "auto", scale: str = "auto",
-                 combine: str = "mean"):
+                 combine: str = "mean", probe: bool = False, zs_scale: str = "log"):
         self.zero_shot = zero_shot
+        self.zs_scale = zs_scale
+        self.probe = probe
         self.k = k
         self.alpha = alpha
         self.min_model_residuals = min_model_residuals
@@ -158,6 +173,9 @@ class StackedRanker:
 
         C, G = cells.log_ft.shape
         models = list(cells.models)
+        if self.probe and cells.log_probe is None:
+            raise ValueError("probe=True needs cells built with probe_steps (build_cells(ctx, probe_steps=K))")
+        log_probe = cells.log_probe if self.probe else np.zeros((C, G))
         X_rows, y_rows, where = [], [], []
         gX_rows, g_rows = [], []
         imputation = np.full((C, G), np.nan)
@@ -169,24 +187,25 @@ class StackedRanker:
                 continue
             pri = Priors(k, scale=scale).fit(cells.take(others), profiles)
             for c in np.flatnonzero(~others):
-                obs = self._observed(cells.log_ft[c], cells.log_zs[c])
+                obs = self._observed(cells.log_ft[c], cells.log_zs[c], log_probe[c])
                 if obs.sum() < 2:
                     continue
                 p = pri(cells.tasks[c], cells.features[c], models)
-                X, level = self._inputs(p, cells.log_zs[c], obs, names)
+                X, level = self._inputs(p, cells.log_zs[c], obs, names, log_probe[c], scale)
                 yc = cells.log_ft[c, obs] - cells.log_ft[c, obs].mean()
                 X_rows.append(X[obs])
                 y_rows.append(yc)
                 if self.zero_shot:
                     zc = cells.log_zs[c] - cells.log_zs[c, obs].mean()
                     imputation[c, obs] = zc[obs] - (p.zero_shot_knn[obs] - p.zero_shot_knn[obs].mean())
-                    gX_rows.append(self._gain_inputs(p)[obs])
+                    gX_rows.append(self._gain_inputs(p, log_probe[c])[obs])
                     g_rows.append(cells.log_ft[c, obs] - cells.log_zs[c, obs])
                 where.append((c, np.flatnonzero(obs)))
                 level_oof[c] = level
                 oof_distance[c] = p.distance[0] if p.distance.size else np.nan
         if not X_rows:
-            raise ValueError("no source cell has two models observed: the knowledge base is too small to stack")
+            raise ValueError("no source cell has two models observed" + (" with a learning-curve probe" if self.probe else "")
+                             + ": the knowledge base is too small to stack")
         X_all = np.vstack(X_rows)
         ridge = Ridge(alpha=self.alpha, fit_intercept=False).fit(X_all, np.concatenate(y_rows))
         residuals = np.full((C, G), np.nan)
@@ -214,7 +233,9 @@ class StackedRanker:
         unknown = [n for n in names if n not in self.INPUTS]
         if unknown or not names:
             raise ValueError(f"unknown stack inputs {unknown}; choose from {', '.join(self.INPUTS)}")
-        return [n for n in names if self.zero_shot or n != "zero_shot"]
+        if self.probe and "probe" not in names:
+            names.append("probe")
+        return [n for n in names if (self.zero_shot or n != "zero_shot") and (self.probe or n != "probe")]
 
     @property
     def weights_(self) -> dict[str, float]:
@@ -227,16 +248,29 @@ class StackedRanker:
                 out[name] = out.get(name, 0.0) + float(w) / len(states)
         return out
 
-    def _observed(self, log_ft: np.ndarray, log_zs: np.ndarray) -> np.ndarray:
+    def _observed(self, log_ft: np.ndarray, log_zs: np.ndarray, log_probe: np.ndarray | None = None) -> np.ndarray:
         ok = np.isfinite(log_ft)
+        if self.probe and log_probe is not None:
+            ok &= np.isfinite(log_probe)
         return ok & np.isfinite(log_zs) if self.zero_shot else ok
 
     def _inputs(self, p: PriorValues, log_zs: np.ndarray | None, obs: np.ndarray,
-                names: list[str] | None = None) -> tuple[np.ndarray, float]:
+                names: list[str] | None = None, log_probe: np.ndarray | None = None,
+                scale: str | None = None) -> tuple[np.ndarray, float]:
         """(G, n_inputs) stacked inputs and the level, centred over the ``obs`` candidates."""
         cols = {}
+        scale = scale or getattr(self, "scale_", "log")
+        ranks = self.zs_scale == "rank" or (self.zs_scale == "match" and scale == "rank")
+        if self.probe:
+            with _quiet():
+                centre = np.nanmean(log_probe[obs]) if np.isfinite(log_probe[obs]).any() else 0.0
+            cols["probe"] = np.nan_to_num(log_probe - centre)  # 0 (the mean) where unprobed
+            if ranks:
+                cols["probe"] = np.nan_to_num(_ranks_over(log_probe, obs & np.isfinite(log_probe)))
         if self.zero_shot:
             cols["zero_shot"] = log_zs - log_zs[obs].mean()
+            if ranks:
+                cols["zero_shot"] = _ranks_over(log_zs, obs)
             gap = p.gap_knn if np.isfinite(p.gap_knn) else 0.0
             level = float(log_zs[obs].mean() + gap)
         else:
@@ -247,23 +281,31 @@ class StackedRanker:
         cols["gain_knn"] = p.gain_knn - p.gain_knn[obs].mean()
         return np.column_stack([cols[n] for n in (names or self.input_names_)]), level
 
-    @staticmethod
-    def _gain_inputs(p: PriorValues) -> np.ndarray:
-        return np.column_stack([p.gain_leaderboard, p.gain_knn])
+    def _gain_inputs(self, p: PriorValues, log_probe: np.ndarray | None = None) -> np.ndarray:
+        cols = [p.gain_leaderboard, p.gain_knn]
+        if self.probe:
+            cols.append(np.nan_to_num(log_probe))  # 0 = no improvement where unprobed
+        return np.column_stack(cols)
 
     # -- predict ---------------------------------------------------------------------------------
-    def predict_gain(self, p: PriorValues) -> np.ndarray:
-        """(G,) predicted log(fine-tuned / zero-shot) of the candidates the priors ``p`` describe."""
-        return self.gain_ridge_.predict(self._gain_inputs(p))
+    def predict_gain(self, p: PriorValues, log_probe: np.ndarray | None = None) -> np.ndarray:
+        """(G,) predicted log(fine-tuned / zero-shot) of the candidates the priors ``p`` describe
+        (with ``probe``: and their probes ``log_probe``)."""
+        return self.gain_ridge_.predict(self._gain_inputs(p, log_probe))
 
     def predict(self, task: str, features: np.ndarray, models: list[str],
                 log_zs: np.ndarray | None = None,
-                impute: np.ndarray | None = None) -> tuple[np.ndarray, PriorValues, np.ndarray]:
+                impute: np.ndarray | None = None,
+                log_probe: np.ndarray | None = None) -> tuple[np.ndarray, PriorValues, np.ndarray]:
         """Predicted log mean fine-tuned MASE (G,) of ``models`` (NaN where a needed zero-shot score
         is missing), the priors used, and the boolean mask of predicted candidates. ``impute``
-        (G,) bool: candidates without a zero-shot score whose input is imputed (weights absent)."""
+        (G,) bool: candidates without a zero-shot score whose input is imputed (weights absent;
+        with ``probe`` their probe input is the candidates' mean). ``log_probe`` (G,): the
+        candidates' learning-curve probes (with ``probe``)."""
         if self.zero_shot and log_zs is None:
             raise ValueError("this ranker uses zero-shot scores; pass log_zs")
+        if self.probe and log_probe is None:
+            raise ValueError("this ranker reads learning-curve probes; pass log_probe")
         obs = np.isfinite(log_zs) if self.zero_shot else np.ones(len(models), dtype=bool)
         p = self.priors_(task, features, models)
         out = np.full(len(models), np.nan)
@@ -274,7 +316,7 @@ class StackedRanker:
             preds = []
             for st in getattr(self, "states_", None) or [self._state()]:
                 pst = st["priors_"](task, features, models)
-                X, level = self._inputs(pst, log_zs, obs, st["input_names_"])
+                X, level = self._inputs(pst, log_zs, obs, st["input_names_"], log_probe, st["scale_"])
                 if self.zero_shot and impute is not None and impute.any() and "zero_shot" in st["input_names_"]:
                     j = st["input_names_"].index("zero_shot")
                     X[impute, j] = pst.zero_shot_knn[impute] - pst.zero_shot_knn[obs].mean()
@@ -283,7 +325,8 @@ class StackedRanker:
         return out, p, use
 
     def _state(self) -> dict:
-        return {"priors_": self.priors_, "input_names_": self.input_names_, "ridge_": self.ridge_}
+        return {"priors_": self.priors_, "input_names_": self.input_names_, "ridge_": self.ridge_,
+                "scale_": self.scale_}
 
     def out_of_domain(self, task: str, nearest: float) -> float:
         """Residual scale for a target whose nearest source cell is at ``nearest``: 1 inside what
@@ -356,6 +399,22 @@ class StackedRanker:
                 src = own if own.size >= self.min_model_residuals else pooled
                 S[miss, j] = rng.choice(src, size=int(miss.sum()))
         return S
+
+
+def _ranks_over(values: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """(G,) centred ranks / count of ``values`` over the ``obs`` candidates; the others get the
+    rank they would take among them (so an imputed candidate sits where its value puts it)."""
+    from timetic.estimate.priors import _centred_ranks
+
+    out = np.full(len(values), np.nan)
+    if obs.any():
+        out[obs] = _centred_ranks(values[obs][None, :])[0]
+        ref = np.sort(values[obs])
+        n = obs.sum()
+        for j in np.flatnonzero(~obs & np.isfinite(values)):
+            r = np.searchsorted(ref, values[j]) + 0.5
+            out[j] = (r - (n + 1) / 2) / n
+    return out
 
 
 def _logit(p: np.ndarray, eps: float = 0.01) -> np.ndarray:
