@@ -601,6 +601,10 @@ def add_observation_cmd(results, kb_path):
 @click.option("--zero-shot-windows", type=int, default=32, show_default=True,
               help="How many of the sampled windows every candidate forecasts zero-shot (the KB scores "
                    "at most 32 per cell; more costs proportionally more).")
+@click.option("--probe-steps", type=int, default=None,
+              help="Opt-in learning-curve probe: fine-tune every candidate for the KB recipe's first K "
+                   "steps on the target and use its early validation curve (K: a multiple of the "
+                   "recipe's eval_every, e.g. 25; costs minutes, see benchmarks/probe.py).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the ranking to a file.")
@@ -612,7 +616,7 @@ def add_observation_cmd(results, kb_path):
                    "not a terminal), no 'written to' line.")
 @friendly
 def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, task, models, kb_path, method,
-            learner, n_windows, zero_shot_windows, seed, fmt, out, no_zero_shot, explain, quiet):
+            learner, n_windows, zero_shot_windows, probe_steps, seed, fmt, out, no_zero_shot, explain, quiet):
     """Rank the knowledge base's models for a target by predicted fine-tuned MASE."""
     import time
 
@@ -623,7 +627,7 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
             from timetic.report import ranking_json, render_table
         est, k, target, res = _rank(steps, target_path, freq, layout, item_id_col, timestamp_col, target_col,
                                     task, models, kb_path, method, learner, n_windows, seed, no_zero_shot,
-                                    zero_shot_windows)
+                                    zero_shot_windows, probe_steps)
     ranking, explanations = res["ranking"], res["explanations"]
     elapsed = time.perf_counter() - started
     info = {**_estimator_info(est, target, k, seed, no_zero_shot), "seconds": round(elapsed, 2)}
@@ -658,6 +662,10 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
 @click.option("--zero-shot-windows", type=int, default=32, show_default=True,
               help="How many of the sampled windows every candidate forecasts zero-shot (the KB scores "
                    "at most 32 per cell; more costs proportionally more).")
+@click.option("--probe-steps", type=int, default=None,
+              help="Opt-in learning-curve probe: fine-tune every candidate for the KB recipe's first K "
+                   "steps on the target and use its early validation curve (K: a multiple of the "
+                   "recipe's eval_every, e.g. 25; costs minutes, see benchmarks/probe.py).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-zero-shot", is_flag=True, help="Rank from characteristics alone (no model weights needed).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The HTML file to write.")
@@ -666,7 +674,7 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
                    "not a terminal), no 'written to' line.")
 @friendly
 def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, task, models, kb_path, method, learner,
-           n_windows, zero_shot_windows, seed, no_zero_shot, out, quiet):
+           n_windows, zero_shot_windows, probe_steps, seed, no_zero_shot, out, quiet):
     """Write a self-contained HTML report (ranking, intervals, gains, nearest sources, features, plots)."""
     import time
 
@@ -679,7 +687,7 @@ def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, ta
             from timetic.report import html_report
         est, k, target, res = _rank(steps, target_path, freq, layout, item_id_col, timestamp_col, target_col,
                                     task, models, kb_path, method, learner, n_windows, seed, no_zero_shot,
-                                    zero_shot_windows)
+                                    zero_shot_windows, probe_steps)
         info = {**_estimator_info(est, target, k, seed, no_zero_shot), "seconds": time.perf_counter() - started}
         with steps.step("writing the report"):
             page = html_report(res, info, est.source_means_)
@@ -779,18 +787,23 @@ def verify_cmd(target_path, freq, layout, item_id_col, timestamp_col, target_col
 
 
 def _rank(steps: Steps, target_path, freq, layout, item_id_col, timestamp_col, target_col, task, models, kb_path,
-          method, learner, n_windows, seed, no_zero_shot, zero_shot_windows=32):
+          method, learner, n_windows, seed, no_zero_shot, zero_shot_windows=32, probe_steps=None):
     """predict and report: open the KB, fit, load the target, rank; each step shown by ``steps``.
 
     Returns (estimator, KB, target, ``predict_detailed``'s result)."""
     if zero_shot_windows < 1:
         raise TimeticInputError(f"--zero-shot-windows must be >= 1 (got {zero_shot_windows}); the default is 32")
+    if probe_steps is not None and (probe_steps < 1 or no_zero_shot or method == "window" or learner):
+        raise TimeticInputError(
+            f"--probe-steps {probe_steps}: needs K >= 1, zero-shot scores and the stack method; "
+            "drop --no-zero-shot / --method window / --learner, or drop --probe-steps"
+        )
     with steps.step("loading the knowledge base"):
         from timetic.estimate import TimeTic
 
         k = _open_kb(kb_path)
         est = TimeTic(k, learner=learner, method=method, zero_shot=not no_zero_shot, seed=seed,
-                      zero_shot_windows=zero_shot_windows)
+                      zero_shot_windows=zero_shot_windows, probe_steps=probe_steps)
     with steps.step(f"loading {Path(target_path).name}"):
         target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
     if not hasattr(est, "learner_"):

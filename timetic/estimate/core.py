@@ -149,7 +149,9 @@ class TimeTic:
             fine-tuning every candidate (benchmarks/probe.py).
         zs_scale: ``stack``: the zero-shot (and probe) inputs as centred log scores (``"log"``), as
             centred ranks among the candidates (``"rank"``) or on each configuration's prior scale
-            (``"match"``); see :class:`timetic.estimate.stack.StackedRanker`.
+            (``"match"``, default); see :class:`timetic.estimate.stack.StackedRanker`.
+        stack_weights: ``stack``: ``"spearman"`` (default: weights chosen for the ranking metric)
+            or ``"ridge"`` (least squares); :class:`timetic.estimate.stack.StackedRanker`.
         seed: seeds every random step.
     """
 
@@ -178,7 +180,8 @@ class TimeTic:
         recipe: str | None = None,
         zero_shot_windows: int | None = 32,
         probe_steps: int | None = None,
-        zs_scale: str = "log",
+        zs_scale: str = "match",
+        stack_weights: str = "spearman",
         seed: int = 0,
     ):
         self.kb = kb
@@ -205,6 +208,7 @@ class TimeTic:
         self.zero_shot_windows = zero_shot_windows
         self.probe_steps = probe_steps
         self.zs_scale = zs_scale
+        self.stack_weights = stack_weights
         self.seed = seed
 
     @classmethod
@@ -319,6 +323,7 @@ class TimeTic:
             inputs=self.stack_inputs if isinstance(self.stack_inputs, (list, str)) or self.stack_inputs is None
             else tuple(self.stack_inputs),
             scale=self.scale, combine=self.combine, probe=probe, zs_scale=self.zs_scale,
+            weights=self.stack_weights,
         ).fit(
             cells, self._profiles()
         )

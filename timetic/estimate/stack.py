@@ -3,18 +3,27 @@
 For a target cell and candidate models g, the predicted log mean fine-tuned MASE is
 
     log ft_g = level + rel_g,
-    rel_g = w_zs * zc_g + w_lb * leaderboard_g + w_knn * knn_g       (ridge, no intercept)
+    rel_g = w_zs * zc_g + w_lb * leaderboard_g + w_knn * knn_g       (no intercept)
 
-with ``zc_g`` the candidate's log mean zero-shot MASE minus the mean over candidates (left out in
-the weight-free mode) and the priors of :mod:`timetic.estimate.priors`. By default four such
-ridges are averaged (``combine="mean"``): with and without the models' centred fine-tuning gains
-(``gain_leaderboard``, ``gain_knn``) as two more inputs, and with priors on the log and on the rank
-scale; ``combine="select"`` keeps the one whose out-of-fold predictions rank the KB's cells best. The level is the mean
-candidate log zero-shot MASE plus the nearest source cells' mean log(fine-tuned / zero-shot)
-(weight-free: their mean log fine-tuned MASE). A ridge over its own inputs can weigh the zero-shot
-ranking alone, the leaderboard alone or kNN alone; it is fitted on *out-of-fold* priors (each
-source dataset's priors come from the other source datasets, as a target's will), so the weights
-say how much each input is worth on datasets the priors have not seen.
+with ``zc_g`` the candidate's zero-shot input (left out in the weight-free mode) and the priors of
+:mod:`timetic.estimate.priors`, all centred over the candidates. By default four such
+configurations are averaged (``combine="mean"``): with and without the models' centred fine-tuning
+gains (``gain_leaderboard``, ``gain_knn``) as two more inputs, and with priors on the log and on
+the rank scale (the zero-shot input on the same scale, ``zs_scale="match"``: centred log zero-shot
+MASE, or its centred rank among the candidates); ``combine="select"`` keeps the one whose
+out-of-fold predictions rank the KB's cells best.
+
+The weights (``weights="spearman"``, default) are non-negative, sum to one, and are the point of a
+simplex grid (step 0.1) whose weighted sum ranks the source cells best: the mean within-cell
+Spearman ρ against the observed fine-tuned scores, the metric the ranking is judged by. One
+least-squares scale then maps the weighted sum to centred log scores. (``weights="ridge"`` fits
+least squares on the log scores instead; it chases the magnitudes -- a model whose zero-shot score
+is 10x worse is rarely 10x worse fine-tuned -- and ranked worse on KB v2, below the zero-shot
+ranking alone.) The weights are fitted on *out-of-fold* priors (each source dataset's priors come
+from the other source datasets, as a target's will), so they say how much each input is worth on
+datasets the priors have not seen. The level is the mean candidate log zero-shot MASE plus the
+nearest source cells' mean log(fine-tuned / zero-shot) (weight-free: their mean log fine-tuned
+MASE).
 
 With zero-shot scores, a second, *gain* model answers "does fine-tuning help this model here?":
 log(fine-tuned / zero-shot)_g = b0 + b1 * gain_leaderboard_g + b2 * gain_knn_g (ridge with an
@@ -25,9 +34,9 @@ it, with its own out-of-fold residuals.
 
 A candidate whose weights are absent (no zero-shot score) still ranks with the others: its
 zero-shot input is imputed from the nearest source cells (its mean relative log zero-shot MASE
-there), and its residuals add the ridge's zero-shot weight times the out-of-fold imputation error
-of each source cell (prediction error = the ranking residual + w_zs * (true - imputed input)), so
-its interval is as wide as what it does not know.
+there), and its residuals add the zero-shot weight times the out-of-fold imputation error of each
+source cell, in the input's units (prediction error = the ranking residual + w_zs * (true -
+imputed input)), so its interval is as wide as what it does not know.
 
 With a *learning-curve probe* (``probe=True``; ``TimeTic(probe_steps=K)``), every candidate has
 also been fine-tuned for the recipe's first K steps on the target, and ``log_probe_g`` =
@@ -81,6 +90,11 @@ class StackedRanker:
             ranks among the candidates (``"rank"``), or on each configuration's prior scale
             (``"match"``). Ranks are robust to the zero-shot outliers that fine-tuning repairs
             (a model 10x worse zero-shot is rarely 10x worse fine-tuned).
+        weights: how the inputs are weighed: ``"ridge"`` (least squares on the centred log
+            scores) or ``"spearman"``: non-negative weights summing to one, on a simplex grid of
+            step 0.1, that maximise the mean out-of-fold Spearman ρ over the source cells (the
+            metric the ranking is judged by), then one least-squares scale so that the weighted
+            sum predicts the centred log score.
     """
 
     INPUTS = ("zero_shot", "leaderboard", "knn", "gain_leaderboard", "gain_knn", "probe")
@@ -90,8 +104,9 @@ class StackedRanker:
 
     def __init__(self, zero_shot: bool = True, k: int | tuple[int, ...] = 5, alpha: float = 1.0, min_model_residuals: int = 10,
                  inputs: tuple[str, ...] | list | str | None = "auto", scale: str = "auto",
-                 combine: str = "mean", probe: bool = False, zs_scale: str = "log"):
+                 combine: str = "mean", probe: bool = False, zs_scale: str = "match", weights: str = "spearman"):
         self.zero_shot = zero_shot
+        self.weights = weights
         self.zs_scale = zs_scale
         self.probe = probe
         self.k = k
@@ -125,6 +140,9 @@ class StackedRanker:
         # residuals average the same way); "select": the best configuration alone
         self.states_ = states if self.combine == "mean" else [best]
         self.residuals_ = np.mean([st["residuals_"] for st in self.states_], axis=0)
+        # prediction error of an imputed zero-shot input: each configuration's weight times its
+        # input's imputation error, averaged like the predictions
+        self.imputation_errors_ = np.mean([st["imputation_errors_"] for st in self.states_], axis=0)
         self.helps_calibration_ = self._fit_helps_calibration() if self.zero_shot else None
         return self
 
@@ -197,7 +215,10 @@ class StackedRanker:
                 y_rows.append(yc)
                 if self.zero_shot:
                     zc = cells.log_zs[c] - cells.log_zs[c, obs].mean()
-                    imputation[c, obs] = zc[obs] - (p.zero_shot_knn[obs] - p.zero_shot_knn[obs].mean())
+                    imputed = self._imputed_log_zs(cells.log_zs[c], p, obs, np.ones(G, dtype=bool))
+                    x_imp, _ = self._inputs(p, imputed, obs, ["zero_shot"], log_probe[c], scale)
+                    x_true, _ = self._inputs(p, cells.log_zs[c], obs, ["zero_shot"], log_probe[c], scale)
+                    imputation[c, obs] = (x_true - x_imp)[obs, 0]
                     gX_rows.append(self._gain_inputs(p, log_probe[c])[obs])
                     g_rows.append(cells.log_ft[c, obs] - cells.log_zs[c, obs])
                 where.append((c, np.flatnonzero(obs)))
@@ -207,7 +228,12 @@ class StackedRanker:
             raise ValueError("no source cell has two models observed" + (" with a learning-curve probe" if self.probe else "")
                              + ": the knowledge base is too small to stack")
         X_all = np.vstack(X_rows)
-        ridge = Ridge(alpha=self.alpha, fit_intercept=False).fit(X_all, np.concatenate(y_rows))
+        if self.weights == "spearman":
+            ridge = _RankWeights().fit(X_rows, y_rows)
+        elif self.weights == "ridge":
+            ridge = Ridge(alpha=self.alpha, fit_intercept=False).fit(X_all, np.concatenate(y_rows))
+        else:
+            raise ValueError(f"unknown weights {self.weights!r}; use 'ridge' or 'spearman'")
         residuals = np.full((C, G), np.nan)
         rhos = []
         for X, yc, (c, g) in zip(X_rows, y_rows, where):
@@ -223,7 +249,9 @@ class StackedRanker:
             for X, r, (c, g) in zip(gX_rows, g_rows, where):
                 gain_residuals[c, g] = r - gain_ridge.predict(X)
                 gain_truth[c, g] = r
-        return {"k_": k, "input_names_": names, "scale_": scale, "ridge_": ridge, "imputation_errors_": imputation, "residuals_": residuals, "gain_ridge_": gain_ridge,
+        w_zs = float(ridge.coef_[names.index("zero_shot")]) if "zero_shot" in names else 0.0
+        return {"k_": k, "input_names_": names, "scale_": scale, "ridge_": ridge,
+                "imputation_errors_": w_zs * imputation, "residuals_": residuals, "gain_ridge_": gain_ridge,
                 "gain_residuals_": gain_residuals, "gain_truth_": gain_truth, "oof_distance_": oof_distance, "tasks_": cells.tasks,
                 "models_": np.asarray(models), "priors_": Priors(k, scale=scale).fit(cells, profiles), "n_rows_": len(X_all),
                 "oof_spearman": float(np.mean(rhos)) if rhos else float("nan")}
@@ -316,13 +344,22 @@ class StackedRanker:
             preds = []
             for st in getattr(self, "states_", None) or [self._state()]:
                 pst = st["priors_"](task, features, models)
-                X, level = self._inputs(pst, log_zs, obs, st["input_names_"], log_probe, st["scale_"])
-                if self.zero_shot and impute is not None and impute.any() and "zero_shot" in st["input_names_"]:
-                    j = st["input_names_"].index("zero_shot")
-                    X[impute, j] = pst.zero_shot_knn[impute] - pst.zero_shot_knn[obs].mean()
+                zs_in = log_zs
+                if self.zero_shot and impute is not None and impute.any():
+                    zs_in = self._imputed_log_zs(log_zs, pst, obs, impute)
+                X, level = self._inputs(pst, zs_in, obs, st["input_names_"], log_probe, st["scale_"])
                 preds.append(level + st["ridge_"].predict(X[use]))
             out[use] = np.mean(preds, axis=0)
         return out, p, use
+
+    @staticmethod
+    def _imputed_log_zs(log_zs: np.ndarray, p: PriorValues, obs: np.ndarray, which: np.ndarray) -> np.ndarray:
+        """``log_zs`` with the ``which`` candidates' values imputed from the nearest source cells:
+        the observed candidates' mean plus the candidate's relative log zero-shot MASE there
+        (relative to the observed candidates' mean there)."""
+        out = np.array(log_zs, dtype=float)
+        out[which] = log_zs[obs].mean() + p.zero_shot_knn[which] - p.zero_shot_knn[obs].mean()
+        return out
 
     def _state(self) -> dict:
         return {"priors_": self.priors_, "input_names_": self.input_names_, "ridge_": self.ridge_,
@@ -340,12 +377,12 @@ class StackedRanker:
                         imputed: np.ndarray | None = None) -> np.ndarray:
         """(n_cells, G) residuals of the task's source cells for ``models``, NaN where unobserved
         (``gain``: of the gain model). ``imputed`` (G,) bool: candidates whose zero-shot input is
-        imputed get the zero-shot weight times the same cells' imputation errors added."""
+        imputed get the zero-shot weight times the same cells' imputation errors added (averaged
+        over the configurations like the predictions)."""
         R = self._rows(task, models, self.gain_residuals_ if gain else self.residuals_)
         if imputed is not None and imputed.any() and not gain:
-            w = self.weights_.get("zero_shot", 0.0)
             E = self._rows(task, models, self.imputation_errors_)
-            R[:, imputed] = R[:, imputed] + w * E[:, imputed]
+            R[:, imputed] = R[:, imputed] + E[:, imputed]
         return R[np.isfinite(R).any(axis=1)]
 
     def _rows(self, task: str, models: list[str], source: np.ndarray) -> np.ndarray:
@@ -399,6 +436,41 @@ class StackedRanker:
                 src = own if own.size >= self.min_model_residuals else pooled
                 S[miss, j] = rng.choice(src, size=int(miss.sum()))
         return S
+
+
+class _RankWeights:
+    """Stacking weights that maximise the mean within-cell Spearman ρ (see ``weights``)."""
+
+    def fit(self, X_rows: list[np.ndarray], y_rows: list[np.ndarray], step: float = 0.1) -> "_RankWeights":
+        from itertools import product
+
+        from scipy.stats import rankdata
+
+        m = X_rows[0].shape[1]
+        n = int(round(1 / step))
+        grid = np.array([c for c in product(range(n + 1), repeat=m) if sum(c) == n], dtype=float) / n
+        score = np.zeros(len(grid))
+        for X, y in zip(X_rows, y_rows):
+            if len(y) < 3:
+                continue
+            ry = rankdata(y)
+            ry = (ry - ry.mean()) / (np.linalg.norm(ry - ry.mean()) or 1.0)
+            R = rankdata(X @ grid.T, axis=0)
+            R = R - R.mean(axis=0)
+            norm = np.linalg.norm(R, axis=0)
+            score += np.where(norm > 0, (R.T @ ry) / np.where(norm > 0, norm, 1.0), 0.0)
+        # ties between grid points: the one nearest equal weights (stable, no arbitrary corner)
+        best = np.flatnonzero(score >= score.max() - 1e-9)
+        w = grid[best[np.argmin(np.abs(grid[best] - 1.0 / m).sum(axis=1))]]
+        s = np.concatenate([X @ w for X in X_rows])
+        y = np.concatenate(y_rows)
+        b = float(s @ y / (s @ s)) if s @ s > 0 else 0.0
+        self.w_, self.scale_ = w, max(b, 0.0)
+        self.coef_ = self.scale_ * w
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.coef_
 
 
 def _ranks_over(values: np.ndarray, obs: np.ndarray) -> np.ndarray:
