@@ -53,8 +53,11 @@ def configs() -> dict[str, dict]:
         "window-hgb": {"method": "window", "learner": "hgb"},
         "stack-k=3": {"k": 3},
         "stack-k=8": {"k": 8},
-        "stack-alpha=0.1": {"alpha": 0.1},
-        "stack-alpha=10": {"alpha": 10.0},
+        "stack-weights=ridge": {"stack_weights": "ridge", "zs_scale": "log"},  # timetic 0.2's first stack
+        "stack-weights=ridge,zs=match": {"stack_weights": "ridge"},
+        "stack-zs=log": {"zs_scale": "log"},
+        "stack-zs=rank": {"zs_scale": "rank"},
+        "weight-free-weights=ridge": {"zero_shot": False, "stack_weights": "ridge"},
         "stack-combine=select": {"combine": "select"},
         "weight-free-combine=select": {"zero_shot": False, "combine": "select"},
         "stack-k=auto(3,5,8)": {"k": (3, 5, 8)},

@@ -65,7 +65,21 @@ def accuracy(kb, steps: int, seed: int) -> pl.DataFrame:
     probed = rows_all.filter(pl.col("method") == f"zero-shot x probe{steps}").select("dataset_id", "task")
     cmp = rows_all.join(probed, on=["dataset_id", "task"], how="inner")
     summary = EvalResult(rows=cmp).summary()
-    return summary.filter(pl.col("task") == "mean") if "mean" in summary.get_column("task").to_list() else summary
+    summary = summary.filter(pl.col("task") == "mean") if "mean" in summary.get_column("task").to_list() else summary
+    # P(fine-tuning helps) on the same cells: the negative-transfer flag (p < 0.5) against the
+    # observed outcome (fine-tuned mean MASE below zero-shot), Brier score against the base rate
+    pred = res.predictions.join(probed, on=["dataset_id", "task"], how="inner").filter(
+        pl.col("p_improve").is_not_nan() & pl.col("observed_zs").is_not_nan())
+    flags = []
+    for method, g in pred.group_by("method", maintain_order=True):
+        p = g.get_column("p_improve").to_numpy()
+        y = (g.get_column("observed") < g.get_column("observed_zs")).to_numpy().astype(float)
+        base = y.mean()
+        flags.append({"method": method, "cells x models": len(y), "helps (observed)": base,
+                      "flag accuracy": float(((p >= 0.5) == (y == 1)).mean()),
+                      "constant answer": float(max(base, 1 - base)),
+                      "Brier": float(((p - y) ** 2).mean()), "Brier base rate": float(((base - y) ** 2).mean())})
+    return summary, pl.DataFrame(flags)
 
 
 def cost(kb, steps: int, dataset: str, seed: int) -> None:
@@ -146,7 +160,7 @@ def main() -> None:
     kb = KnowledgeBase.open(args.kb)
     t0 = time.perf_counter()
     if not args.no_accuracy:
-        summary = accuracy(kb, args.steps, args.seed)
+        summary, flags = accuracy(kb, args.steps, args.seed)
         cols = ["method", "n", "spearman", "spearman_lo", "spearman_hi", "weighted_tau", "top1", "regret"]
         cols = [c for c in cols if c in summary.columns]
         with pl.Config(tbl_rows=30, tbl_cols=20, float_precision=3, tbl_hide_dataframe_shape=True,
@@ -154,6 +168,8 @@ def main() -> None:
             print(f"unseen-dataset, (dataset, task) cells whose runs recorded a validation curve at step "
                   f"{args.steps} ({time.perf_counter() - t0:.0f} s):")
             print(summary.select(cols).sort("spearman", descending=True))
+            print("\nP(fine-tuning helps) on the same cells (flag: P < 0.5 = negative transfer):")
+            print(flags)
     if not args.no_cost:
         cost(kb, args.steps, args.cost_dataset, args.seed)
 

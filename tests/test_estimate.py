@@ -298,3 +298,18 @@ def test_learning_curve_probe_reproduces_the_kb_runs_and_ranks(tiny_kb, target):
         TimeTic(tiny_kb, probe_steps=3).fit()
     with pytest.raises(TimeticInputError, match="probe"):
         TimeTic(tiny_kb, probe_steps=4, zero_shot=False).fit()
+
+
+def test_a_task_the_kb_lacks_is_ranked_with_a_warning(tiny_kb, target):
+    """tiny_kb holds short-task observations only: a medium ranking says where it comes from."""
+    from timetic.errors import TimeticWarning
+
+    est = TimeTic(tiny_kb, zero_shot=False, seed=0)
+    with pytest.warns(TimeticWarning, match="no medium-task observations"):
+        r = est.predict(target, task="medium", n_windows=8)
+    assert r.height == len(MODELS)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TimeticWarning)
+        est.predict(target, task="short", n_windows=8)

@@ -271,6 +271,7 @@ class TimeTic:
                 "models and observations (timetic finetune --kb DIR) first"
             )
         self.models_ = ctx.meta.get_column("model_id").unique().sort().to_list()
+        self.tasks_ = ctx.meta.get_column("task").unique().sort().to_list()
         self._fit_explanations(ctx)
         if self.method_ == "stack":
             return self._fit_stack(ctx)
@@ -460,6 +461,14 @@ class TimeTic:
         rankings, explanations, features = [], [], {}
         for name in names:
             t = Task.preset(name, tgt.freq)
+            if name not in getattr(self, "tasks_", [name]):
+                warnings.warn(
+                    f"the knowledge base has no {name}-task observations (it has {', '.join(self.tasks_)}); "
+                    f"the {name} ranking and its intervals come from those tasks' results: add {name}-task "
+                    "observations to the KB (benchmarks/build_kb.py --tasks) or pick another --task",
+                    TimeticWarning,
+                    stacklevel=2,
+                )
             rows = self.target_rows(tgt, t, candidates, n_windows=n_windows, progress=progress)
             ranking = self.rank(rows, candidates)
             rankings.append(ranking)
