@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from timetic.grid import plan, run_local, run_ray  # noqa: E402
+from timetic.errors import TimeticInputError  # noqa: E402
 from timetic.recipe import Recipe  # noqa: E402
 
 #: the grid's recipe unless --recipe says otherwise (v1: the shipped KB's 40 fixed steps).
@@ -182,8 +183,15 @@ def main(argv: list[str] | None = None) -> None:
             print(f"model {mid}: profile {[round(v, 2) for v in row['profile_knn'][0]]}", flush=True)
         models.append({"model": mid, "adapter": adapter, "model_path": str(path), "load_kwargs": load_kwargs})
 
-    # datasets
+    # datasets (a dataset already in the KB gets the windows of the requested tasks it lacks)
     have_ds = set(kb.datasets().get_column("dataset_id").to_list())
+    have_tasks: dict[str, set[str]] = {}
+    for d, t in kb.windows().select("dataset_id", "task").unique().iter_rows():
+        have_tasks.setdefault(d, set()).add(t)
+
+    def missing(name: str) -> list[str]:
+        return [t for t in tasks if t not in have_tasks.get(name, set())]
+
     datasets = []
     if args.dataset_files:
         from timetic.grid import load_file_target
@@ -192,11 +200,11 @@ def main(argv: list[str] | None = None) -> None:
             name = Path(f).name.split(".")[0]
             entry = {"dataset": name, "dataset_file": f, "max_series": args.max_series,
                      "max_length": args.max_length, "load_options": load_options}
-            if name not in have_ds:
+            if name not in have_ds or missing(name):
                 target = load_file_target(f, name, max_series=args.max_series, max_length=args.max_length,
                                           **load_options)
                 add_dataset(kb, target, name, source=f"{f} (first {args.max_series} series, last {args.max_length} points)",
-                            tasks=tasks)
+                            tasks=missing(name))
             datasets.append(entry)
     else:
         from timetic.datasets import DATASETS, load_dataset
@@ -205,14 +213,20 @@ def main(argv: list[str] | None = None) -> None:
             args.datasets) or args.datasets.split(",")
         for name in names:
             spec = DATASETS[name]
-            if name not in have_ds:
+            if name not in have_ds or missing(name):
                 ts = time.perf_counter()
                 target = load_dataset(name, max_series=args.max_series, max_length=args.max_length)
-                counts = add_dataset(
-                    kb, target, name,
-                    source=f"{spec.source} (first {args.max_series} series, last {args.max_length} points)",
-                    licence=spec.licence, domain=spec.domain, tasks=tasks,
-                )
+                try:
+                    counts = add_dataset(
+                        kb, target, name,
+                        source=f"{spec.source} (first {args.max_series} series, last {args.max_length} points)",
+                        licence=spec.licence, domain=spec.domain, tasks=missing(name),
+                    )
+                except TimeticInputError as e:  # too short for every task still missing
+                    if name not in have_ds:
+                        raise
+                    print(f"dataset {name}: no new task ({e})", flush=True)
+                    counts = {}
                 print(f"dataset {name}: {counts} ({time.perf_counter() - ts:.1f} s)", flush=True)
             datasets.append({"dataset": name, "dataset_file": None, "max_series": args.max_series,
                              "max_length": args.max_length})

@@ -197,7 +197,7 @@ def test_finetune_defaults_to_the_kbs_recipe(monkeypatch, tmp_path):
     kb = KnowledgeBase.open(default_kb_path())
     primary = TimeTic(kb).recipe_hash(kb)
     assert _kb_recipe(None).hash == primary == Recipe.from_kb(kb).hash
-    assert Recipe.named("v1").hash == primary  # the shipped KB v1 was built with recipe v1
+    assert Recipe.named("v2").hash == primary  # the shipped KB v2 was built with recipe v2
     # a --kb with observations of another recipe: that KB's
     other = KnowledgeBase.create(tmp_path / "other")
     v2 = Recipe.named("v2")
