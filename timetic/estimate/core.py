@@ -553,16 +553,11 @@ class TimeTic:
 
     def _zero_shot(self, model_id: str, windows: Any, task: Task) -> np.ndarray:
         from timetic.adapters import load_model
-        from timetic.kb import resolve_model_source
         from timetic.scoring import score_windows
 
         from timetic import cache
 
-        kb = self._require_kb()
-        row = kb.models().filter(pl.col("model_id") == model_id)
-        source = resolve_model_source(kb, row.get_column("source")[0])
-        adapter = row.get_column("adapter")[0]
-        revision = row.get_column("revision")[0] if "revision" in row.columns else None
+        source, adapter, revision = self._model_row(model_id)
         key = cache.zero_shot_key(adapter, source, revision, task.horizon, task.seasonality,
                                   windows.context, windows.future)
         hit = cache.get(key)
