@@ -294,6 +294,14 @@ def test_learning_curve_probe_reproduces_the_kb_runs_and_ranks(tiny_kb, target):
     worse[r["model_id"][0]] = 0.0
     moved = est.rank(TargetRows(**{**rows.__dict__, "probe": worse}), MODELS)
     assert not moved["predicted_mase"].equals(r["predicted_mase"])
+    # P(fine-tuning helps) from the probe's classifier when the KB has both outcomes
+    clf = est.learner_.helps_classifier_
+    if clf is not None:
+        gx = est.learner_.gain_inputs(est.learner_.priors_("short", est.cells_.features[0], MODELS),
+                                      np.array([rows.probe[m] for m in MODELS]))
+        expected = clf.predict_proba(est.learner_._helps_inputs(gx))[:, 1]
+        got = dict(zip(r["model_id"], r["p_improve"]))
+        assert np.all((0 <= expected) & (expected <= 1)) and all(0 <= got[m] <= 1 for m in MODELS)
     with pytest.raises(TimeticInputError, match="probe-steps"):
         TimeTic(tiny_kb, probe_steps=3).fit()
     with pytest.raises(TimeticInputError, match="probe"):

@@ -182,7 +182,10 @@ def test_ties_mark_coin_flips():
 def test_a_frequency_absent_from_the_kb_is_named():
     from timetic.errors import TimeticWarning
 
-    est = TimeTic.from_kb(zero_shot=False)
+    from pathlib import Path
+
+    # KB v1 (meta_features/) has no monthly dataset
+    est = TimeTic.from_kb(Path(__file__).resolve().parents[1] / "meta_features", zero_shot=False)
     n = 240
     y = 100 + 10 * np.sin(2 * np.pi * np.arange(n) / 12) + np.arange(n)
     frame = pl.DataFrame({"item_id": ["a"] * n, "timestamp": pd.date_range("2000-01-01", periods=n, freq="MS"),
@@ -203,7 +206,12 @@ def test_readme_states_the_stack_defaults():
     pri = inspect.signature(Priors.__init__).parameters
     stk = inspect.signature(StackedRanker.__init__).parameters
     assert sig["k"].default == 5 and "the 5 KB datasets nearest" in text
-    assert sig["alpha"].default == 1.0 and "(penalty 1, no intercept)" in text
+    assert sig["alpha"].default == 1.0 and "A separate gain model (ridge, penalty 1," in text
+    assert sig["stack_weights"].default == stk["weights"].default == "spearman"
+    assert "chosen on a simplex grid (step 0.1) to maximise the mean within-dataset Spearman" in text
+    assert sig["zs_scale"].default == stk["zs_scale"].default == "match"
+    assert "with every input on the log scale or as within-dataset ranks" in text
+    assert sig["zero_shot_windows"].default == 32 and "runs zero-shot on 32 of them" in text
     assert pri["clip"].default == 5.0 and "clipped at ±5 SD" in text
     assert pri["n_profile_neighbours"].default == 2 and "borrows its priors from the 2 KB models" in text
     assert stk["min_model_residuals"].default == 10 and "when it has at least 10" in text
@@ -238,3 +246,23 @@ def test_seasonal_naive_is_shown_and_a_hopeless_target_says_so():
     assert good["p_beats_naive"].max() == 0.0 and bad["p_beats_naive"].min() == 1.0
     assert "No candidate is likely to beat seasonal naive" in naive_verdict(good)
     assert naive_verdict(bad) is None
+
+
+def test_rank_weights_pick_the_input_that_orders_the_cells():
+    """``weights="spearman"``: the simplex point whose weighted sum ranks the cells best, then a
+    least-squares scale; an input that orders every cell wins over noise and over a scaled copy of
+    the target's magnitudes that orders nothing."""
+    from timetic.estimate.stack import _RankWeights
+
+    rng = np.random.default_rng(0)
+    X_rows, y_rows = [], []
+    for _ in range(30):
+        y = rng.normal(size=8)
+        good = y + 0.05 * rng.normal(size=8)
+        noise = rng.normal(size=8)
+        X_rows.append(np.column_stack([noise, good]))
+        y_rows.append(y)
+    rw = _RankWeights().fit(X_rows, y_rows)
+    assert rw.w_[1] >= 0.9 and abs(rw.w_.sum() - 1) < 1e-9 and (rw.w_ >= 0).all()
+    assert 0.5 < rw.scale_ < 1.5
+    np.testing.assert_allclose(rw.predict(X_rows[0]), X_rows[0] @ (rw.scale_ * rw.w_))

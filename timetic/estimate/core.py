@@ -782,7 +782,8 @@ class TimeTic:
             g_point = ranker.predict_gain(pri, log_probe)[ok]
             gain = 1.0 - np.exp(g_point)
             Rg = ranker.residual_matrix(rows.task, keep, gain=True) * scale
-            p_improve = ranker.p_helps(Rg, g_point) if Rg.shape[0] else np.full(G, np.nan)
+            gain_X = ranker.gain_inputs(pri, log_probe)[ok] if log_probe is not None else None
+            p_improve = ranker.p_helps(Rg, g_point, gain_X) if Rg.shape[0] else np.full(G, np.nan)
             negative = [None if imputed[j] else bool(p_improve[j] < 0.5) for j in range(G)]
             gain = np.where(imputed, np.nan, gain)
             p_improve = np.where(imputed, np.nan, p_improve)

@@ -171,9 +171,22 @@ class StackedRanker:
             return None
         return LogisticRegression().fit(_logit(np.asarray(raw))[:, None], hit)
 
-    def p_helps(self, R: np.ndarray, point: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _helps_inputs(gain_X: np.ndarray) -> np.ndarray:
+        """The probe's classifier reads the gain inputs plus whether the probe improved at all
+        (a run whose first K steps do not lower the validation loss mostly keeps its step-0
+        weights: fine-tuned = zero-shot, no help)."""
+        return np.column_stack([gain_X, (gain_X[:, -1] < 0).astype(float)])
+
+    def p_helps(self, R: np.ndarray, point: np.ndarray, gain_X: np.ndarray | None = None) -> np.ndarray:
         """(G,) calibrated P(fine-tuning helps) of candidates with gain predictions ``point``
-        (log ratio) and gain residuals ``R`` (:meth:`residual_matrix` with ``gain=True``)."""
+        (log ratio) and gain residuals ``R`` (:meth:`residual_matrix` with ``gain=True``). With
+        the probe and the candidates' gain inputs ``gain_X`` (:meth:`gain_inputs`): a logistic
+        regression on them and on whether the probe improved, fitted on the source cells'
+        out-of-fold inputs."""
+        clf = getattr(self, "helps_classifier_", None)
+        if self.probe and clf is not None and gain_X is not None:
+            return clf.predict_proba(self._helps_inputs(gain_X))[:, 1]
         p = self.p_below(R, point, np.zeros(len(point)))
         cal = getattr(self, "helps_calibration_", None)
         if cal is None:
@@ -219,7 +232,7 @@ class StackedRanker:
                     x_imp, _ = self._inputs(p, imputed, obs, ["zero_shot"], log_probe[c], scale)
                     x_true, _ = self._inputs(p, cells.log_zs[c], obs, ["zero_shot"], log_probe[c], scale)
                     imputation[c, obs] = (x_true - x_imp)[obs, 0]
-                    gX_rows.append(self._gain_inputs(p, log_probe[c])[obs])
+                    gX_rows.append(self.gain_inputs(p, log_probe[c])[obs])
                     g_rows.append(cells.log_ft[c, obs] - cells.log_zs[c, obs])
                 where.append((c, np.flatnonzero(obs)))
                 level_oof[c] = level
@@ -249,10 +262,18 @@ class StackedRanker:
             for X, r, (c, g) in zip(gX_rows, g_rows, where):
                 gain_residuals[c, g] = r - gain_ridge.predict(X)
                 gain_truth[c, g] = r
+        helps_classifier = None
+        if self.zero_shot and self.probe:
+            from sklearn.linear_model import LogisticRegression
+
+            hit = (np.concatenate(g_rows) < 0).astype(int)
+            if 0 < hit.sum() < len(hit):
+                helps_classifier = LogisticRegression().fit(self._helps_inputs(np.vstack(gX_rows)), hit)
         w_zs = float(ridge.coef_[names.index("zero_shot")]) if "zero_shot" in names else 0.0
         return {"k_": k, "input_names_": names, "scale_": scale, "ridge_": ridge,
                 "imputation_errors_": w_zs * imputation, "residuals_": residuals, "gain_ridge_": gain_ridge,
-                "gain_residuals_": gain_residuals, "gain_truth_": gain_truth, "oof_distance_": oof_distance, "tasks_": cells.tasks,
+                "gain_residuals_": gain_residuals,
+                "helps_classifier_": helps_classifier, "gain_truth_": gain_truth, "oof_distance_": oof_distance, "tasks_": cells.tasks,
                 "models_": np.asarray(models), "priors_": Priors(k, scale=scale).fit(cells, profiles), "n_rows_": len(X_all),
                 "oof_spearman": float(np.mean(rhos)) if rhos else float("nan")}
 
@@ -309,7 +330,7 @@ class StackedRanker:
         cols["gain_knn"] = p.gain_knn - p.gain_knn[obs].mean()
         return np.column_stack([cols[n] for n in (names or self.input_names_)]), level
 
-    def _gain_inputs(self, p: PriorValues, log_probe: np.ndarray | None = None) -> np.ndarray:
+    def gain_inputs(self, p: PriorValues, log_probe: np.ndarray | None = None) -> np.ndarray:
         cols = [p.gain_leaderboard, p.gain_knn]
         if self.probe:
             cols.append(np.nan_to_num(log_probe))  # 0 = no improvement where unprobed
@@ -319,7 +340,7 @@ class StackedRanker:
     def predict_gain(self, p: PriorValues, log_probe: np.ndarray | None = None) -> np.ndarray:
         """(G,) predicted log(fine-tuned / zero-shot) of the candidates the priors ``p`` describe
         (with ``probe``: and their probes ``log_probe``)."""
-        return self.gain_ridge_.predict(self._gain_inputs(p, log_probe))
+        return self.gain_ridge_.predict(self.gain_inputs(p, log_probe))
 
     def predict(self, task: str, features: np.ndarray, models: list[str],
                 log_zs: np.ndarray | None = None,
