@@ -711,7 +711,7 @@ def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, ta
                    "written); `timetic predict --kb DIR` then reads both. Rerun with it to resume.")
 @click.option("--dataset-id", default=None, help="The target's id in --kb-out (default: file stem).")
 @click.option("--max-windows", "max_eval_windows", type=int, default=100, show_default=True,
-              help="At most this many held-out windows per model (the KB grid's cap).")
+              help="At most this many held-out windows per model (the runner's default; KB v2's grid used 32).")
 @click.option("--windows", "n_windows", type=int, default=128, show_default=True,
               help="Target windows sampled for the prediction (as predict).")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -1441,7 +1441,7 @@ PACKAGED_KB_DIR = "_kb"
 def default_kb_path() -> Path:
     """The knowledge base used when none is given.
 
-    ``TIMETIC_KB`` if set; else :data:`DEFAULT_KB_DIR` of the source checkout (``meta_features/``);
+    ``TIMETIC_KB`` if set; else :data:`DEFAULT_KB_DIR` of the source checkout (``meta_features_v2/``);
     else the copy shipped inside the installed package (``timetic/_kb``, a wheel install).
     """
     import os

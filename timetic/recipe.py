@@ -6,7 +6,7 @@ dataset, and stores the recipe (and its :attr:`Recipe.hash`) next to every resul
 
 Named recipes (:meth:`Recipe.named`):
 
-* ``"v1"``: the recipe of the shipped knowledge base (``meta_features/``): 40 fixed steps at
+* ``"v1"``: the recipe of knowledge base v1 (``meta_features/``): 40 fixed steps at
   learning rate 1e-4, no validation, the last step's weights are kept. Its JSON (and hash
   ``aeab0b13e3c6e14a``) is exactly what the KB rows hold.
 * ``"v2"`` (the default of :meth:`Recipe.load` and ``benchmarks/build_kb.py``; the recipe of KB
@@ -146,7 +146,7 @@ class Recipe:
     # -- named recipes ------------------------------------------------------------------------
     @classmethod
     def named(cls, name: str) -> "Recipe":
-        """The named recipe ``"v1"`` (the shipped KB's) or ``"v2"`` (the default); see the module."""
+        """The named recipe ``"v1"`` (KB v1's) or ``"v2"`` (the default, the shipped KB v2's); see the module."""
         if name == "v1":
             return cls(name="v1", learning_rate=1e-4, steps=40, **{k: v for k, v in _V1_VALUES.items() if k != "name"})
         if name == "v2":

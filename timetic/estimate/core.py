@@ -98,8 +98,8 @@ class TimeTic:
             (TabPFN when a checkpoint is configured, else GP).
         n_features: at most this many window features (TotalVariance forward selection).
         profile: ``"renyi"`` (default) or ``"knn"`` (the paper's estimator) entropy profile;
-            ``None`` leaves the profile out. On the shipped KB the two tie within noise
-            (benchmarks/RESULTS.md: unseen-dataset ρ 0.643 vs 0.648, τ_w 0.575 vs 0.567); the
+            ``None`` leaves the profile out. On KB v1 the two tied within noise (unseen-dataset
+            ρ 0.643 vs 0.648, τ_w 0.575 vs 0.567, window formulation); the
             Rényi estimator has no k and no small-sample bias, so it is the default.
         zero_shot: use the zero-shot score column (needs model weights at prediction time).
         transform: ``"log_ratio"``, ``"log"`` or ``"auto"`` (log_ratio with zero-shot, else log).
@@ -213,7 +213,7 @@ class TimeTic:
 
     @classmethod
     def from_kb(cls, path: str | Path | None = None, **kwargs: Any) -> "TimeTic":
-        """Open a knowledge base (default: the one shipped in ``meta_features/``); a user KB is read
+        """Open a knowledge base (default: the shipped one, :func:`timetic.kb.default_kb_path`); a user KB is read
         with the KBs it layers over (:mod:`timetic.layers`)."""
         from timetic.layers import open_kb
 
