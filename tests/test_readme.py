@@ -125,3 +125,10 @@ def test_learner_extras_named():
 def test_settings_named_in_the_readme_exist_in_the_code(name):
     assert name in README
     assert any(name in p.read_text() for p in (ROOT / "timetic").rglob("*.py"))
+
+
+def test_output_schema_lists_the_ranking_columns_in_order():
+    from timetic.estimate import RANKING_COLUMNS
+
+    m = _one(r"\*\*Output schema\*\* \(CSV columns and JSON `rankings` entries, in order\): `([^`]+)`")
+    assert [c.strip() for c in " ".join(m.group(1).split()).split(",")] == list(RANKING_COLUMNS)

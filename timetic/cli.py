@@ -859,6 +859,7 @@ def _estimator_info(est, target, kb, seed: int, no_zero_shot: bool) -> dict:
             "method": est.method_, "learner": est.learner_name_,
             "zero_shot": bool(getattr(est, "zero_shot_used_", not no_zero_shot)),
             "no_weights": sorted(getattr(est, "zero_shot_missing_", {})), "seed": seed,
+            "zero_shot_windows": est.zero_shot_windows, "probe_steps": est.probe_steps,
             "features": est.features_, "n_context_rows": est.n_context_rows_}
     used = getattr(est, "twin_", None) if not info["zero_shot"] and getattr(est, "twin_", None) else est
     if used.method_ == "stack":
