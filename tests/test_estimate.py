@@ -321,3 +321,12 @@ def test_a_task_the_kb_lacks_is_ranked_with_a_warning(tiny_kb, target):
     with warnings.catch_warnings():
         warnings.simplefilter("error", TimeticWarning)
         est.predict(target, task="short", n_windows=8)
+    # observations on fewer than MIN_TASK_DATASETS datasets: ranked, with a warning that says so
+    from timetic.estimate.core import MIN_TASK_DATASETS
+
+    thin = TimeTic(tiny_kb, zero_shot=False, seed=0)
+    ctx = thin.context_table()
+    keep = ctx.meta.get_column("dataset_id").is_in(["ds0", "ds1"][: MIN_TASK_DATASETS - 1]).to_numpy()
+    thin.fit(ctx.mask(keep))
+    with pytest.warns(TimeticWarning, match="short-task observations on only 2 dataset"):
+        thin.predict(target, task="short", n_windows=8)

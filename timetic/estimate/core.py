@@ -271,7 +271,9 @@ class TimeTic:
                 "models and observations (timetic finetune --kb DIR) first"
             )
         self.models_ = ctx.meta.get_column("model_id").unique().sort().to_list()
-        self.tasks_ = ctx.meta.get_column("task").unique().sort().to_list()
+        per_task = ctx.meta.group_by("task").agg(pl.col("dataset_id").n_unique()).sort("task")
+        self.tasks_ = per_task.get_column("task").to_list()
+        self.task_datasets_ = dict(per_task.iter_rows())
         self._fit_explanations(ctx)
         if self.method_ == "stack":
             return self._fit_stack(ctx)
@@ -461,11 +463,20 @@ class TimeTic:
         rankings, explanations, features = [], [], {}
         for name in names:
             t = Task.preset(name, tgt.freq)
-            if name not in getattr(self, "tasks_", [name]):
+            n_ds = getattr(self, "task_datasets_", {name: MIN_TASK_DATASETS}).get(name, 0)
+            if n_ds == 0:
                 warnings.warn(
                     f"the knowledge base has no {name}-task observations (it has {', '.join(self.tasks_)}); "
                     f"the {name} ranking and its intervals come from those tasks' results: add {name}-task "
                     "observations to the KB (benchmarks/build_kb.py --tasks) or pick another --task",
+                    TimeticWarning,
+                    stacklevel=2,
+                )
+            elif n_ds < MIN_TASK_DATASETS:
+                warnings.warn(
+                    f"the knowledge base has {name}-task observations on only {n_ds} dataset(s); the {name} "
+                    "ranking leans on them and its intervals are rough: add more (benchmarks/build_kb.py "
+                    "--tasks) or pick another --task",
                     TimeticWarning,
                     stacklevel=2,
                 )
@@ -858,6 +869,10 @@ class TimeTic:
         if self.kb is None:
             raise TimeticInputError("no knowledge base; use TimeTic.from_kb(PATH) or pass --kb DIR")
         return self.kb
+
+
+#: below this many KB datasets with observations for a task, predict warns that its ranking is thin.
+MIN_TASK_DATASETS = 3
 
 
 def zero_shot_subset(n: int, k: int | None) -> np.ndarray:
