@@ -95,6 +95,17 @@ def target_options(fn: Callable) -> Callable:
     return fn
 
 
+def zero_shot_options(fn: Callable) -> Callable:
+    """predict's and report's options of the zero-shot pass and the learning-curve probe."""
+    fn = click.option("--probe-steps", type=int, default=None,
+                      help="Opt-in learning-curve probe: fine-tune every candidate for the KB recipe's first K "
+                           "steps on the target and use its early validation curve (K: a multiple of the "
+                           "recipe's eval_every, e.g. 25; costs minutes, see benchmarks/probe.py).")(fn)
+    return click.option("--zero-shot-windows", type=int, default=32, show_default=True,
+                        help="How many of the sampled windows every candidate forecasts zero-shot (the KB "
+                             "scores at most 32 per cell; more costs proportionally more).")(fn)
+
+
 def _check_out(*paths: Path | None) -> None:
     """Fail at once (not after the work) on an output path that cannot be written as a file."""
     from timetic.io import check_output_path
@@ -598,13 +609,7 @@ def add_observation_cmd(results, kb_path):
               help="The window formulation's tabular learner (implies --method window; default there: "
                    "tabpfn when TIMETIC_TABPFN_MODEL is set, else gp).")
 @click.option("--windows", "n_windows", type=int, default=128, show_default=True)
-@click.option("--zero-shot-windows", type=int, default=32, show_default=True,
-              help="How many of the sampled windows every candidate forecasts zero-shot (the KB scores "
-                   "at most 32 per cell; more costs proportionally more).")
-@click.option("--probe-steps", type=int, default=None,
-              help="Opt-in learning-curve probe: fine-tune every candidate for the KB recipe's first K "
-                   "steps on the target and use its early validation curve (K: a multiple of the "
-                   "recipe's eval_every, e.g. 25; costs minutes, see benchmarks/probe.py).")
+@zero_shot_options
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the ranking to a file.")
@@ -659,13 +664,7 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
 @click.option("--learner", type=click.Choice(["gp", "hgb", "tabpfn", "tabicl"]), default=None,
               help="The window formulation's tabular learner (implies --method window).")
 @click.option("--windows", "n_windows", type=int, default=128, show_default=True)
-@click.option("--zero-shot-windows", type=int, default=32, show_default=True,
-              help="How many of the sampled windows every candidate forecasts zero-shot (the KB scores "
-                   "at most 32 per cell; more costs proportionally more).")
-@click.option("--probe-steps", type=int, default=None,
-              help="Opt-in learning-curve probe: fine-tune every candidate for the KB recipe's first K "
-                   "steps on the target and use its early validation curve (K: a multiple of the "
-                   "recipe's eval_every, e.g. 25; costs minutes, see benchmarks/probe.py).")
+@zero_shot_options
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-zero-shot", is_flag=True, help="Rank from characteristics alone (no model weights needed).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The HTML file to write.")
