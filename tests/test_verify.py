@@ -140,11 +140,10 @@ def test_rerun_resumes_from_the_user_kb_with_the_same_predictions(base, tmp_path
     assert KnowledgeBase.open(out).observations().height == n_before
 
 
-def test_an_interrupted_run_continues_where_it_stopped(base, tmp_path, tiny_target, monkeypatch):
-    monkeypatch.setenv("TIMETIC_CACHE_DIR", "off")
-    out = tmp_path / "mine_kb"
+def _interrupt_second_cell(monkeypatch) -> list[str]:
+    """Make verify's second fine-tuning cell raise KeyboardInterrupt; returns the cells called."""
     real = verify_mod._run_cell
-    calls = []
+    calls: list[str] = []
 
     def interrupted(cell, *args, **kwargs):
         calls.append(cell.model_id)
@@ -153,6 +152,14 @@ def test_an_interrupted_run_continues_where_it_stopped(base, tmp_path, tiny_targ
         return real(cell, *args, **kwargs)
 
     monkeypatch.setattr(verify_mod, "_run_cell", interrupted)
+    return calls
+
+
+def test_an_interrupted_run_continues_where_it_stopped(base, tmp_path, tiny_target, monkeypatch):
+    monkeypatch.setenv("TIMETIC_CACHE_DIR", "off")
+    out = tmp_path / "mine_kb"
+    real = verify_mod._run_cell
+    calls = _interrupt_second_cell(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         TimeTic(open_kb(base), seed=0).verify(tiny_target, top_k=2, kb_out=out)
     kept = KnowledgeBase.open(out).observations().get_column("model_id").unique().to_list()
@@ -334,16 +341,7 @@ def test_verify_over_the_shipped_kb_never_writes_it(tmp_path, monkeypatch):
 
 def test_cli_interrupt_keeps_what_was_measured_and_says_how_to_continue(base, tmp_path, target_file, monkeypatch):
     monkeypatch.setenv("TIMETIC_CACHE_DIR", "off")
-    real = verify_mod._run_cell
-    calls = []
-
-    def interrupted(cell, *args, **kwargs):
-        calls.append(cell.model_id)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(cell, *args, **kwargs)
-
-    monkeypatch.setattr(verify_mod, "_run_cell", interrupted)
+    calls = _interrupt_second_cell(monkeypatch)
     out = tmp_path / "mine_kb"
     args = ["verify", "--target", str(target_file), "--kb", str(base), "--top-k", "2", "--kb-out", str(out)]
     res = CliRunner().invoke(main, args)
