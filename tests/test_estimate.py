@@ -330,3 +330,41 @@ def test_a_task_the_kb_lacks_is_ranked_with_a_warning(tiny_kb, target):
     thin.fit(ctx.mask(keep))
     with pytest.warns(TimeticWarning, match="short-task observations on only 2 dataset"):
         thin.predict(target, task="short", n_windows=8)
+
+
+def test_a_fit_on_the_whole_kb_is_cached_and_any_change_refits(tiny_kb, target, monkeypatch, tmp_path):
+    """The fitted state of ``fit()`` on a whole KB is cached; other parameters, a changed KB file
+    or a context passed in (evaluation folds) fit anew."""
+    import os
+    import shutil
+
+    from timetic.kb import KnowledgeBase
+
+    kbdir = tmp_path / "kb"
+    shutil.copytree(tiny_kb.path, kbdir)
+    monkeypatch.setenv("TIMETIC_CACHE_DIR", str(tmp_path / "cache"))
+    kb = KnowledgeBase(kbdir)
+    first = TimeTic(kb, seed=0, zero_shot=False).fit()
+    ranking = first.predict(target, n_windows=12)
+    assert len(list((tmp_path / "cache" / "fitted").glob("*.pkl"))) == 1
+
+    calls = []
+    real = TimeTic._fit
+    monkeypatch.setattr(TimeTic, "_fit", lambda self, ctx: calls.append(1) or real(self, ctx))
+    again = TimeTic(kb, seed=0, zero_shot=False).fit()
+    assert calls == []
+    assert again.predict(target, n_windows=12).equals(ranking)
+    assert not hasattr(again, "twin_")  # predict-time state is not part of the cached fit
+    TimeTic(kb, seed=0, zero_shot=False, k=3).fit()
+    assert calls == [1]
+    obs = kbdir / "observations.parquet"
+    st = obs.stat()
+    os.utime(obs, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    TimeTic(kb, seed=0, zero_shot=False).fit()
+    assert calls == [1, 1]
+    est = TimeTic(kb, seed=0, zero_shot=False)
+    est.fit(est.context_table())
+    assert calls == [1, 1, 1]
+    monkeypatch.setenv("TIMETIC_CACHE_DIR", "off")
+    TimeTic(kb, seed=0, zero_shot=False).fit()
+    assert calls == [1, 1, 1, 1]

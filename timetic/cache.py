@@ -1,10 +1,17 @@
-"""A small on-disk cache of zero-shot scores, so that a repeated predict skips the models.
+"""A small on-disk cache, so that a repeated predict skips work already done.
 
-Entries are ``.npy`` arrays under ``TIMETIC_CACHE_DIR`` (default ``$XDG_CACHE_HOME/timetic`` or
-``~/.cache/timetic``; set it to ``off`` to disable), keyed by a sha256 of everything the scores
-depend on: the model (adapter, source path, the size and modification time of every file under it,
-its KB revision), the task (horizon, seasonality) and the exact window values. Writes are atomic;
-an unreadable entry is recomputed.
+Two kinds of entries under ``TIMETIC_CACHE_DIR`` (default ``$XDG_CACHE_HOME/timetic`` or
+``~/.cache/timetic``; set it to ``off`` to disable):
+
+* ``zero_shot/``: ``.npy`` arrays of zero-shot scores, keyed by a sha256 of everything the scores
+  depend on: the model (adapter, source path, the size and modification time of every file under
+  it, its KB revision), the task (horizon, seasonality) and the exact window values;
+* ``fitted/``: the fitted state of an estimator fitted on a whole knowledge base (``TimeTic.fit()``
+  without a context), keyed by the estimator's parameters, the knowledge base (its class, its
+  layers and exclusions, the size and modification time of every file in it) and timetic's own
+  source files, so that any change to the KB or the code refits.
+
+Writes are atomic; an unreadable entry is recomputed.
 """
 
 from __future__ import annotations
@@ -73,4 +80,60 @@ def put(key: str, value: Any, kind: str = "zero_shot") -> None:
         np.save(tmp, np.asarray(value), allow_pickle=False)
         os.replace(tmp, folder / f"{key}.npy")
     except OSError:  # a read-only or full disk costs speed, not correctness
+        return
+
+
+def _source_signature() -> str:
+    """Sizes and modification times of timetic's own source files (a code change refits)."""
+    root = Path(__file__).resolve().parent
+    return ";".join(f"{f.relative_to(root)}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
+                    for f in sorted(root.rglob("*.py")))
+
+
+def fit_key(params: dict[str, Any], kb: Any) -> str | None:
+    """sha256 key of an estimator fitted on the whole ``kb`` with ``params`` (its ``__init__``
+    arguments but the KB); None when the KB has no folders to sign (e.g. an in-memory one)."""
+    from timetic import __version__
+
+    paths = getattr(kb, "paths", None) or ([kb.path] if getattr(kb, "path", None) is not None else [])
+    if not paths:
+        return None
+    h = hashlib.sha256()
+    parts = ["fitted-v1", __version__, f"{type(kb).__module__}.{type(kb).__qualname__}", repr(kb),
+             repr(sorted((k, repr(v)) for k, v in params.items())), _source_signature()]
+    parts += [f"{Path(p).resolve()}|{_files_signature(str(p))}" for p in paths]
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def get_object(key: str, kind: str = "fitted") -> Any | None:
+    """A pickled entry (None when absent or unreadable)."""
+    import pickle
+
+    d = cache_dir()
+    if d is None:
+        return None
+    try:
+        with open(d / kind / f"{key}.pkl", "rb") as f:
+            return pickle.load(f)
+    except Exception:  # noqa: BLE001 - missing, truncated or from another version: refit
+        return None
+
+
+def put_object(key: str, value: Any, kind: str = "fitted") -> None:
+    import pickle
+
+    d = cache_dir()
+    if d is None:
+        return
+    folder = d / kind
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.{os.getpid()}.tmp.pkl"
+        with open(tmp, "wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, folder / f"{key}.pkl")
+    except (OSError, pickle.PicklingError, TypeError, AttributeError):
         return

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from sklearn.cluster import KMeans
-from sklearn.decomposition import PCA
 
 from timetic.errors import TimeticInputError
 
@@ -28,6 +26,9 @@ def total_variance(Z: np.ndarray, y: np.ndarray, n_groups: int, seed: int = 0) -
         y: shape (n,), the observed score.
         n_groups: K, the number of k-means groups (capped at the number of distinct rows).
     """
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+
     Z = np.asarray(Z, dtype=np.float64)
     sd = Z.std(axis=0)
     Z = (Z - Z.mean(axis=0)) / np.where(sd > 0, sd, 1.0)

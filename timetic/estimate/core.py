@@ -252,10 +252,30 @@ class TimeTic:
         return counts.sort(["len", "recipe_hash"], descending=[True, False]).get_column("recipe_hash")[0]
 
     def fit(self, context: ContextTable | None = None) -> "TimeTic":
-        """Select features and fit the learner on ``context`` (default: the whole KB)."""
+        """Select features and fit the learner on ``context`` (default: the whole KB).
+
+        Fitted on the whole KB, the fitted state is cached (:mod:`timetic.cache`, keyed by the
+        parameters, the KB's files and timetic's code), so the next process skips the fit."""
+        if context is not None:
+            return self._fit(context)
+        from timetic import cache
+
+        params = {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters
+                  if k not in ("self", "kb")}
+        key = cache.fit_key(params, self._require_kb())
+        state = cache.get_object(key) if key is not None else None
+        if isinstance(state, dict) and "learner_" in state:
+            self.__dict__.update(state)
+            return self
+        self._fit(self.context_table())
+        if key is not None:
+            cache.put_object(key, {k: v for k, v in self.__dict__.items()
+                                   if k.endswith("_") and not k.startswith("_") and k not in _PREDICT_STATE})
+        return self
+
+    def _fit(self, ctx: ContextTable) -> "TimeTic":
         from timetic.learners import default_learner, get_learner
 
-        ctx = context if context is not None else self.context_table()
         if self.profile is not None and ctx.profile != self.profile:
             raise TimeticInputError(
                 f"the context table holds {ctx.profile!r} profiles but this estimator uses {self.profile!r}; "
@@ -870,6 +890,9 @@ class TimeTic:
             raise TimeticInputError("no knowledge base; use TimeTic.from_kb(PATH) or pass --kb DIR")
         return self.kb
 
+
+#: attributes that predict (not fit) sets; the fit cache leaves them out.
+_PREDICT_STATE = ("twin_", "zero_shot_missing_", "zero_shot_used_", "probe_recipe_")
 
 #: below this many KB datasets with observations for a task, predict warns that its ranking is thin.
 MIN_TASK_DATASETS = 3

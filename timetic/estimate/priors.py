@@ -149,16 +149,18 @@ class Priors:
 
 
 def _centred_ranks(values: np.ndarray) -> np.ndarray:
-    """Per row, ranks of the finite values (ties averaged), centred and divided by their count."""
+    """Per row, ranks of the finite values (ties averaged), centred and divided by their count.
+
+    values: (rows, cols); non-finite entries stay NaN."""
     from scipy.stats import rankdata
 
-    out = np.full(values.shape, np.nan)
-    for c in range(values.shape[0]):
-        ok = np.isfinite(values[c])
-        if ok.any():
-            r = rankdata(values[c, ok])
-            out[c, ok] = (r - r.mean()) / ok.sum()
-    return out
+    v = np.where(np.isfinite(values), values, np.nan).astype(np.float64)
+    if v.size == 0:
+        return v
+    r = rankdata(v, axis=1, nan_policy="omit")
+    n = np.isfinite(v).sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.isfinite(v), (r - (n + 1) / 2) / n, np.nan)
 
 
 class _quiet(np.errstate):
