@@ -5,7 +5,9 @@ candidate. Times, in one run:
 
 * ``predict`` per method (the default ``stack``; ``window`` with a learner on request), without the
   zero-shot pass (weight-free path) and with it (features + zero-shot forecasts of every candidate
-  + estimator), the zero-shot cache off (a repeated predict on the same data is faster still);
+  + estimator), the zero-shot and fit caches off (a repeated predict on the same data is faster
+  still); then with it again on another target in the same process (``True*``: the model libraries
+  are imported by then, as in a pipeline that calls the Python API repeatedly);
 * fine-tuning every candidate on the same target with timetic's runner and recipe ``v2`` (the
   realistic recipe of KB v2: early stopping on a validation span, up to 400 steps; ``--recipe kb``
   takes the KB's own recipe) — what `predict` replaces.
@@ -93,10 +95,23 @@ def main() -> None:
             t_fit = time.perf_counter() - t0
             ranking = est.predict(target, task="short", n_windows=args.windows)
             total = time.perf_counter() - t0
-            rows.append({"learner": method, "zero_shot": zero_shot, "fit_s": t_fit, "total_s": total,
+            rows.append({"learner": method, "zero_shot": str(zero_shot), "fit_s": t_fit, "total_s": total,
                          "top": ranking["model_id"][0]})
             print(f"predict method={method:<10} zero_shot={zero_shot!s:<5} {total:7.2f} s "
                   f"(context fit {t_fit:.2f} s) top={ranking['model_id'][0]}", flush=True)
+        # the same again on another target in this process: the model libraries are imported now,
+        # as in a forecasting pipeline that calls the Python API more than once
+        other = load_target(make_target(args.series, args.length, args.seed + 1), name="bench2")
+        t0 = time.perf_counter()
+        est = TimeTic(kb, method="window" if learner else "stack", learner=learner, zero_shot=True, seed=args.seed)
+        est.fit()
+        t_fit = time.perf_counter() - t0
+        ranking = est.predict(other, task="short", n_windows=args.windows)
+        total = time.perf_counter() - t0
+        rows.append({"learner": method, "zero_shot": "True*", "fit_s": t_fit, "total_s": total,
+                     "top": ranking["model_id"][0]})
+        print(f"predict method={method:<10} zero_shot=True* {total:7.2f} s (context fit {t_fit:.2f} s) "
+              f"top={ranking['model_id'][0]}  (* another target, libraries already imported)", flush=True)
 
     # fine-tune every candidate (what predict replaces)
     if args.recipe == "kb":
@@ -117,9 +132,9 @@ def main() -> None:
     print(f"{'method':<12}{'zero-shot':<10}{'predict s':>10}{'ratio':>10}  target")
     for r in rows:
         ratio = t_ft / r["total_s"]
-        goal = ">=100x" + (" and <=10 s" if not r["zero_shot"] else "")
-        ok = ratio >= 100 and (r["zero_shot"] or r["total_s"] <= 10)
-        print(f"{r['learner']:<12}{str(r['zero_shot']):<10}{r['total_s']:>10.2f}{ratio:>9.0f}x  {goal}: {'met' if ok else 'NOT met'}")
+        goal = ">=100x" + (" and <=10 s" if r["zero_shot"] == "False" else "")
+        ok = ratio >= 100 and (r["zero_shot"] != "False" or r["total_s"] <= 10)
+        print(f"{r['learner']:<12}{r['zero_shot']:<10}{r['total_s']:>10.2f}{ratio:>9.0f}x  {goal}: {'met' if ok else 'NOT met'}")
 
 
 if __name__ == "__main__":
