@@ -58,6 +58,8 @@ def configs() -> dict[str, dict]:
         "stack-zs=log": {"zs_scale": "log"},
         "stack-zs=rank": {"zs_scale": "rank"},
         "weight-free-weights=ridge": {"zero_shot": False, "stack_weights": "ridge"},
+        "stack-task-weights=off": {"stack_task_weights": None},  # one weight set for every horizon
+        "weight-free-task-weights=off": {"zero_shot": False, "stack_task_weights": None},
         "stack-combine=select": {"combine": "select"},
         "weight-free-combine=select": {"zero_shot": False, "combine": "select"},
         "stack-k=auto(3,5,8)": {"k": (3, 5, 8)},

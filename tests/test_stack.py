@@ -266,3 +266,29 @@ def test_rank_weights_pick_the_input_that_orders_the_cells():
     assert rw.w_[1] >= 0.9 and abs(rw.w_.sum() - 1) < 1e-9 and (rw.w_ >= 0).all()
     assert 0.5 < rw.scale_ < 1.5
     np.testing.assert_allclose(rw.predict(X_rows[0]), X_rows[0] @ (rw.scale_ * rw.w_))
+
+
+def test_task_weights_let_each_horizon_trust_its_own_best_input():
+    """``task_weights``: a task with enough cells gets its own stacking weights (input 0 orders
+    the short cells, input 1 the medium ones); a task with fewer cells, and ``None``, fall back
+    to the weights fitted on every cell."""
+    from timetic.estimate.stack import _TaskWeights
+
+    rng = np.random.default_rng(1)
+    X_rows, y_rows, tasks = [], [], []
+    for task, n, col in (("short", 20, 0), ("medium", 12, 1), ("long", 4, 1)):
+        for _ in range(n):
+            y = rng.normal(size=8)
+            X = rng.normal(size=(8, 2))
+            X[:, col] = y + 0.05 * rng.normal(size=8)
+            X_rows.append(X)
+            y_rows.append(y)
+            tasks.append(task)
+    tw = _TaskWeights(min_cells=8).fit(X_rows, y_rows, tasks)
+    assert set(tw.by_task_) == {"short", "medium"}
+    short, medium = tw.by_task_["short"].w_, tw.by_task_["medium"].w_
+    assert short[0] >= 0.9 and medium[1] >= 0.9
+    np.testing.assert_allclose(tw.coef_for("long"), tw.pooled_.coef_)
+    assert 0.1 < tw.pooled_.w_[0] < 0.9  # the pooled weights mix both inputs
+    np.testing.assert_allclose(tw.predict(X_rows[0], "short"), X_rows[0] @ tw.by_task_["short"].coef_)
+    assert _TaskWeights(min_cells=None).fit(X_rows, y_rows, tasks).by_task_ == {}

@@ -152,6 +152,9 @@ class TimeTic:
             (``"match"``, default); see :class:`timetic.estimate.stack.StackedRanker`.
         stack_weights: ``stack``: ``"spearman"`` (default: weights chosen for the ranking metric)
             or ``"ridge"`` (least squares); :class:`timetic.estimate.stack.StackedRanker`.
+        stack_task_weights: ``stack`` with ``stack_weights="spearman"``: a task with at least this
+            many KB (dataset, task) cells gets its own stacking weights (``None``: one set for
+            all); :class:`timetic.estimate.stack.StackedRanker`'s ``task_weights``.
         seed: seeds every random step.
     """
 
@@ -182,6 +185,7 @@ class TimeTic:
         probe_steps: int | None = None,
         zs_scale: str = "match",
         stack_weights: str = "spearman",
+        stack_task_weights: int | None = 8,
         seed: int = 0,
     ):
         self.kb = kb
@@ -209,6 +213,7 @@ class TimeTic:
         self.probe_steps = probe_steps
         self.zs_scale = zs_scale
         self.stack_weights = stack_weights
+        self.stack_task_weights = stack_task_weights
         self.seed = seed
 
     @classmethod
@@ -346,7 +351,7 @@ class TimeTic:
             inputs=self.stack_inputs if isinstance(self.stack_inputs, (list, str)) or self.stack_inputs is None
             else tuple(self.stack_inputs),
             scale=self.scale, combine=self.combine, probe=probe, zs_scale=self.zs_scale,
-            weights=self.stack_weights,
+            weights=self.stack_weights, task_weights=self.stack_task_weights,
         ).fit(
             cells, self._profiles()
         )

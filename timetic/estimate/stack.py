@@ -16,7 +16,9 @@ out-of-fold predictions rank the KB's cells best.
 The weights (``weights="spearman"``, default) are non-negative, sum to one, and are the point of a
 simplex grid (step 0.1) whose weighted sum ranks the source cells best: the mean within-cell
 Spearman ρ against the observed fine-tuned scores, the metric the ranking is judged by. One
-least-squares scale then maps the weighted sum to centred log scores. (``weights="ridge"`` fits
+least-squares scale then maps the weighted sum to centred log scores. A task (horizon) with enough
+source cells (``task_weights``, default 8) gets its own weights: the cheap rankings are not equally
+good at every horizon (on KB v2 kNN ranks the medium task far better than the short one). (``weights="ridge"`` fits
 least squares on the log scores instead; it chases the magnitudes -- a model whose zero-shot score
 is 10x worse is rarely 10x worse fine-tuned -- and ranked worse on KB v2, below the zero-shot
 ranking alone.) The weights are fitted on *out-of-fold* priors (each source dataset's priors come
@@ -95,6 +97,10 @@ class StackedRanker:
             step 0.1, that maximise the mean out-of-fold Spearman ρ over the source cells (the
             metric the ranking is judged by), then one least-squares scale so that the weighted
             sum predicts the centred log score.
+        task_weights: with ``weights="spearman"``, a task (horizon) whose source cells number at
+            least this many gets its own weights (the cheap rankings are not equally good at every
+            horizon: kNN ranks the medium task better than the short one); the others, and
+            ``None``, use the weights fitted on all cells.
     """
 
     INPUTS = ("zero_shot", "leaderboard", "knn", "gain_leaderboard", "gain_knn", "probe")
@@ -104,9 +110,11 @@ class StackedRanker:
 
     def __init__(self, zero_shot: bool = True, k: int | tuple[int, ...] = 5, alpha: float = 1.0, min_model_residuals: int = 10,
                  inputs: tuple[str, ...] | list | str | None = "auto", scale: str = "auto",
-                 combine: str = "mean", probe: bool = False, zs_scale: str = "match", weights: str = "spearman"):
+                 combine: str = "mean", probe: bool = False, zs_scale: str = "match", weights: str = "spearman",
+                 task_weights: int | None = 8):
         self.zero_shot = zero_shot
         self.weights = weights
+        self.task_weights = task_weights
         self.zs_scale = zs_scale
         self.probe = probe
         self.k = k
@@ -207,7 +215,7 @@ class StackedRanker:
         if self.probe and cells.log_probe is None:
             raise ValueError("probe=True needs cells built with probe_steps (build_cells(ctx, probe_steps=K))")
         log_probe = cells.log_probe if self.probe else np.zeros((C, G))
-        X_rows, y_rows, where = [], [], []
+        X_rows, y_rows, where, row_tasks = [], [], [], []
         gX_rows, g_rows = [], []
         imputation = np.full((C, G), np.nan)
         level_oof = np.full(C, np.nan)
@@ -235,6 +243,7 @@ class StackedRanker:
                     gX_rows.append(self.gain_inputs(p, log_probe[c])[obs])
                     g_rows.append(cells.log_ft[c, obs] - cells.log_zs[c, obs])
                 where.append((c, np.flatnonzero(obs)))
+                row_tasks.append(cells.tasks[c])
                 level_oof[c] = level
                 oof_distance[c] = p.distance[0] if p.distance.size else np.nan
         if not X_rows:
@@ -242,7 +251,7 @@ class StackedRanker:
                              + ": the knowledge base is too small to stack")
         X_all = np.vstack(X_rows)
         if self.weights == "spearman":
-            ridge = _RankWeights().fit(X_rows, y_rows)
+            ridge = _TaskWeights(self.task_weights).fit(X_rows, y_rows, row_tasks)
         elif self.weights == "ridge":
             ridge = Ridge(alpha=self.alpha, fit_intercept=False).fit(X_all, np.concatenate(y_rows))
         else:
@@ -250,7 +259,7 @@ class StackedRanker:
         residuals = np.full((C, G), np.nan)
         rhos = []
         for X, yc, (c, g) in zip(X_rows, y_rows, where):
-            pred = ridge.predict(X)
+            pred = _predict(ridge, X, cells.tasks[c])
             residuals[c, g] = cells.log_ft[c, g] - (level_oof[c] + pred)
             if len(g) > 2:
                 rhos.append(np.nan_to_num(spearmanr(pred, yc).statistic))
@@ -269,7 +278,10 @@ class StackedRanker:
             hit = (np.concatenate(g_rows) < 0).astype(int)
             if 0 < hit.sum() < len(hit):
                 helps_classifier = LogisticRegression().fit(self._helps_inputs(np.vstack(gX_rows)), hit)
-        w_zs = float(ridge.coef_[names.index("zero_shot")]) if "zero_shot" in names else 0.0
+        w_zs = np.zeros((C, 1))
+        if "zero_shot" in names:
+            j = names.index("zero_shot")
+            w_zs[:, 0] = [_coef(ridge, t)[j] for t in cells.tasks]
         return {"k_": k, "input_names_": names, "scale_": scale, "ridge_": ridge,
                 "imputation_errors_": w_zs * imputation, "residuals_": residuals, "gain_ridge_": gain_ridge,
                 "gain_residuals_": gain_residuals,
@@ -369,7 +381,7 @@ class StackedRanker:
                 if self.zero_shot and impute is not None and impute.any():
                     zs_in = self._imputed_log_zs(log_zs, pst, obs, impute)
                 X, level = self._inputs(pst, zs_in, obs, st["input_names_"], log_probe, st["scale_"])
-                preds.append(level + st["ridge_"].predict(X[use]))
+                preds.append(level + _predict(st["ridge_"], X[use], task))
             out[use] = np.mean(preds, axis=0)
         return out, p, use
 
@@ -457,6 +469,39 @@ class StackedRanker:
                 src = own if own.size >= self.min_model_residuals else pooled
                 S[miss, j] = rng.choice(src, size=int(miss.sum()))
         return S
+
+
+def _predict(weights, X: np.ndarray, task: str) -> np.ndarray:
+    return weights.predict(X, task) if isinstance(weights, _TaskWeights) else weights.predict(X)
+
+
+def _coef(weights, task: str) -> np.ndarray:
+    return weights.coef_for(task) if isinstance(weights, _TaskWeights) else weights.coef_
+
+
+class _TaskWeights:
+    """:class:`_RankWeights` on all cells, and per task where it has ``min_cells`` cells or more."""
+
+    def __init__(self, min_cells: int | None = 8):
+        self.min_cells = min_cells
+
+    def fit(self, X_rows: list[np.ndarray], y_rows: list[np.ndarray], tasks: list[str]) -> "_TaskWeights":
+        self.pooled_ = _RankWeights().fit(X_rows, y_rows)
+        self.by_task_ = {}
+        tasks = np.asarray(tasks)
+        if self.min_cells is not None and len(np.unique(tasks)) > 1:
+            for t in np.unique(tasks):
+                rows = np.flatnonzero(tasks == t)
+                if len(rows) >= self.min_cells:
+                    self.by_task_[str(t)] = _RankWeights().fit([X_rows[i] for i in rows], [y_rows[i] for i in rows])
+        self.coef_ = self.pooled_.coef_
+        return self
+
+    def coef_for(self, task: str) -> np.ndarray:
+        return self.by_task_.get(str(task), self.pooled_).coef_
+
+    def predict(self, X: np.ndarray, task: str | None = None) -> np.ndarray:
+        return X @ (self.coef_ if task is None else self.coef_for(task))
 
 
 class _RankWeights:
