@@ -292,3 +292,11 @@ def test_task_weights_let_each_horizon_trust_its_own_best_input():
     assert 0.1 < tw.pooled_.w_[0] < 0.9  # the pooled weights mix both inputs
     np.testing.assert_allclose(tw.predict(X_rows[0], "short"), X_rows[0] @ tw.by_task_["short"].coef_)
     assert _TaskWeights(min_cells=None).fit(X_rows, y_rows, tasks).by_task_ == {}
+    # what predict reports: the weights that rank the task (pooled ones for `weights_`)
+    from timetic.estimate.stack import StackedRanker
+
+    ranker = StackedRanker()
+    ranker.states_ = [{"input_names_": ["zero_shot", "knn"], "ridge_": tw}]
+    assert list(ranker.weights_for("short").values()) == pytest.approx(list(tw.by_task_["short"].coef_))
+    assert list(ranker.weights_for("long").values()) == pytest.approx(list(tw.pooled_.coef_))
+    assert ranker.weights_ == ranker.weights_for(None)

@@ -635,7 +635,7 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
                                     zero_shot_windows, probe_steps)
     ranking, explanations = res["ranking"], res["explanations"]
     elapsed = time.perf_counter() - started
-    info = {**_estimator_info(est, target, k, seed, no_zero_shot), "seconds": round(elapsed, 2)}
+    info = {**_estimator_info(est, target, k, seed, no_zero_shot, _tasks_of(ranking)), "seconds": round(elapsed, 2)}
     if fmt == "table":
         text = None
         render_table(ranking, explanations if explain else None, info)
@@ -687,7 +687,8 @@ def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, ta
         est, k, target, res = _rank(steps, target_path, freq, layout, item_id_col, timestamp_col, target_col,
                                     task, models, kb_path, method, learner, n_windows, seed, no_zero_shot,
                                     zero_shot_windows, probe_steps)
-        info = {**_estimator_info(est, target, k, seed, no_zero_shot), "seconds": time.perf_counter() - started}
+        info = {**_estimator_info(est, target, k, seed, no_zero_shot, _tasks_of(res["ranking"])),
+                "seconds": time.perf_counter() - started}
         with steps.step("writing the report"):
             page = html_report(res, info, est.source_means_)
             with atomic_path(out) as tmp:
@@ -851,8 +852,15 @@ def evaluate(kb_path, scenarios, learners, no_zero_shot, few_shot_windows, seed,
         write_table(res.rows, out)
 
 
-def _estimator_info(est, target, kb, seed: int, no_zero_shot: bool) -> dict:
-    """What predict and report say about the estimator that ranked (JSON ``info``, table footer)."""
+def _tasks_of(ranking) -> list[str]:
+    return ranking.get_column("task").unique(maintain_order=True).to_list()
+
+
+def _estimator_info(est, target, kb, seed: int, no_zero_shot: bool, tasks: list[str] | None = None) -> dict:
+    """What predict and report say about the estimator that ranked (JSON ``info``, table footer).
+
+    ``stack_weights``: the stacking weights of the first ranked task; with several tasks ranked,
+    ``stack_weights_by_task`` has every task's (a task with enough KB datasets has its own)."""
     info = {"target": target.name, "freq": target.freq, "n_series": target.n_series, "kb": str(kb.path),
             **({"kb_layers": [str(p) for p in kb.paths]} if hasattr(kb, "paths") else {}),
             "method": est.method_, "learner": est.learner_name_,
@@ -862,7 +870,11 @@ def _estimator_info(est, target, kb, seed: int, no_zero_shot: bool) -> dict:
             "features": est.features_, "n_context_rows": est.n_context_rows_}
     used = getattr(est, "twin_", None) if not info["zero_shot"] and getattr(est, "twin_", None) else est
     if used.method_ == "stack":
-        info["stack_weights"] = {k: round(v, 3) for k, v in used.learner_.weights_.items()}
+        by_task = {t: {k: round(v, 3) for k, v in used.learner_.weights_for(t).items()} for t in tasks or []}
+        info["stack_weights"] = (next(iter(by_task.values())) if by_task
+                                 else {k: round(v, 3) for k, v in used.learner_.weights_.items()})
+        if len(by_task) > 1:
+            info["stack_weights_by_task"] = by_task
         info["out_of_domain"] = {t: round(v, 2) for t, v in getattr(used, "out_of_domain_", {}).items()}
     return info
 

@@ -94,8 +94,14 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
                                "-" if f is None else f"{f:.3f}", "-" if z is None else f"{z:.3f}")
                 show(et)
     weights = info.get("stack_weights")
+    by_task = info.get("stack_weights_by_task")
+    if by_task:
+        shown = "stack weights: " + "; ".join(f"{t}: " + ", ".join(f"{k} {v:.2f}" for k, v in w.items())
+                                              for t, w in by_task.items()) + "; "
+    else:
+        shown = f"stack weights: {', '.join(f'{k} {v:.2f}' for k, v in weights.items())}; " if weights else ""
     console.print(
-        (f"[dim]stack weights: {', '.join(f'{k} {v:.2f}' for k, v in weights.items())}; " if weights else "[dim]")
+        f"[dim]{shown}"
         + f"{info['n_context_rows']} context rows, {len(info['features'])} features, "
         f"zero-shot column {'on' if info['zero_shot'] else 'off'}"
         + (f" (no weights here for {', '.join(info['no_weights'])})" if info.get("no_weights") else "")

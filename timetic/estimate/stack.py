@@ -300,12 +300,18 @@ class StackedRanker:
 
     @property
     def weights_(self) -> dict[str, float]:
-        """The ridge weight of each input (how much each cheap ranking is trusted), averaged over
-        the combined configurations (an input a configuration does not read counts 0)."""
+        """The weight of each input (how much each cheap ranking is trusted), averaged over the
+        combined configurations (an input a configuration does not read counts 0); the weights
+        fitted on every task (see :meth:`weights_for`)."""
+        return self.weights_for(None)
+
+    def weights_for(self, task: str | None) -> dict[str, float]:
+        """:attr:`weights_` of the weights that rank ``task`` (its own with ``task_weights``)."""
         states = getattr(self, "states_", None) or [self._state()]
         out: dict[str, float] = {}
         for st in states:
-            for name, w in zip(st["input_names_"], st["ridge_"].coef_):
+            coef = st["ridge_"].coef_ if task is None else _coef(st["ridge_"], task)
+            for name, w in zip(st["input_names_"], coef):
                 out[name] = out.get(name, 0.0) + float(w) / len(states)
         return out
 
