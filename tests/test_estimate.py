@@ -1,5 +1,7 @@
 """In-context estimation on a knowledge base built from tiny real models."""
 
+import os
+
 import numpy as np
 import polars as pl
 import pytest
@@ -368,3 +370,18 @@ def test_a_fit_on_the_whole_kb_is_cached_and_any_change_refits(tiny_kb, target, 
     monkeypatch.setenv("TIMETIC_CACHE_DIR", "off")
     TimeTic(kb, seed=0, zero_shot=False).fit()
     assert calls == [1, 1, 1, 1]
+
+
+def test_the_fit_cache_keeps_only_the_most_recent_entries(tmp_path, monkeypatch):
+    from timetic import cache
+
+    monkeypatch.setenv("TIMETIC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cache, "MAX_OBJECTS", 3)
+    for i in range(5):
+        cache.put_object(f"k{i}", {"i": i})
+        p = tmp_path / "fitted" / f"k{i}.pkl"
+        os.utime(p, ns=(i * 10**9, i * 10**9))  # distinct, ordered modification times
+    cache.put_object("k5", {"i": 5})
+    kept = sorted(f.stem for f in (tmp_path / "fitted").glob("*.pkl"))
+    assert kept == ["k3", "k4", "k5"]
+    assert cache.get_object("k5") == {"i": 5} and cache.get_object("k0") is None

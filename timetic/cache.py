@@ -9,7 +9,7 @@ Two kinds of entries under ``TIMETIC_CACHE_DIR`` (default ``$XDG_CACHE_HOME/time
 * ``fitted/``: the fitted state of an estimator fitted on a whole knowledge base (``TimeTic.fit()``
   without a context), keyed by the estimator's parameters, the knowledge base (its class, its
   layers and exclusions, the size and modification time of every file in it) and timetic's own
-  source files, so that any change to the KB or the code refits.
+  source files, so that any change to the KB or the code refits; the 16 most recent are kept.
 
 Writes are atomic; an unreadable entry is recomputed.
 """
@@ -135,5 +135,20 @@ def put_object(key: str, value: Any, kind: str = "fitted") -> None:
         with open(tmp, "wb") as f:
             pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, folder / f"{key}.pkl")
+        _prune(folder, "*.pkl", MAX_OBJECTS)
     except (OSError, pickle.PicklingError, TypeError, AttributeError):
         return
+
+
+#: fitted estimators kept (the most recently written); every KB change writes a new one.
+MAX_OBJECTS = 16
+
+
+def _prune(folder: Path, pattern: str, keep: int) -> None:
+    """Delete all but the ``keep`` most recently modified entries."""
+    entries = sorted(folder.glob(pattern), key=lambda f: f.stat().st_mtime_ns, reverse=True)
+    for f in entries[keep:]:
+        try:
+            f.unlink()
+        except OSError:
+            pass
