@@ -70,17 +70,26 @@ def get(key: str, kind: str = "zero_shot") -> np.ndarray | None:
 
 
 def put(key: str, value: Any, kind: str = "zero_shot") -> None:
+    _write(kind, f"{key}.npy", lambda f: np.save(f, np.asarray(value), allow_pickle=False))
+
+
+def _write(kind: str, name: str, dump: Any) -> Path | None:
+    """Write ``kind/name`` atomically with ``dump(file)``; the folder, or None when the cache is
+    off or the write failed (a read-only or full disk costs speed, not correctness)."""
     d = cache_dir()
     if d is None:
-        return
+        return None
     folder = d / kind
+    tmp = folder / f".{name}.{os.getpid()}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{key}.{os.getpid()}.tmp.npy"
-        np.save(tmp, np.asarray(value), allow_pickle=False)
-        os.replace(tmp, folder / f"{key}.npy")
-    except OSError:  # a read-only or full disk costs speed, not correctness
-        return
+        with open(tmp, "wb") as f:
+            dump(f)
+        os.replace(tmp, folder / name)
+        return folder
+    except Exception:  # noqa: BLE001 - unpicklable value, disk errors: skip the cache
+        tmp.unlink(missing_ok=True)
+        return None
 
 
 def _source_signature() -> str:
@@ -125,19 +134,9 @@ def get_object(key: str, kind: str = "fitted") -> Any | None:
 def put_object(key: str, value: Any, kind: str = "fitted") -> None:
     import pickle
 
-    d = cache_dir()
-    if d is None:
-        return
-    folder = d / kind
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{key}.{os.getpid()}.tmp.pkl"
-        with open(tmp, "wb") as f:
-            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, folder / f"{key}.pkl")
+    folder = _write(kind, f"{key}.pkl", lambda f: pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL))
+    if folder is not None:
         _prune(folder, "*.pkl", MAX_OBJECTS)
-    except (OSError, pickle.PicklingError, TypeError, AttributeError):
-        return
 
 
 #: fitted estimators kept (the most recently written); every KB change writes a new one.
