@@ -15,6 +15,10 @@ the peak memory (max RSS) of the slowest run. Targets (issue 13), on a quiet 2-c
 with the zero-shot pass, <= 3 s weight-free, report <= 60 s.
 
     python benchmarks/predict_latency.py [--repeat 3] [--target examples/example_target.parquet] [--kb DIR]
+                                         [--also-sample-paths 100]
+
+``--also-sample-paths N`` adds the zero-shot commands with ``--zero-shot-samples N`` (DeepAR's sample
+paths per window; the default is 50, the KB's scores used 100), interleaved in the same run.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--target", default="examples/example_target.parquet")
     p.add_argument("--kb", default=None)
+    p.add_argument("--also-sample-paths", type=int, default=None,
+                   help="also time the zero-shot commands with --zero-shot-samples N")
     args = p.parse_args()
     kb = ["--kb", args.kb] if args.kb else []
     commands = {
@@ -60,6 +66,10 @@ def main() -> None:
         "report --task all": ["report", "--target", args.target, "--task", "all", "-q", *kb,
                               "--out", str(Path(tempfile.gettempdir()) / "timetic_latency_report.md")],
     }
+    if args.also_sample_paths is not None:
+        n = ["--zero-shot-samples", str(args.also_sample_paths)]
+        commands[f"predict (zs, {args.also_sample_paths} paths)"] = [*commands["predict (zero-shot)"], *n]
+        commands[f"report all ({args.also_sample_paths} paths)"] = [*commands["report --task all"], *n]
     root = Path(tempfile.mkdtemp(prefix="timetic-latency-"))
     times: dict[tuple[str, str], list[float]] = {}
     peaks: dict[tuple[str, str], float] = {}
@@ -68,7 +78,7 @@ def main() -> None:
             for name, cmd in commands.items():
                 cold = root / "cold"
                 shutil.rmtree(cold, ignore_errors=True)
-                warm = root / "warm"
+                warm = root / f"warm-{name}"
                 if not (warm / "fitted").exists():  # fill the fit cache once, untimed
                     timed(cmd, warm)
                 shutil.rmtree(warm / "zero_shot", ignore_errors=True)
@@ -81,6 +91,7 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     goals = {"predict (zero-shot)": 10.0, "predict --no-zero-shot": 3.0, "report --task all": 60.0}
+    goals.update({name: 10.0 if name.startswith("predict") else 60.0 for name in commands if name not in goals})
     print(f"target {args.target}; {args.repeat} runs each, fresh processes, load average "
           f"{os.getloadavg()[0]:.2f} at the end")
     print(f"{'command':<24}{'cache':<10}{'median s':>9}{'max s':>8}{'peak GB':>9}  target")

@@ -253,6 +253,43 @@ def test_zero_shot_pass_scores_an_even_subset_of_the_windows(tiny_kb, target, mo
     assert w.rank(rows, MODELS)["n_windows"].to_list() == [6] * len(MODELS)
 
 
+def test_zero_shot_sample_paths_reach_the_sampling_models_only(tiny_kb, target, monkeypatch, tmp_path):
+    """``zero_shot_sample_paths``: DeepAR (quantiles of sampled paths) is loaded with that many
+    paths in the zero-shot pass, the quantile models with no extra setting; the scores change with
+    the paths, are cached per setting, and a bad value is one clear error."""
+    import timetic.adapters as adapters
+    from timetic.tasks import Task
+
+    calls = []
+    real = adapters.load_model
+    monkeypatch.setattr(adapters, "load_model",
+                        lambda source, adapter, **kw: calls.append((adapter, kw)) or real(source, adapter=adapter, **kw))
+    task = Task.preset("short", target.freq)
+    scores = {}
+    for paths in (None, 7):
+        monkeypatch.setenv("TIMETIC_CACHE_DIR", str(tmp_path / f"cache{paths}"))
+        calls.clear()
+        est = TimeTic(tiny_kb, seed=0, zero_shot_windows=6, zero_shot_sample_paths=paths).fit()
+        rows = est.target_rows(target, task, MODELS, n_windows=20)
+        assert dict(calls) == {"chronos-bolt": {}, "deepar": {} if paths is None else {"num_parallel_samples": 7},
+                               "patchtst": {}, "timesfm": {}}
+        scores[paths] = rows.zero_shot
+    assert np.allclose(scores[None]["patchtst-tiny"], scores[7]["patchtst-tiny"], equal_nan=True)
+    d0, d7 = scores[None]["deepar-tiny"], scores[7]["deepar-tiny"]
+    assert np.isfinite(d7).sum() == 6 and not np.allclose(d0, d7, equal_nan=True)
+    calls.clear()  # a repeat is served from the cache, per setting
+    monkeypatch.setenv("TIMETIC_CACHE_DIR", str(tmp_path / "cacheNone"))
+    TimeTic(tiny_kb, seed=0, zero_shot_windows=6, zero_shot_sample_paths=None).fit().target_rows(target, task, MODELS, 20)
+    assert calls == []
+    TimeTic(tiny_kb, seed=0, zero_shot_windows=6, zero_shot_sample_paths=7).fit().target_rows(target, task, MODELS, 20)
+    assert calls == [("deepar", {"num_parallel_samples": 7})]
+    calls.clear()
+    TimeTic(tiny_kb, seed=0, zero_shot_windows=6, zero_shot_sample_paths=7).fit().target_rows(target, task, MODELS, 20)
+    assert calls == []
+    with pytest.raises(TimeticInputError, match="zero_shot_sample_paths must be >= 1"):
+        TimeTic(tiny_kb, seed=0, zero_shot_sample_paths=0).fit().target_rows(target, task, MODELS, n_windows=20)
+
+
 def test_learning_curve_probe_reproduces_the_kb_runs_and_ranks(tiny_kb, target):
     """``probe_steps``: the probe on a KB dataset is the first K steps of that dataset's KB run (same
     split, seed and schedule), the stack reads it, and bad settings are one clear error."""

@@ -212,6 +212,7 @@ def test_readme_states_the_stack_defaults():
     assert sig["zs_scale"].default == stk["zs_scale"].default == "match"
     assert "with every input on the log scale or as within-dataset ranks" in text
     assert sig["zero_shot_windows"].default == 32 and "runs zero-shot on 32 of them" in text
+    assert sig["zero_shot_sample_paths"].default == 50 and "draws 50 sample paths per window" in text
     assert pri["clip"].default == 5.0 and "clipped at ±5 SD" in text
     assert pri["n_profile_neighbours"].default == 2 and "borrows its priors from the 2 KB models" in text
     assert stk["min_model_residuals"].default == 10 and "when it has at least 10" in text

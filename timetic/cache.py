@@ -44,11 +44,12 @@ def _files_signature(path: str) -> str:
 
 
 def zero_shot_key(adapter: str, source_path: str, revision: str | None, horizon: int, seasonality: int,
-                  context: np.ndarray, future: np.ndarray) -> str:
-    """sha256 key of one model's zero-shot scores on one set of windows; context (n, C), future (n, H)."""
+                  context: np.ndarray, future: np.ndarray, settings: dict[str, Any] | None = None) -> str:
+    """sha256 key of one model's zero-shot scores on one set of windows; context (n, C), future (n, H);
+    ``settings``: the inference settings the model was loaded with (e.g. DeepAR's sample paths)."""
     h = hashlib.sha256()
     for part in ("zero-shot-v1", adapter, str(Path(source_path).resolve()), _files_signature(source_path),
-                 revision or "", str(int(horizon)), str(int(seasonality))):
+                 revision or "", str(int(horizon)), str(int(seasonality)), repr(sorted((settings or {}).items()))):
         h.update(part.encode())
         h.update(b"\0")
     for a in (context, future):

@@ -101,6 +101,9 @@ def zero_shot_options(fn: Callable) -> Callable:
                       help="Opt-in learning-curve probe: fine-tune every candidate for the KB recipe's first K "
                            "steps on the target and use its early validation curve (K: a multiple of the "
                            "recipe's eval_every, e.g. 25; costs minutes, see benchmarks/probe.py).")(fn)
+    fn = click.option("--zero-shot-samples", "zero_shot_sample_paths", type=int, default=50, show_default=True,
+                      help="Sample paths per window for models that sample their forecasts (DeepAR) in the "
+                           "zero-shot pass; the KB used 100, which doubles their cost.")(fn)
     return click.option("--zero-shot-windows", type=int, default=32, show_default=True,
                         help="How many of the sampled windows every candidate forecasts zero-shot (the KB "
                              "scores at most 32 per cell; more costs proportionally more).")(fn)
@@ -621,7 +624,8 @@ def add_observation_cmd(results, kb_path):
                    "not a terminal), no 'written to' line.")
 @friendly
 def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, task, models, kb_path, method,
-            learner, n_windows, zero_shot_windows, probe_steps, seed, fmt, out, no_zero_shot, explain, quiet):
+            learner, n_windows, zero_shot_windows, zero_shot_sample_paths, probe_steps, seed, fmt, out, no_zero_shot,
+            explain, quiet):
     """Rank the knowledge base's models for a target by predicted fine-tuned MASE."""
     import time
 
@@ -632,7 +636,7 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
             from timetic.report import ranking_json, render_table
         est, k, target, res = _rank(steps, target_path, freq, layout, item_id_col, timestamp_col, target_col,
                                     task, models, kb_path, method, learner, n_windows, seed, no_zero_shot,
-                                    zero_shot_windows, probe_steps)
+                                    zero_shot_windows, probe_steps, zero_shot_sample_paths)
     ranking, explanations = res["ranking"], res["explanations"]
     elapsed = time.perf_counter() - started
     info = {**_estimator_info(est, target, k, seed, no_zero_shot, _tasks_of(ranking)), "seconds": round(elapsed, 2)}
@@ -673,7 +677,7 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
                    "not a terminal), no 'written to' line.")
 @friendly
 def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, task, models, kb_path, method, learner,
-           n_windows, zero_shot_windows, probe_steps, seed, no_zero_shot, out, quiet):
+           n_windows, zero_shot_windows, zero_shot_sample_paths, probe_steps, seed, no_zero_shot, out, quiet):
     """Write a self-contained HTML report (ranking, intervals, gains, nearest sources, features, plots)."""
     import time
 
@@ -686,7 +690,7 @@ def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, ta
             from timetic.report import html_report
         est, k, target, res = _rank(steps, target_path, freq, layout, item_id_col, timestamp_col, target_col,
                                     task, models, kb_path, method, learner, n_windows, seed, no_zero_shot,
-                                    zero_shot_windows, probe_steps)
+                                    zero_shot_windows, probe_steps, zero_shot_sample_paths)
         info = {**_estimator_info(est, target, k, seed, no_zero_shot, _tasks_of(res["ranking"])),
                 "seconds": time.perf_counter() - started}
         with steps.step("writing the report"):
@@ -787,12 +791,15 @@ def verify_cmd(target_path, freq, layout, item_id_col, timestamp_col, target_col
 
 
 def _rank(steps: Steps, target_path, freq, layout, item_id_col, timestamp_col, target_col, task, models, kb_path,
-          method, learner, n_windows, seed, no_zero_shot, zero_shot_windows=32, probe_steps=None):
+          method, learner, n_windows, seed, no_zero_shot, zero_shot_windows=32, probe_steps=None,
+          zero_shot_sample_paths=50):
     """predict and report: open the KB, fit, load the target, rank; each step shown by ``steps``.
 
     Returns (estimator, KB, target, ``predict_detailed``'s result)."""
     if zero_shot_windows < 1:
         raise TimeticInputError(f"--zero-shot-windows must be >= 1 (got {zero_shot_windows}); the default is 32")
+    if zero_shot_sample_paths is not None and zero_shot_sample_paths < 1:
+        raise TimeticInputError(f"--zero-shot-samples must be >= 1 (got {zero_shot_sample_paths}); the default is 50")
     if probe_steps is not None and (probe_steps < 1 or no_zero_shot or method == "window" or learner):
         raise TimeticInputError(
             f"--probe-steps {probe_steps}: needs K >= 1, zero-shot scores and the stack method; "
@@ -803,7 +810,8 @@ def _rank(steps: Steps, target_path, freq, layout, item_id_col, timestamp_col, t
 
         k = _open_kb(kb_path)
         est = TimeTic(k, learner=learner, method=method, zero_shot=not no_zero_shot, seed=seed,
-                      zero_shot_windows=zero_shot_windows, probe_steps=probe_steps)
+                      zero_shot_windows=zero_shot_windows, probe_steps=probe_steps,
+                      zero_shot_sample_paths=zero_shot_sample_paths)
     with steps.step(f"loading {Path(target_path).name}"):
         target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
     if not hasattr(est, "learner_"):
@@ -866,7 +874,8 @@ def _estimator_info(est, target, kb, seed: int, no_zero_shot: bool, tasks: list[
             "method": est.method_, "learner": est.learner_name_,
             "zero_shot": bool(getattr(est, "zero_shot_used_", not no_zero_shot)),
             "no_weights": sorted(getattr(est, "zero_shot_missing_", {})), "seed": seed,
-            "zero_shot_windows": est.zero_shot_windows, "probe_steps": est.probe_steps,
+            "zero_shot_windows": est.zero_shot_windows,
+            "zero_shot_sample_paths": est.zero_shot_sample_paths, "probe_steps": est.probe_steps,
             "features": est.features_, "n_context_rows": est.n_context_rows_}
     used = getattr(est, "twin_", None) if not info["zero_shot"] and getattr(est, "twin_", None) else est
     if used.method_ == "stack":

@@ -37,6 +37,9 @@ class Adapter(ABC):
     name: ClassVar[str] = ""
     #: names of the sizes ``from_config`` knows: "tiny" (tests) and the zoo sizes.
     sizes: ClassVar[tuple[str, ...]] = ("tiny",)
+    #: for a model whose quantiles come from sampled paths: the ``from_pretrained`` keyword that
+    #: sets how many paths it draws (None: the model forecasts quantiles directly).
+    sample_paths_kwarg: ClassVar[str | None] = None
     quantile_levels: tuple[float, ...] = QUANTILE_LEVELS
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:

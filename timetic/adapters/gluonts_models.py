@@ -546,6 +546,7 @@ class DeepARAdapter(GluonTSAdapter, name="deepar"):
     estimator_cls = DeepAREstimator
     module_cls = DeepARLightningModule
     any_horizon = True
+    sample_paths_kwarg = "num_parallel_samples"
     defaults: ClassVar[dict[str, Any]] = {
         "freq": "h",
         "prediction_length": 48,

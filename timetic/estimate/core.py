@@ -141,6 +141,13 @@ class TimeTic:
             per (dataset, model, task), so the benchmark's accuracy is measured at this size; the
             zero-shot pass costs in proportion (benchmarks/zero_shot_windows.py shows the ranking
             against 128). ``None`` scores every sampled window.
+        zero_shot_sample_paths: with ``zero_shot``, how many sample paths a sampling model
+            (DeepAR: its forecast quantiles are quantiles of sampled paths) draws per window in the
+            zero-shot pass; models that forecast quantiles directly ignore it. The KB's zero-shot
+            scores used the adapter default (100 for DeepAR); 50 halves DeepAR's share of
+            predict's time (about a third of it at H = 48, more at longer horizons) and moves its
+            mean zero-shot MASE by about 1% (benchmarks/zero_shot_windows.py compares the
+            rankings). ``None`` = the adapter default.
         probe_steps: ``stack`` only, opt-in: fine-tune every candidate for the KB recipe's first
             ``probe_steps`` steps on the target and read the early validation curve (the
             learning-curve probe of :mod:`timetic.estimate.stack`); must be one of the recipe's
@@ -182,6 +189,7 @@ class TimeTic:
         combine: str = "mean",
         recipe: str | None = None,
         zero_shot_windows: int | None = 32,
+        zero_shot_sample_paths: int | None = 50,
         probe_steps: int | None = None,
         zs_scale: str = "match",
         stack_weights: str = "spearman",
@@ -210,6 +218,7 @@ class TimeTic:
         self.combine = combine
         self.recipe = recipe
         self.zero_shot_windows = zero_shot_windows
+        self.zero_shot_sample_paths = zero_shot_sample_paths
         self.probe_steps = probe_steps
         self.zs_scale = zs_scale
         self.stack_weights = stack_weights
@@ -588,18 +597,26 @@ class TimeTic:
         return float(np.log(min(vk, v0) / v0))
 
     def _zero_shot(self, model_id: str, windows: Any, task: Task) -> np.ndarray:
-        from timetic.adapters import load_model
+        from timetic.adapters import get_adapter, load_model
         from timetic.scoring import score_windows
 
         from timetic import cache
 
         source, adapter, revision = self._model_row(model_id)
+        kwargs = {}
+        n_paths = self.zero_shot_sample_paths
+        if n_paths is not None:
+            if int(n_paths) < 1:
+                raise TimeticInputError(f"zero_shot_sample_paths must be >= 1 (got {n_paths}); the default is 50")
+            name = get_adapter(adapter).sample_paths_kwarg
+            if name is not None:
+                kwargs[name] = int(n_paths)
         key = cache.zero_shot_key(adapter, source, revision, task.horizon, task.seasonality,
-                                  windows.context, windows.future)
+                                  windows.context, windows.future, settings=kwargs)
         hit = cache.get(key)
         if hit is not None and hit.shape == (len(windows.context),):
             return hit
-        model = load_model(source, adapter=adapter)
+        model = load_model(source, adapter=adapter, **kwargs)
         q = model.forecast(windows.context, task.horizon)
         mase = score_windows(windows.context, windows.future, q, model.quantile_levels, task.seasonality)["mase"]
         cache.put(key, mase)
