@@ -1,6 +1,6 @@
 """Build (or grow) a knowledge base: every model x dataset x task, fine-tuned with the uniform recipe.
 
-    python benchmarks/build_kb.py --kb meta_features [--models zoo,ttm-r2] [--datasets all] [--seed 0]
+    python benchmarks/build_kb.py [--kb meta_features_v2] [--models zoo,ttm-r2] [--datasets all] [--seed 0]
         [--tasks short,medium,long] [--recipe v2|v1|FILE] [--executor local|ray] [--address ADDR] [--workers 2]
     python benchmarks/build_kb.py --kb my_kb --dataset-files a.parquet,b.csv [--freq F] [--layout auto|long|wide]
         [--item-id-col C] [--timestamp-col C] [--target-col C] [--max-series N] [--max-length N] ...
@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from timetic.grid import plan, run_local, run_ray  # noqa: E402
 from timetic.errors import TimeticInputError  # noqa: E402
 from timetic.recipe import Recipe  # noqa: E402
+from timetic.kb import default_kb_path  # noqa: E402
 
 #: the grid's recipe unless --recipe says otherwise (v1: the shipped KB's 40 fixed steps).
 DEFAULT_RECIPE = "v2"
@@ -68,7 +69,8 @@ def file_load_options(args: argparse.Namespace) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kb", type=Path, default=ROOT / "meta_features")
+    parser.add_argument("--kb", type=Path, default=default_kb_path(),
+                        help="knowledge base folder (default: the shipped one, %(default)s)")
     parser.add_argument("--models", default="zoo,external",
                         help="comma-separated: 'zoo' (every zoo model), 'external' (every published checkpoint "
                              "of timetic.pretrained.EXTERNAL found in the weights folder), or model ids")

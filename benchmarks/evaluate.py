@@ -1,6 +1,6 @@
 """Evaluate timetic on a knowledge base and write ``benchmarks/RESULTS.md`` with its figures.
 
-    python benchmarks/evaluate.py [--kb meta_features] [--out benchmarks/RESULTS.md]
+    python benchmarks/evaluate.py [--kb meta_features_v2] [--out benchmarks/RESULTS.md]
         [--scenarios unseen-dataset,unseen-model,few-shot,both-unseen] [--no-logme]
 
 One run: every scenario of :mod:`timetic.evaluate`, timetic's defaults, TimeTic as published, the
@@ -482,7 +482,9 @@ def ablation_table(summary: pl.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--kb", type=Path, default=ROOT / "meta_features")
+    from timetic.kb import default_kb_path
+
+    p.add_argument("--kb", type=Path, default=default_kb_path(), help="knowledge base (default: the shipped one)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     p.add_argument("--scenarios", default="unseen-dataset,unseen-model,few-shot,both-unseen")
     p.add_argument("--methods", default=None, help="comma-separated subset of the methods (default: all)")

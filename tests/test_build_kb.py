@@ -66,3 +66,18 @@ def test_ray_grid(tmp_path, grid_inputs, capsys):
     build.main(_args(kb, files, dirs, "--executor", "ray", "--workers", "2"))
     stats = KnowledgeBase.open(kb).stats()
     assert stats["n_cells"] == 4 and stats["n_observations"] > 0
+
+
+def test_benchmark_scripts_default_to_the_shipped_kb():
+    """``build_kb.py`` and ``evaluate.py`` with no ``--kb`` read the KB that predict ships with (the
+    README's "regenerate RESULTS.md" command has no ``--kb``), not KB v1."""
+    from timetic.kb import default_kb_path
+
+    assert _module().build_parser().parse_args([]).kb == default_kb_path()
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "evaluate.py"), "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "default: the shipped one" in out
+    src = (ROOT / "benchmarks" / "evaluate.py").read_text()
+    assert 'default=default_kb_path()' in src and 'default=ROOT / "meta_features")' not in src
