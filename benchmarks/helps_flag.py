@@ -1,0 +1,183 @@
+"""Can anything cheap predict negative transfer? The negative-transfer flag against the constant answer.
+
+    python benchmarks/helps_flag.py [--kb meta_features_v2] [--k 5] [--out benchmarks/results/helps_flag.md]
+
+``timetic predict`` flags a candidate when P(fine-tuning helps) < 0.5. On KB v2 fine-tuning helps
+(observed mean fine-tuned MASE < observed mean zero-shot MASE) in about 4 of 5 (dataset, model,
+task) cells, so "it always helps" is right 80 % of the time, and the estimator's flag never fires
+(``benchmarks/RESULTS.md``, calibration). This script asks whether *any* input available at
+prediction time without fine-tuning would let a classifier beat that constant, in the
+unseen-dataset scenario: for each held-out dataset, a classifier is fitted on the other datasets'
+cells and predicts the held-out dataset's cells. Every input of a training cell is computed
+without its own dataset (as the held-out dataset's are without it), so nothing leaks.
+
+Inputs (per cell and model), combined in the variants printed:
+
+* ``gain_lb``: the model's mean log(fine-tuned / zero-shot) over the training datasets (all tasks);
+  ``helps_lb``: the share of training cells where fine-tuning helped it;
+* ``gain_knn``: its mean log ratio over the ``k`` training datasets nearest in mean window
+  meta-features (same task, standardised on the training datasets);
+* ``log_len``: log10 of the dataset's mean series length (little training data per series makes
+  early stopping keep the starting point, and fine-tuned = zero-shot is "does not help");
+* ``log_zs``, ``rel_zs``: log mean zero-shot MASE, and the same centred over the cell's models;
+* the task (two indicators).
+
+Classifiers: logistic regression (scikit-learn defaults) and a gradient-boosted tree classifier
+(``HistGradientBoostingClassifier``, 100 iterations, depth 3). Reported: flag accuracy (flag = P <
+0.5), Brier score, how many cells are flagged and how many flags are right, against the constant
+answer (the training folds' base rate, not a hindsight one). Seconds on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+TASKS = ("short", "medium", "long")
+VARIANTS = {
+    "gain_lb": ["gain_lb"],
+    "gain_lb + gain_knn": ["gain_lb", "gain_knn"],
+    "gain_lb + log_len": ["gain_lb", "log_len"],
+    "gain_lb + gain_knn + log_len + rel_zs": ["gain_lb", "gain_knn", "log_len", "rel_zs"],
+    "all": ["gain_lb", "helps_lb", "gain_knn", "log_len", "log_zs", "rel_zs"],
+}
+
+
+def load_cells(kb: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(cells, features): one row per (dataset, task, model) of the KB's main recipe, seed 0, with
+    zs / ft (mean MASE over finite windows), gain = log(ft / zs) and helps = ft < zs; and the mean
+    window meta-features per (dataset, task)."""
+    from realism import cell_table, main_recipe
+
+    obs = pl.read_parquet(kb / "observations.parquet")
+    h = main_recipe(obs, None)
+    obs = obs.filter((pl.col("recipe_hash") == h) & (pl.col("seed") == 0))
+    cells = (
+        cell_table(obs)
+        .filter(pl.col("zs").is_finite() & pl.col("ft").is_finite() & (pl.col("zs") > 0) & (pl.col("ft") > 0))
+        .with_columns((pl.col("ft") / pl.col("zs")).log().alias("gain"), (pl.col("ft") < pl.col("zs")).alias("helps"),
+                      pl.col("zs").log().alias("log_zs"))
+        .with_columns((pl.col("log_zs") - pl.col("log_zs").mean().over("dataset_id", "task")).alias("rel_zs"))
+    )
+    ds = pl.read_parquet(kb / "datasets.parquet").select(
+        "dataset_id", (pl.col("total_length") / pl.col("n_series")).log10().alias("log_len"))
+    cells = cells.join(ds, on="dataset_id", how="left").sort("dataset_id", "task", "model_id")
+    win = pl.read_parquet(kb / "windows.parquet")
+    skip = {"dataset_id", "task", "item_id", "window_start"}
+    num = [c for c, t in win.schema.items() if c not in skip and t.is_numeric()]
+    feats = win.group_by("dataset_id", "task").agg(pl.col(num).mean()).sort("dataset_id", "task")
+    return cells, feats
+
+
+def priors(train: pl.DataFrame, rows: pl.DataFrame, feats: pl.DataFrame, k: int) -> pl.DataFrame:
+    """``rows`` with gain_lb, helps_lb and gain_knn computed from ``train`` cells only."""
+    lb = train.group_by("model_id").agg(pl.col("gain").mean().alias("gain_lb"),
+                                        pl.col("helps").cast(pl.Float64).mean().alias("helps_lb"))
+    out = rows.join(lb, on="model_id", how="left")
+    knn = []
+    train_ds = train.get_column("dataset_id").unique().to_list()
+    for task in rows.get_column("task").unique().to_list():
+        f = feats.filter(pl.col("task") == task)
+        tr = f.filter(pl.col("dataset_id").is_in(train_ds))
+        if tr.height == 0:
+            continue
+        Xtr = tr.drop("dataset_id", "task").to_numpy().astype(np.float64)
+        mu, sd = np.nanmean(Xtr, axis=0), np.nanstd(Xtr, axis=0)
+        sd[~(sd > 0)] = 1.0
+        Z = np.nan_to_num((Xtr - mu) / sd)
+        for d in rows.filter(pl.col("task") == task).get_column("dataset_id").unique().to_list():
+            x = f.filter(pl.col("dataset_id") == d).drop("dataset_id", "task").to_numpy().astype(np.float64)
+            if x.shape[0] == 0:
+                continue
+            dist = np.sqrt(((Z - np.nan_to_num((x[0] - mu) / sd)) ** 2).sum(axis=1))
+            near = tr.get_column("dataset_id").to_numpy()[np.argsort(dist)[:k]].tolist()
+            g = (train.filter((pl.col("task") == task) & pl.col("dataset_id").is_in(near))
+                 .group_by("model_id").agg(pl.col("gain").mean().alias("gain_knn")))
+            knn.append(g.with_columns(pl.lit(d).alias("dataset_id"), pl.lit(task).alias("task")))
+    if knn:
+        out = out.join(pl.concat(knn).select("dataset_id", "task", "model_id", "gain_knn"),
+                       on=["dataset_id", "task", "model_id"], how="left")
+    else:
+        out = out.with_columns(pl.lit(None, dtype=pl.Float64).alias("gain_knn"))
+    # a model without training cells for the neighbours falls back to its leaderboard gain
+    return out.with_columns(pl.col("gain_knn").fill_null(pl.col("gain_lb")))
+
+
+def design(df: pl.DataFrame, cols: list[str]) -> np.ndarray:
+    X = [df.get_column(c).cast(pl.Float64).fill_null(np.nan).to_numpy() for c in cols]
+    X += [(df.get_column("task") == t).to_numpy().astype(float) for t in TASKS[1:]]
+    return np.nan_to_num(np.column_stack(X))
+
+
+def run(cells: pl.DataFrame, feats: pl.DataFrame, k: int, seed: int = 0) -> pl.DataFrame:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    datasets = sorted(cells.get_column("dataset_id").unique().to_list())
+    learners = {
+        "logistic": lambda: LogisticRegression(max_iter=2000),
+        "boosted trees": lambda: HistGradientBoostingClassifier(max_iter=100, max_depth=3, random_state=seed),
+    }
+    y_all = cells.get_column("helps").to_numpy().astype(int)
+    held = cells.get_column("dataset_id").to_numpy()
+    P = {(lname, v): np.full(cells.height, np.nan) for lname in learners for v in VARIANTS}
+    const = np.full(cells.height, np.nan)
+    for d in datasets:
+        train = cells.filter(pl.col("dataset_id") != d)
+        # training rows: each training dataset's inputs from the other training datasets
+        inner = pl.concat([priors(train.filter(pl.col("dataset_id") != d2), train.filter(pl.col("dataset_id") == d2), feats, k)
+                           for d2 in sorted(train.get_column("dataset_id").unique().to_list())])
+        test = priors(train, cells.filter(pl.col("dataset_id") == d), feats, k)
+        mask = held == d
+        ytr = inner.get_column("helps").to_numpy().astype(int)
+        const[mask] = ytr.mean()
+        for v, cols in VARIANTS.items():
+            Xtr, Xte = design(inner, cols), design(test, cols)
+            for lname, make in learners.items():
+                P[(lname, v)][mask] = make().fit(Xtr, ytr).predict_proba(Xte)[:, 1]
+    rows = [_scores("constant (training base rate)", "-", const, y_all)]
+    rows += [_scores(v, lname, p, y_all) for (lname, v), p in P.items()]
+    return pl.DataFrame(rows)
+
+
+def _scores(variant: str, learner: str, p: np.ndarray, y: np.ndarray) -> dict:
+    flag = p < 0.5
+    return {"inputs": variant, "classifier": learner, "cells": int(len(y)), "helps (observed)": round(float(y.mean()), 3),
+            "flag accuracy": round(float(((~flag) == (y == 1)).mean()), 3), "Brier": round(float(((p - y) ** 2).mean()), 4),
+            "flagged": int(flag.sum()), "flags right": int((flag & (y == 0)).sum())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from timetic.kb import default_kb_path
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kb", type=Path, default=default_kb_path())
+    ap.add_argument("--k", type=int, default=5, help="nearest training datasets of gain_knn")
+    ap.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    cells, feats = load_cells(args.kb)
+    table = run(cells, feats, args.k)
+    took = time.time() - t0
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+        text = (f"{args.kb.name}: {cells.height} cells ({cells['dataset_id'].n_unique()} datasets), leave one dataset out, "
+                f"k={args.k}, {took:.0f} s\n{table}")
+    print(text)
+    if args.out:
+        args.out.write_text("# benchmarks/helps_flag.py — output of one run\n\n"
+                            f"`python benchmarks/helps_flag.py --out {args.out.relative_to(ROOT) if args.out.is_absolute() and ROOT in args.out.parents else args.out}`\n\n"
+                            f"```\n{text}\n```\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
