@@ -112,6 +112,21 @@ def priors(train: pl.DataFrame, rows: pl.DataFrame, feats: pl.DataFrame, k: int)
     return out.with_columns(pl.col("gain_knn").fill_null(pl.col("gain_lb")))
 
 
+def by_series_length(cells: pl.DataFrame) -> pl.DataFrame:
+    """Share of cells where fine-tuning helps, by log10 mean series length of the dataset."""
+    edges = [2.0, 2.5, 3.0, 3.5, 4.0]
+    b = pl.col("log_len")
+    bin_ = pl.when(b <= edges[0]).then(pl.lit(f"<= {edges[0]}"))
+    for a, z in zip(edges, edges[1:]):
+        bin_ = bin_.when(b <= z).then(pl.lit(f"({a}, {z}]"))
+    bin_ = bin_.otherwise(pl.lit(f"> {edges[-1]}"))
+    return (cells.with_columns(bin_.alias("log10 length"), b.alias("_k"))
+            .group_by("log10 length").agg(pl.col("_k").min().alias("_o"), pl.len().alias("cells"),
+                                          pl.col("dataset_id").n_unique().alias("datasets"),
+                                          pl.col("helps").mean().round(3).alias("helps"))
+            .sort("_o").drop("_o"))
+
+
 def design(df: pl.DataFrame, cols: list[str]) -> np.ndarray:
     X = [df.get_column(c).cast(pl.Float64).fill_null(np.nan).to_numpy() for c in cols]
     X += [(df.get_column("task") == t).to_numpy().astype(float) for t in TASKS[1:]]
@@ -162,15 +177,20 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kb", type=Path, default=default_kb_path())
     ap.add_argument("--k", type=int, default=5, help="nearest training datasets of gain_knn")
+    ap.add_argument("--by-length-only", action="store_true", help="only the share of cells helped by series length")
     ap.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
     args = ap.parse_args(argv)
     t0 = time.time()
     cells, feats = load_cells(args.kb)
+    by_length = by_series_length(cells)
+    if args.by_length_only:
+        print(by_length)
+        return 0
     table = run(cells, feats, args.k)
     took = time.time() - t0
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
         text = (f"{args.kb.name}: {cells.height} cells ({cells['dataset_id'].n_unique()} datasets), leave one dataset out, "
-                f"k={args.k}, {took:.0f} s\n{table}")
+                f"k={args.k}, {took:.0f} s\n{table}\nfine-tuning helps, by log10 mean series length of the dataset:\n{by_length}")
     print(text)
     if args.out:
         args.out.write_text("# benchmarks/helps_flag.py — output of one run\n\n"
