@@ -301,3 +301,36 @@ def test_task_weights_let_each_horizon_trust_its_own_best_input():
     assert list(ranker.weights_for("short").values()) == pytest.approx(list(tw.by_task_["short"].coef_))
     assert list(ranker.weights_for("long").values()) == pytest.approx(list(tw.pooled_.coef_))
     assert ranker.weights_ == ranker.weights_for(None)
+
+
+def test_frozen_linear_models_predict_as_scikit_learn_and_unpickle_without_it():
+    """The fitted ranker keeps its linear models as plain coefficients (``_Linear``): the same
+    predictions and probabilities as scikit-learn's, and a pickled ranker loads in a process that
+    never imports ``sklearn.linear_model`` (what every cached predict pays for otherwise)."""
+    import pickle
+    import subprocess
+    import sys
+
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    from timetic.estimate.stack import _Linear
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = X @ np.array([0.5, -1.0, 0.2]) + 0.3 + rng.normal(0, 0.1, 60)
+    for ridge in (Ridge(alpha=1.0), Ridge(alpha=1.0, fit_intercept=False)):
+        ridge.fit(X, y)
+        assert np.allclose(_Linear.of(ridge).predict(X), ridge.predict(X))
+    clf = LogisticRegression().fit(X, (y > 0.3).astype(int))
+    assert np.allclose(_Linear.of(clf).predict_proba(X), clf.predict_proba(X))
+    assert np.allclose(_Linear.of(clf).predict_proba(X * 1e6)[:, 1], clf.predict_proba(X * 1e6)[:, 1])
+    with pytest.raises(AttributeError):
+        _Linear.of(Ridge().fit(X, y)).predict_proba(X)
+
+    cells = synthetic_cells()
+    ranker = StackedRanker(zero_shot=True).fit(cells)
+    blob = pickle.dumps(ranker)
+    code = ("import pickle, sys; r = pickle.loads(sys.stdin.buffer.read()); "
+            "print(r.__class__.__name__, 'sklearn.linear_model' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, check=True).stdout.decode()
+    assert out.split() == ["StackedRanker", "False"]
