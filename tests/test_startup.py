@@ -102,6 +102,24 @@ print(json.dumps([before, Target.__module__, Task.__module__, "polars" in sys.mo
     assert res.returncode == 0 and "predict" in res.stdout and res.stderr == ""
 
 
+def test_weight_free_predict_imports_no_learner_library(tiny_kb):
+    """The default (stack) formulation, weight-free, fits and ranks without scikit-learn or the
+    tabular learners module (the window formulation's): importing them cost about 0.5 CPU-s of a
+    3 s predict. Fitting and ranking still work, and a ranking comes back."""
+    code = f"""
+import json, sys
+from timetic.estimate import TimeTic
+from timetic.kb import KnowledgeBase
+est = TimeTic(KnowledgeBase.open({str(tiny_kb.path)!r}), zero_shot=False, seed=0).fit()
+r = est.predict({str(EXAMPLE)!r}, task="short", n_windows=16)
+print(json.dumps([r.height, [m for m in ("sklearn", "timetic.learners") if m in sys.modules]]))
+"""
+    res = _python(code, env={**os.environ, "TIMETIC_CACHE_DIR": "off"})
+    assert res.returncode == 0, res.stderr
+    height, imported = json.loads(res.stdout.strip().splitlines()[-1])
+    assert height > 0 and imported == []
+
+
 def test_gluonts_adapter_import_emits_no_json_warning():
     """gluonts' "Using `json`-module" UserWarning is silenced where it is raised; other warnings
     (timetic's own TimeticWarning, another UserWarning) still show."""

@@ -288,8 +288,6 @@ class TimeTic:
         return self
 
     def _fit(self, ctx: ContextTable) -> "TimeTic":
-        from timetic.learners import default_learner, get_learner
-
         if self.profile is not None and ctx.profile != self.profile:
             raise TimeticInputError(
                 f"the context table holds {ctx.profile!r} profiles but this estimator uses {self.profile!r}; "
@@ -327,6 +325,8 @@ class TimeTic:
             feats, y_sel
         )
         self.features_ = list(self.selector_.selected_)
+        from timetic.learners import default_learner, get_learner  # the window formulation only
+
         name = self.learner or default_learner()
         self.learner_ = get_learner(name, seed=self.seed, **(self.learner_kwargs or {}))
         cap = self.max_context_rows or self.learner_.max_context_rows
