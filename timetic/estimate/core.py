@@ -530,6 +530,9 @@ class TimeTic:
         from timetic.characterize import dataset_features, feature_columns
         from timetic.windows import sample_windows
 
+        n_paths = self.zero_shot_sample_paths
+        if self.zero_shot and n_paths is not None and int(n_paths) < 1:  # before any window is scored
+            raise TimeticInputError(f"zero_shot_sample_paths must be >= 1 (got {n_paths}); the default is 50")
         windows = sample_windows(target, task, n_windows=n_windows, seed=self.seed)
         feats = dataset_features(target, task, windows=windows, seed=self.seed)
         feats = feats.select(feature_columns(feats))
@@ -604,10 +607,8 @@ class TimeTic:
 
         source, adapter, revision = self._model_row(model_id)
         kwargs = {}
-        n_paths = self.zero_shot_sample_paths
+        n_paths = self.zero_shot_sample_paths  # checked once in target_rows
         if n_paths is not None:
-            if int(n_paths) < 1:
-                raise TimeticInputError(f"zero_shot_sample_paths must be >= 1 (got {n_paths}); the default is 50")
             name = get_adapter(adapter).sample_paths_kwarg
             if name is not None:
                 kwargs[name] = int(n_paths)
