@@ -218,7 +218,8 @@ def test_observations_keep_the_fit_log(tiny_kb):
     import json
 
     log = json.loads(tiny_kb.observations().get_column("fit_log")[0])
-    assert {"val_curve", "best_step", "steps_run", "stopped_early"} <= set(log)
+    assert {"val_curve", "best_step", "steps_run", "stopped_early", "cpu_seconds"} <= set(log)
+    assert log["cpu_seconds"]["finetune"] > 0
 
 
 def test_zero_shot_pass_scores_an_even_subset_of_the_windows(tiny_kb, target, monkeypatch):

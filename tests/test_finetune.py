@@ -175,7 +175,8 @@ def test_run_finetune_table_provenance_parquet(tmp_path):
         assert torch.equal(v, before[k])
     assert res.adapter is not adapter
     p = res.provenance
-    assert set(p["wall_seconds"]) == {"zero_shot", "finetune", "evaluate"}
+    assert set(p["wall_seconds"]) == set(p["cpu_seconds"]) == {"zero_shot", "finetune", "evaluate"}
+    assert all(v > 0 for v in p["cpu_seconds"].values())
     assert {"torch", "gluonts", "numpy", "python", "timetic"} <= set(p["versions"])
     assert p["hardware"]["device"] == "cpu" and p["seed"] == 1 and p["context_length"] == 48
     # fine-tuning run: validated (Recipe() has v2's schedule), curve starts at step 0

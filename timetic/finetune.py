@@ -274,8 +274,8 @@ class FinetuneResult:
         table: one row per evaluation window, columns :data:`TABLE_COLUMNS`.
         recipe: the recipe as given (``context_length`` None = the task's; the effective value is
             ``provenance["context_length"]``).
-        provenance: dataset, model, adapter, task, wall times (seconds: ``zero_shot``,
-            ``finetune``, ``evaluate``), package versions, hardware, UTC date, seed, sizes, and
+        provenance: dataset, model, adapter, task, wall times (``wall_seconds``: ``zero_shot``,
+            ``finetune``, ``evaluate``) and CPU times of the same stages (``cpu_seconds``), package versions, hardware, UTC date, seed, sizes, and
             the fine-tuning run: ``recipe_name``, ``recipe_hash``, ``learning_rate``,
             ``validation`` (``"early-stopping"``, ``"off"`` (the recipe does not validate),
             ``"none: ..."`` (no series could give a validation window: full step cap, last
@@ -506,6 +506,11 @@ def run_finetune(
             "zero_shot": round(t_zs.seconds, 4),
             "finetune": round(t_ft.seconds, 4),
             "evaluate": round(t_ev.seconds, 4),
+        },
+        "cpu_seconds": {
+            "zero_shot": round(t_zs.cpu_seconds, 4),
+            "finetune": round(t_ft.cpu_seconds, 4),
+            "evaluate": round(t_ev.cpu_seconds, 4),
         },
         "versions": package_versions(),
         "hardware": hardware(device),

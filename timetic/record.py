@@ -146,8 +146,10 @@ def add_model(kb: KnowledgeBase, source: str | Path, adapter: str, model_id: str
 
 
 #: provenance entries kept with every observation (``fit_log``, JSON): the validation curve of the
-#: run (``[[step, val_mase], ...]``) and how it stopped, for learning-curve features.
-FIT_LOG_KEYS = ("val_curve", "best_step", "best_val", "steps_run", "stopped_early", "learning_rate")
+#: run (``[[step, val_mase], ...]``) and how it stopped, for learning-curve features, and the CPU
+#: seconds of its stages (``cpu_seconds``: zero_shot, finetune, evaluate; the column
+#: ``wall_time_s`` also counts time the machine was busy with other work or the grid was paused).
+FIT_LOG_KEYS = ("val_curve", "best_step", "best_val", "steps_run", "stopped_early", "learning_rate", "cpu_seconds")
 
 
 def observation_rows(result: FinetuneResult, source: str | None = None) -> pl.DataFrame:

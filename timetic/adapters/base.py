@@ -316,11 +316,15 @@ def sample_training_windows(
 
 
 class Timer:
-    """``with Timer() as t: ...; t.seconds``."""
+    """``with Timer() as t: ...; t.seconds`` (wall clock) and ``t.cpu_seconds`` (CPU time of the
+    whole process, every thread: unlike the wall clock, it does not count time the process was
+    paused or waiting for a busy machine)."""
 
     def __enter__(self) -> "Timer":
         self.start = time.perf_counter()
+        self.cpu_start = time.process_time()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.seconds = time.perf_counter() - self.start
+        self.cpu_seconds = time.process_time() - self.cpu_start
