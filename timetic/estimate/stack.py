@@ -58,6 +58,7 @@ others (leave-one-dataset-out nearest distance) gets its residuals scaled up by 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -548,13 +549,10 @@ class _RankWeights:
     """Stacking weights that maximise the mean within-cell Spearman ρ (see ``weights``)."""
 
     def fit(self, X_rows: list[np.ndarray], y_rows: list[np.ndarray], step: float = 0.1) -> "_RankWeights":
-        from itertools import product
-
         from scipy.stats import rankdata
 
         m = X_rows[0].shape[1]
-        n = int(round(1 / step))
-        grid = np.array([c for c in product(range(n + 1), repeat=m) if sum(c) == n], dtype=float) / n
+        grid = _simplex_grid(m, int(round(1 / step)))
         score = np.zeros(len(grid))
         for X, y in zip(X_rows, y_rows):
             if len(y) < 3:
@@ -577,6 +575,17 @@ class _RankWeights:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return X @ self.coef_
+
+
+@functools.lru_cache(maxsize=16)
+def _simplex_grid(m: int, n: int) -> np.ndarray:
+    """(points, m) weights in steps of 1/n that are >= 0 and sum to 1, in lexicographic order of
+    their numerators (read-only: shared between fits)."""
+    from itertools import product
+
+    grid = np.array([c for c in product(range(n + 1), repeat=m) if sum(c) == n], dtype=float) / n
+    grid.setflags(write=False)
+    return grid
 
 
 def _ranks_over(values: np.ndarray, obs: np.ndarray) -> np.ndarray:
