@@ -165,3 +165,15 @@ def test_pinball_loss():
     target = torch.tensor([[1.0, float("nan")]])
     # target above every quantile by 1: pinball = level, averaged over levels = 0.5
     torch.testing.assert_close(fracast_loss(q, target, levels), torch.tensor(0.5))
+
+
+def test_bundled_weights_count_as_present(tmp_path):
+    """A KB model with source ``fracast-0`` (the weights inside the package) is not "without
+    weights" for predict: it runs zero-shot like a model with a local folder."""
+    from timetic.estimate.core import _bundled_weights
+
+    assert FracastAdapter.weights_available("fracast-0") and FracastAdapter.weights_available("bundled")
+    assert not FracastAdapter.weights_available("ztxtech/fracast-0")  # a hub id: nothing is downloaded
+    assert FracastAdapter.weights_available(str(tmp_path))  # an existing folder
+    assert _bundled_weights("fracast", "fracast-0") and not _bundled_weights("fracast", "elsewhere")
+    assert not _bundled_weights("no-such-family", "fracast-0")

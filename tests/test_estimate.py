@@ -423,3 +423,57 @@ def test_the_fit_cache_keeps_only_the_most_recent_entries(tmp_path, monkeypatch)
     kept = sorted(f.stem for f in (tmp_path / "fitted").glob("*.pkl"))
     assert kept == ["k3", "k4", "k5"]
     assert cache.get_object("k5") == {"i": 5} and cache.get_object("k0") is None
+
+
+def test_a_model_added_without_observations_is_ranked_as_an_unseen_model(tmp_path, tiny_kb, target):
+    """`timetic add-model` without fine-tuning anything: predict ranks the new model (stack) from
+    its profile's nearest models and its zero-shot score, warns, and names it in the JSON info;
+    the window formulation, which cannot tell it apart, leaves it out; names still checked."""
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from timetic.adapters import get_adapter
+    from timetic.cli import main
+    from timetic.errors import TimeticWarning
+    from timetic.kb import KnowledgeBase
+    from timetic.record import add_model
+
+    shutil.copytree(tiny_kb.path, tmp_path / "kb")
+    kb = KnowledgeBase.open(tmp_path / "kb")
+    folder = tmp_path / "kb" / "models" / "tide-new"
+    get_adapter("tide").from_config("tiny", seed=3).save_pretrained(folder)
+    add_model(kb, folder, "tide", "tide-new")
+    assert "tide-new" in kb.models()["model_id"].to_list()
+    assert "tide-new" not in kb.observations()["model_id"].to_list()
+
+    est = TimeTic(kb, seed=0, k=2)
+    with pytest.warns(TimeticWarning, match="no fine-tuning observations.*tide-new"):
+        r = est.predict(target, n_windows=12)
+    assert set(r["model_id"]) == set(MODELS) | {"tide-new"}
+    row = r.filter(pl.col("model_id") == "tide-new").row(0, named=True)
+    assert row["zero_shot_mase"] is not None and np.isfinite(row["predicted_mase"])
+    assert row["lower_90"] <= row["predicted_mase"] <= row["upper_90"]
+    # no less unsure than the least sure observed model (log-width of the 90% interval)
+    widths = r.select("model_id", (pl.col("upper_90") / pl.col("lower_90")).log().alias("w"))
+    new_w = widths.filter(pl.col("model_id") == "tide-new")["w"][0]
+    assert new_w >= widths.filter(pl.col("model_id") != "tide-new")["w"].max() - 1e-9
+    with pytest.warns(TimeticWarning, match="tide-new"):
+        two = est.predict(target, models=["tide-new", MODELS[0]], n_windows=12)
+    assert set(two["model_id"]) == {"tide-new", MODELS[0]}
+    with pytest.raises(TimeticInputError, match="unknown model"):
+        est.predict(target, models=["no-such-model"], n_windows=12)
+
+    window = TimeTic(kb, method="window", seed=0)
+    assert set(window.predict(target, n_windows=12)["model_id"]) == set(MODELS)
+    with pytest.raises(TimeticInputError, match="unknown model"):
+        window.predict(target, models=["tide-new"], n_windows=12)
+
+    out, data = tmp_path / "rank.json", tmp_path / "tgt.parquet"
+    make_long(3, 1200, seed=5).write_parquet(data)
+    res = CliRunner().invoke(main, ["predict", "--target", str(data), "--kb", str(kb.path), "--windows", "8",
+                                    "--format", "json", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(out.read_text())["info"]
+    assert info["unobserved"] == ["tide-new"]

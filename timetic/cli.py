@@ -873,7 +873,8 @@ def _estimator_info(est, target, kb, seed: int, no_zero_shot: bool, tasks: list[
             **({"kb_layers": [str(p) for p in kb.paths]} if hasattr(kb, "paths") else {}),
             "method": est.method_, "learner": est.learner_name_,
             "zero_shot": bool(getattr(est, "zero_shot_used_", not no_zero_shot)),
-            "no_weights": sorted(getattr(est, "zero_shot_missing_", {})), "seed": seed,
+            "no_weights": sorted(getattr(est, "zero_shot_missing_", {})),
+            "unobserved": sorted(getattr(est, "unobserved_ranked_", [])), "seed": seed,
             "zero_shot_windows": est.zero_shot_windows,
             "zero_shot_sample_paths": est.zero_shot_sample_paths, "probe_steps": est.probe_steps,
             "features": est.features_, "n_context_rows": est.n_context_rows_}

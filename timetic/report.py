@@ -105,6 +105,8 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
         + f"{info['n_context_rows']} context rows, {len(info['features'])} features, "
         f"zero-shot column {'on' if info['zero_shot'] else 'off'}"
         + (f" (no weights here for {', '.join(info['no_weights'])})" if info.get("no_weights") else "")
+        + (f"; no KB observations for {', '.join(info['unobserved'])} (ranked as unseen models)"
+           if info.get("unobserved") else "")
         + f", seed {info['seed']}, {info['seconds']:.1f} s[/dim]"
         + "".join(f"\n[yellow]task {t}: outside the knowledge base, intervals widened x{v:.1f}[/yellow]"
                   for t, v in (info.get("out_of_domain") or {}).items() if v > 1)
@@ -217,6 +219,8 @@ def html_report(result: dict[str, Any], info: dict[str, Any], source_means: pl.D
            f"<code>{_esc(info['kb'])}</code>; method {_esc(info.get('method', ''))}, learner {_esc(info['learner'])}; zero-shot column "
            f"{'on' if info['zero_shot'] else 'off'}"
            + (f" (no weights here for {_esc(', '.join(info['no_weights']))})" if info.get("no_weights") else "")
+           + (f"; no knowledge-base observations for {_esc(', '.join(info['unobserved']))} (ranked as unseen models)"
+              if info.get("unobserved") else "")
            + f"; seed {_esc(info['seed'])}; {_num(info['seconds'], '{:.1f}')} s.</p>",
            "<p class=\"small\">Predicted fine-tuned MASE is the mean over the target's sampled windows of each "
            "model's predicted score after timetic's uniform fine-tuning recipe; intervals are 90%. Rows in red: "

@@ -57,6 +57,12 @@ class Adapter(ABC):
         """Load a checkpoint from a local directory or a Hugging Face hub id."""
 
     @classmethod
+    def weights_available(cls, source: str) -> bool:
+        """Whether ``from_pretrained(source)`` finds its weights on this machine without a
+        download: a local path that exists (a family whose package bundles weights says so too)."""
+        return Path(str(source)).exists()
+
+    @classmethod
     @abstractmethod
     def from_config(cls, size: str = "tiny", seed: int = 0, **overrides: Any) -> "Adapter":
         """Build a random-weight model of a named size (no download)."""

@@ -134,6 +134,11 @@ class FracastAdapter(TorchAdapter, name="fracast"):
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
+    def weights_available(cls, source: str) -> bool:
+        """The package's bundled weights (``"fracast-0"``, ``"bundled"``) are always here."""
+        return str(source).strip() in BUNDLED_SOURCES or super().weights_available(source)
+
+    @classmethod
     def from_pretrained(cls, source: str | Path = "fracast-0", device: str = "cpu", weights: str = "fp32",
                         **kwargs: Any) -> "FracastAdapter":
         if kwargs:

@@ -355,6 +355,9 @@ class TimeTic:
                 "steps (multiples of its eval_every) or add runs that record fit logs"
             )
         self.cells_ = cells
+        profiles = self._profiles()
+        # models the KB has a profile of but no observation: ranked as unseen models
+        self.unobserved_models_ = sorted(m for m in profiles if m not in set(self.models_))
         self.learner_ = StackedRanker(
             zero_shot=self.zero_shot, k=self.k, alpha=self.alpha,
             inputs=self.stack_inputs if isinstance(self.stack_inputs, (list, str)) or self.stack_inputs is None
@@ -362,7 +365,7 @@ class TimeTic:
             scale=self.scale, combine=self.combine, probe=probe, zs_scale=self.zs_scale,
             weights=self.stack_weights, task_weights=self.stack_task_weights,
         ).fit(
-            cells, self._profiles()
+            cells, profiles
         )
         self.learner_name_ = "stack"
         self.features_ = list(cells.feature_names)
@@ -490,9 +493,10 @@ class TimeTic:
         if twin is not None:
             res = twin.predict_detailed(tgt, task=task, models=candidates, n_windows=n_windows,
                                         explain_top=explain_top, progress=progress)
-            for attr in ("learner_name_", "features_", "n_context_rows_"):
+            for attr in ("learner_name_", "features_", "n_context_rows_", "unobserved_ranked_"):
                 setattr(self, attr, getattr(twin, attr))
             return res
+        self._warn_unobserved(candidates)
         self.zero_shot_used_ = self.zero_shot
         rankings, explanations, features = [], [], {}
         for name in names:
@@ -642,11 +646,12 @@ class TimeTic:
         from timetic.kb import resolve_model_source
 
         kb = self._require_kb()
-        rows = kb.models().filter(pl.col("model_id").is_in(list(candidates))).select("model_id", "source")
+        rows = (kb.models().filter(pl.col("model_id").is_in(list(candidates)))
+                .select("model_id", "source", "adapter"))
         out = {}
-        for model_id, source in rows.iter_rows():
+        for model_id, source, adapter in rows.iter_rows():
             path = resolve_model_source(kb, source)
-            if not Path(path).exists():
+            if not Path(path).exists() and not _bundled_weights(adapter, path):
                 out[model_id] = path
         return out
 
@@ -683,7 +688,9 @@ class TimeTic:
         return self.twin_
 
     def _candidates(self, models: Sequence[str] | None) -> list[str]:
-        known = list(self.models_)
+        """The models to rank: by default every model with KB observations plus, for the ``stack``
+        formulation, every model the KB has only a profile of (:attr:`unobserved_models_`)."""
+        known = list(self.models_) + list(getattr(self, "unobserved_models_", []))
         if models is None:
             return known
         unknown = [m for m in models if m not in known]
@@ -692,6 +699,19 @@ class TimeTic:
                 f"unknown model(s) {', '.join(unknown)}; choose from the knowledge base: {', '.join(known)}"
             )
         return list(models)
+
+    def _warn_unobserved(self, candidates: Sequence[str]) -> None:
+        new = [m for m in candidates if m in getattr(self, "unobserved_models_", [])]
+        self.unobserved_ranked_ = new
+        if new:
+            warnings.warn(
+                f"no fine-tuning observations in the knowledge base for {', '.join(new)}: ranked as unseen "
+                "models (priors from the models nearest their entropy profile, plus their zero-shot scores "
+                "where they run), less surely than the others (benchmarks/RESULTS.md, scenario unseen-model); "
+                "fine-tune them on a few KB datasets (timetic finetune --kb) or run timetic verify",
+                TimeticWarning,
+                stacklevel=3,
+            )
 
     def rank(self, rows: TargetRows, candidates: Sequence[str]) -> pl.DataFrame:
         """Predict every candidate on the target rows and rank (see the module docstring)."""
@@ -825,6 +845,16 @@ class TimeTic:
         else:
             lo_r, hi_r = ranker.intervals(R)
             S = ranker.joint_residuals(R, self.n_samples, self.seed)
+            # a model without KB observations draws from the other models' pooled residuals, which
+            # understate what is not known of it: its spread grows to the widest observed model's
+            unseen = np.array([m in getattr(self, "unobserved_models_", ()) for m in keep])
+            if unseen.any() and (~unseen).any():
+                width = hi_r - lo_r
+                widest = np.nanmax(np.where(unseen, np.nan, width))
+                for j in np.flatnonzero(unseen):
+                    if np.isfinite(width[j]) and 0 < width[j] < widest:
+                        f = widest / width[j]
+                        lo_r[j], hi_r[j], S[:, j] = lo_r[j] * f, hi_r[j] * f, S[:, j] * f
         scores = np.exp(point_log[None, :] + S)  # (S, G) joint samples of the mean fine-tuned MASE
         point = np.exp(point_log)
         best = scores.argmin(axis=1)
@@ -915,7 +945,7 @@ class TimeTic:
 
 
 #: attributes that predict (not fit) sets; the fit cache leaves them out.
-_PREDICT_STATE = ("twin_", "zero_shot_missing_", "zero_shot_used_", "probe_recipe_")
+_PREDICT_STATE = ("twin_", "zero_shot_missing_", "zero_shot_used_", "probe_recipe_", "unobserved_ranked_")
 
 #: below this many KB datasets with observations for a task, predict warns that its ranking is thin.
 MIN_TASK_DATASETS = 3
@@ -939,6 +969,17 @@ def _naive_mase(windows: Any, task: Task) -> np.ndarray:
     levels = (0.1, 0.5, 0.9)
     q = seasonal_naive(windows.context, task.horizon, task.seasonality, len(levels))
     return score_windows(windows.context, windows.future, q, levels, task.seasonality)["mase"]
+
+
+def _bundled_weights(adapter: str, source: str) -> bool:
+    """Whether ``adapter`` finds the weights of ``source`` without a local path (weights bundled
+    with its package); False when the family cannot be imported."""
+    from timetic.adapters import get_adapter
+
+    try:
+        return bool(get_adapter(adapter).weights_available(source))
+    except Exception:  # noqa: BLE001 - a family that does not import has no weights here
+        return False
 
 
 def _naive_columns(rows: TargetRows, scores: np.ndarray) -> tuple[list, list]:
