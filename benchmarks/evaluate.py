@@ -436,7 +436,18 @@ def targets(summary: pl.DataFrame, boot: pl.DataFrame, cal: dict, ceiling: float
     return out
 
 
-def calibration_section(cal: dict, wf: dict) -> list[str]:
+def unseen_model_coverage(pred: pl.DataFrame, method: str) -> str:
+    """Coverage of the 90% intervals of held-out models (scenario unseen-model: each model's
+    prediction from the fold without it, as predict ranks a model added without observations)."""
+    t = pred.filter((pl.col("scenario") == "unseen-model") & (pl.col("method") == method)
+                    & pl.col("lower_90").is_not_nan() & pl.col("upper_90").is_not_nan())
+    if not t.height:
+        return "–"
+    c = ((t["observed"] >= t["lower_90"]) & (t["observed"] <= t["upper_90"])).mean()
+    return f"{float(c):.3f} (n={t.height})"
+
+
+def calibration_section(cal: dict, wf: dict, pred: pl.DataFrame | None = None) -> list[str]:
     L = ["## Calibration (unseen dataset)", "",
          "Intervals: split-conformal quantiles of leave-one-dataset-out residuals (`timetic.estimate.stack`).",
          "The truth of *fine-tuning helps* is observed mean fine-tuned MASE < observed mean zero-shot MASE;",
@@ -449,6 +460,9 @@ def calibration_section(cal: dict, wf: dict) -> list[str]:
             return f"{float(r['covered'][0]):.3f} (n={int(r['len'][0])})" if r.height else "–"
         L.append(f"| 90% interval coverage, {t} | {cv(cal)} | {cv(wf)} |")
     L += [f"| 90% interval coverage, all | {cal['coverage_all']:.3f} | {wf['coverage_all']:.3f} |",
+          *([f"| 90% interval coverage of held-out models (scenario unseen-model) | "
+             f"{unseen_model_coverage(pred, 'timetic')} | {unseen_model_coverage(pred, 'weight-free')} |"]
+            if pred is not None else []),
           f"| P(best) Brier (base rate 1/G) | {cal['p_best_brier']:.4f} ({cal['p_best_brier_base']:.4f}) "
           f"| {wf['p_best_brier']:.4f} ({wf['p_best_brier_base']:.4f}) |",
           f"| P(fine-tuning helps) Brier (base rate {cal['helps_rate']:.2f}) | {cal['p_improve_brier']:.4f} "
@@ -714,7 +728,7 @@ def write_report(args, kb, summary, res, made, walls, logme_note, total) -> None
          "|---|---|---|---|---|---|",
          *[f"| {r['method']} | {r['versus']} | {r['metric']} | {r['n_datasets']} | {r['diff']:+.3f} "
            f"[{r['lo']:+.3f}, {r['hi']:+.3f}] | {r['p_better']:.3f} |" for r in boot.iter_rows(named=True)], "",
-         *calibration_section(cal, cal_wf),
+         *calibration_section(cal, cal_wf, res.predictions),
          "## Ablation (unseen dataset; one change from the defaults each)", "",
          "Every method `TimeTic` can run here, in the same folds; `window*` and `timetic-published` are the",
          "window-row formulation (one row per window and model, a tabular learner in context)"

@@ -255,6 +255,19 @@ def evaluate(
     def observed_zs(rows, cands):
         return [float(np.nanmean(rows.zero_shot[m])) if m in rows.zero_shot else np.nan for m in cands]
 
+    def _record_held_out_models(scenario: str, preds: dict, bounds: dict) -> None:
+        """Record the rankings assembled from held-out-model predictions (each model's from the
+        fold without it), with each prediction's own 90% interval."""
+        for (name, d, task), pm in preds.items():
+            rows, truth = held_out_rows(ctx, d, task, models, probe_steps=probe_steps)
+            cands = [m for m in models if m in truth and m in pm]
+            if len(cands) >= 3:
+                b = bounds.get((name, d, task), {})
+                extra = {"lower_90": [b.get(m, (np.nan, np.nan))[0] for m in cands],
+                         "upper_90": [b.get(m, (np.nan, np.nan))[1] for m in cands]}
+                record(scenario, name, d, task, np.array([truth[m] for m in cands]),
+                       np.array([pm[m] for m in cands]), cands, extra)
+
     for scenario in scenarios:
         if scenario not in SCENARIOS:
             from timetic.errors import TimeticInputError
@@ -290,6 +303,7 @@ def evaluate(
                                         **random_metrics(true)})
         elif scenario == "unseen-model":
             preds: dict[tuple, dict] = {}
+            bounds: dict[tuple, dict] = {}
             for m in models:
                 if progress:
                     progress(f"{scenario}: {m}")
@@ -306,13 +320,10 @@ def evaluate(
                             r = est.rank(rows, cands).filter(pl.col("model_id") == m)
                             if r.height:
                                 preds.setdefault((name, d, task), {})[m] = float(r["predicted_mase"][0])
-            for (name, d, task), pm in preds.items():
-                rows, truth = held_out_rows(ctx, d, task, models, probe_steps=probe_steps)
-                cands = [m for m in models if m in truth and m in pm]
-                if len(cands) >= 3:
-                    record(scenario, name, d, task, np.array([truth[m] for m in cands]), np.array([pm[m] for m in cands]), cands)
+                                bounds.setdefault((name, d, task), {})[m] = (_num(r["lower_90"][0]), _num(r["upper_90"][0]))
+            _record_held_out_models(scenario, preds, bounds)
         elif scenario == "both-unseen":
-            preds = {}
+            preds, bounds = {}, {}
             group_of = {m: (model_groups or {}).get(m, m) for m in models}
             for d in datasets:
                 for grp in sorted(set(group_of.values())):
@@ -331,11 +342,8 @@ def evaluate(
                         cands = [c for c in models if c in truth]
                         for name, est in fitted.items():
                             r = est.rank(rows, cands).filter(pl.col("model_id").is_in(here))
-                            for m, v in zip(r["model_id"], r["predicted_mase"]):
+                            for m, v, lo, hi in zip(r["model_id"], r["predicted_mase"], r["lower_90"], r["upper_90"]):
                                 preds.setdefault((name, d, task), {})[m] = float(v)
-            for (name, d, task), pm in preds.items():
-                rows, truth = held_out_rows(ctx, d, task, models, probe_steps=probe_steps)
-                cands = [m for m in models if m in truth and m in pm]
-                if len(cands) >= 3:
-                    record(scenario, name, d, task, np.array([truth[m] for m in cands]), np.array([pm[m] for m in cands]), cands)
+                                bounds.setdefault((name, d, task), {})[m] = (_num(lo), _num(hi))
+            _record_held_out_models(scenario, preds, bounds)
     return EvalResult(pl.DataFrame(records), pl.DataFrame(predictions) if predictions else None)

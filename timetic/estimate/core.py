@@ -707,7 +707,8 @@ class TimeTic:
             warnings.warn(
                 f"no fine-tuning observations in the knowledge base for {', '.join(new)}: ranked as unseen "
                 "models (priors from the models nearest their entropy profile, plus their zero-shot scores "
-                "where they run), less surely than the others (benchmarks/RESULTS.md, scenario unseen-model); "
+                "where they run; intervals from the other models' errors; how well this works: "
+                "benchmarks/RESULTS.md, scenario unseen-model); "
                 "fine-tune them on a few KB datasets (timetic finetune --kb) or run timetic verify",
                 TimeticWarning,
                 stacklevel=3,
@@ -845,16 +846,6 @@ class TimeTic:
         else:
             lo_r, hi_r = ranker.intervals(R)
             S = ranker.joint_residuals(R, self.n_samples, self.seed)
-            # a model without KB observations draws from the other models' pooled residuals, which
-            # understate what is not known of it: its spread grows to the widest observed model's
-            unseen = np.array([m in getattr(self, "unobserved_models_", ()) for m in keep])
-            if unseen.any() and (~unseen).any():
-                width = hi_r - lo_r
-                widest = np.nanmax(np.where(unseen, np.nan, width))
-                for j in np.flatnonzero(unseen):
-                    if np.isfinite(width[j]) and 0 < width[j] < widest:
-                        f = widest / width[j]
-                        lo_r[j], hi_r[j], S[:, j] = lo_r[j] * f, hi_r[j] * f, S[:, j] * f
         scores = np.exp(point_log[None, :] + S)  # (S, G) joint samples of the mean fine-tuned MASE
         point = np.exp(point_log)
         best = scores.argmin(axis=1)
