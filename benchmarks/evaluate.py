@@ -520,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore", TimeticWarning)
     if args.realism_only:
         text = args.out.read_text() if args.out.is_file() else ""
-        section = "\n".join(realism_section(args.realism_kb))
+        section = "\n".join(realism_section(args.realism_kb, alone=True))
         a, b = text.find(REALISM_START), text.find(REALISM_END)
         if a >= 0 and b > a:
             text = text[:a] + section + text[b + len(REALISM_END):]
@@ -599,8 +599,9 @@ REALISM_START = "<!-- realism:start -->"
 REALISM_END = "<!-- realism:end -->"
 
 
-def realism_section(kbs: list[str] | None) -> list[str]:
-    """The realism table (``benchmarks/realism.py``) of the given KBs, as RESULTS.md lines."""
+def realism_section(kbs: list[str] | None, alone: bool = False) -> list[str]:
+    """The realism table (``benchmarks/realism.py``) of the given KBs, as RESULTS.md lines;
+    ``alone``: regenerated without the rest of the file (``--realism-only``), which it says."""
     import realism
 
     paths = [Path(k) for k in kbs] if kbs else [p for p in (ROOT / "meta_features", ROOT / "meta_features_v2")
@@ -613,7 +614,12 @@ def realism_section(kbs: list[str] | None) -> list[str]:
     if not results:
         return []
     notes = [f"* `{n}`: recipe `{r['recipe_hash']}`, {r['n_cells']} cells, {r['n_datasets']} datasets, "
-             f"{r['n_models']} models; seeds {r.get('seeds')}." for n, r in results.items()]
+             f"{r['n_models']} models; seeds {r.get('seeds')}; observations sha256 `{observations_hash(p)}`."
+             for p, (n, r) in zip([p for p in paths if p.name in results], results.items())]
+    if alone:
+        notes.append(f"* This section was regenerated alone (`--realism-only`, {time.strftime('%Y-%m-%d')}); the "
+                     "rest of the file, including the noise-ceiling target above, is from the full run its "
+                     "header describes.")
     return [REALISM_START, "## Realism of the benchmark (`benchmarks/realism.py`)", "",
             "How much each knowledge base resembles published foundation-model behaviour (GIFT-Eval column:",
             "published figures, not computed here). The noise ceiling is the Spearman correlation between",
