@@ -15,7 +15,7 @@ the peak memory (max RSS) of the slowest run. Targets (issue 13), on a quiet 2-c
 with the zero-shot pass, <= 3 s weight-free, report <= 60 s.
 
     python benchmarks/predict_latency.py [--repeat 3] [--target examples/example_target.parquet] [--kb DIR]
-                                         [--also-sample-paths 100]
+                                         [--also-sample-paths 100] [--only zero-shot,weight-free,report]
 
 ``--also-sample-paths N`` adds the zero-shot commands with ``--zero-shot-samples N`` (DeepAR's sample
 paths per window; the default is 50, the KB's scores used 100), interleaved in the same run.
@@ -58,6 +58,8 @@ def main() -> None:
     p.add_argument("--kb", default=None)
     p.add_argument("--also-sample-paths", type=int, default=None,
                    help="also time the zero-shot commands with --zero-shot-samples N")
+    p.add_argument("--only", default=None,
+                   help="comma-separated subset of the commands: zero-shot, weight-free, report (default: all)")
     args = p.parse_args()
     kb = ["--kb", args.kb] if args.kb else []
     commands = {
@@ -66,6 +68,15 @@ def main() -> None:
         "report --task all": ["report", "--target", args.target, "--task", "all", "-q", *kb,
                               "--out", str(Path(tempfile.gettempdir()) / "timetic_latency_report.md")],
     }
+    if args.only and args.also_sample_paths is not None:
+        raise SystemExit("--only and --also-sample-paths do not combine; run them separately")
+    if args.only:
+        keys = {"zero-shot": "predict (zero-shot)", "weight-free": "predict --no-zero-shot", "report": "report --task all"}
+        wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+        bad = [w for w in wanted if w not in keys]
+        if bad:
+            raise SystemExit(f"--only: unknown {', '.join(bad)}; choose from {', '.join(keys)}")
+        commands = {keys[w]: commands[keys[w]] for w in wanted}
     if args.also_sample_paths is not None:
         n = ["--zero-shot-samples", str(args.also_sample_paths)]
         commands[f"predict (zs, {args.also_sample_paths} paths)"] = [*commands["predict (zero-shot)"], *n]
