@@ -484,9 +484,9 @@ class StackedRanker:
 class _Linear:
     """The fitted state of a scikit-learn linear model (``Ridge`` or a binary
     ``LogisticRegression``), without scikit-learn: the fitted ranker is cached and unpickled by
-    every ``predict``, and importing ``sklearn.linear_model`` to unpickle the originals took about
-    0.9 s, a third of a weight-free predict. ``predict`` / ``predict_proba`` give the originals'
-    results."""
+    every ``predict``, and importing ``sklearn.linear_model`` to unpickle the originals cost a
+    weight-free predict about 0.3 CPU-seconds (2026-12-07, with scipy's share already paid).
+    ``predict`` / ``predict_proba`` give the originals' results."""
 
     def __init__(self, coef: np.ndarray, intercept: float, logistic: bool):
         self.coef_, self.intercept_, self.logistic = np.asarray(coef, dtype=np.float64).ravel(), float(intercept), logistic
