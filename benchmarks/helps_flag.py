@@ -1,6 +1,13 @@
 """Can anything cheap predict negative transfer? The negative-transfer flag against the constant answer.
 
     python benchmarks/helps_flag.py [--kb meta_features_v2] [--k 5] [--out benchmarks/results/helps_flag.md]
+    python benchmarks/helps_flag.py --stack [--out benchmarks/results/helps_flag.md]
+
+``--stack`` instead measures what ``timetic`` itself answers: the stack's P(fine-tuning helps)
+(unseen-dataset scenario of ``timetic.evaluate``, default estimator) with its gain model's length
+input (``gain_length``, the default) and without, by task: Brier score against the hindsight base
+rate (the rate over all held-out cells, as RESULTS.md reports it), flag accuracy against the
+constant answer. With ``--out`` the table is appended to that file as a section.
 
 ``timetic predict`` flags a candidate when P(fine-tuning helps) < 0.5. On KB v2 fine-tuning helps
 (observed mean fine-tuned MASE < observed mean zero-shot MASE) in about 4 of 5 (dataset, model,
@@ -171,6 +178,37 @@ def _scores(variant: str, learner: str, p: np.ndarray, y: np.ndarray) -> dict:
             "flagged": int(flag.sum()), "flags right": int((flag & (y == 0)).sum())}
 
 
+def stack_length(kb_path: Path) -> pl.DataFrame:
+    """The stack's P(fine-tuning helps) with and without the gain model's length input."""
+    import warnings
+
+    from timetic.estimate import TimeTic
+    from timetic.evaluate import evaluate
+    from timetic.kb import KnowledgeBase
+
+    kb = KnowledgeBase(kb_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = evaluate(kb, scenarios=("unseen-dataset",), baselines=False, make_estimator={
+            "with length (default)": lambda: TimeTic(kb, seed=0),
+            "gain_length=False": lambda: TimeTic(kb, seed=0, gain_length=False)})
+    p = (res.predictions.filter(pl.col("p_improve").is_not_nan() & pl.col("observed_zs").is_not_nan())
+         .with_columns((pl.col("observed") < pl.col("observed_zs")).cast(pl.Float64).alias("y")))
+    out = []
+    for task in ("all", "short", "medium", "long"):
+        for (method,), g in p.group_by("method", maintain_order=True):
+            g = g if task == "all" else g.filter(pl.col("task") == task)
+            if g.height == 0:
+                continue
+            y, q = g["y"].to_numpy(), g["p_improve"].to_numpy()
+            out.append({"task": task, "stack": method, "cells": g.height,
+                        "Brier": round(float(((q - y) ** 2).mean()), 4),
+                        "base-rate Brier": round(float(((y.mean() - y) ** 2).mean()), 4),
+                        "flag accuracy": round(float(((q >= 0.5) == (y == 1)).mean()), 3),
+                        "constant": round(float(max(y.mean(), 1 - y.mean())), 3)})
+    return pl.DataFrame(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     from timetic.kb import default_kb_path
 
@@ -179,8 +217,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=5, help="nearest training datasets of gain_knn")
     ap.add_argument("--by-length-only", action="store_true", help="only the share of cells helped by series length")
     ap.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
+    ap.add_argument("--stack", action="store_true", help="the stack's own P(helps), with and without its length input")
     args = ap.parse_args(argv)
     t0 = time.time()
+    if args.stack:
+        table = stack_length(args.kb)
+        with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+            text = f"{args.kb.name}: unseen dataset, {time.time() - t0:.0f} s\n{table}"
+        print(text)
+        if args.out:
+            with args.out.open("a") as f:
+                f.write("\n## The stack's gain model with and without its length input\n\n"
+                        "`python benchmarks/helps_flag.py --stack --out ...` (appended)\n\n"
+                        f"```\n{text}\n```\n")
+        return 0
     cells, feats = load_cells(args.kb)
     by_length = by_series_length(cells)
     if args.by_length_only:

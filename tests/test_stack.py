@@ -334,3 +334,53 @@ def test_frozen_linear_models_predict_as_scikit_learn_and_unpickle_without_it():
             "print(r.__class__.__name__, 'sklearn.linear_model' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, check=True).stdout.decode()
     assert out.split() == ["StackedRanker", "False"]
+
+
+def test_gain_model_reads_how_long_the_series_are():
+    """Fine-tuning helps where there is much to train on: the gain model reads log10(series length
+    / window length), so a short-series target gets a lower P(fine-tuning helps) than a long one
+    with the same priors; ``length=False`` cannot tell them apart."""
+    base = synthetic_cells(n=20)
+    log_len = np.linspace(0.2, 2.5, 20)[np.random.default_rng(5).permutation(20)]
+    gain = np.where(log_len > 1.2, -0.3, 0.15)[:, None]
+    log_ft = base.log_zs + gain + np.random.default_rng(6).normal(0, 0.03, base.log_zs.shape)
+    cells = Cells(base.datasets, base.tasks, base.models, log_ft, base.log_zs, base.features,
+                  base.feature_names, log_len=log_len)
+    r = StackedRanker(zero_shot=True).fit(cells)
+    _, p, _ = r.predict("short", cells.features[0], list(MODELS), cells.log_zs[0])
+    short, long_ = r.predict_gain(p, log_len=0.3), r.predict_gain(p, log_len=2.4)
+    assert (short > 0).all() and (long_ < -0.1).all()
+    R = r.residual_matrix("short", list(MODELS), gain=True)
+    assert (r.p_helps(R, short) < 0.5).all() and (r.p_helps(R, long_) > 0.5).all()
+    # unknown length: the source cells' mean, between the two
+    assert (short > r.predict_gain(p)).all() and (r.predict_gain(p) > long_).all()
+    off = StackedRanker(zero_shot=True, length=False).fit(cells)
+    _, p0, _ = off.predict("short", cells.features[0], list(MODELS), cells.log_zs[0])
+    assert np.array_equal(off.predict_gain(p0, log_len=0.3), off.predict_gain(p0, log_len=2.4))
+
+
+def test_context_and_target_rows_carry_series_and_window_length(tiny_kb):
+    from timetic.data import load_target
+    from timetic.estimate.cells import build_cells
+    from timetic.tasks import Task
+
+    est = TimeTic(tiny_kb, k=2)
+    ctx = est.context_table()
+    ds = tiny_kb.datasets()
+    want = dict(zip(ds["dataset_id"], ds["total_length"] / ds["n_series"]))
+    got = ctx.meta.group_by("dataset_id").agg(pl.col("series_length").first(), pl.col("window_length").first())
+    for d, length, window in got.iter_rows():
+        assert length == pytest.approx(want[d])
+        freq = ds.filter(pl.col("dataset_id") == d)["freq"][0]
+        assert window == Task.preset("short", freq).window_length
+    cells = build_cells(ctx)
+    assert np.isfinite(cells.log_len).all()
+    n = 700
+    frame = pl.DataFrame({"item_id": ["a"] * n + ["b"] * (n // 2),
+                          "timestamp": list(pd.date_range("2024-01-01", periods=n, freq="h"))
+                          + list(pd.date_range("2024-01-01", periods=n // 2, freq="h")),
+                          "target": np.sin(np.arange(n + n // 2) / 4.0) + 3.0})
+    target = load_target(frame)
+    task = Task.preset("short", target.freq)
+    rows = TimeTic(tiny_kb, zero_shot=False).target_rows(target, task, [], n_windows=8)
+    assert rows.series_length == pytest.approx(n * 0.75) and rows.window_length == task.window_length

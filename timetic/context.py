@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from timetic.errors import TimeticInputError
-from timetic.tasks import TASK_NAMES
+from timetic.tasks import TASK_NAMES, Task
 
 KEY = ("dataset_id", "task", "item_id", "window_start")
 TRANSFORMS = ("log", "log_ratio")
@@ -88,7 +88,9 @@ class ContextTable:
     Attributes:
         meta: (n rows) dataset_id, task, item_id, window_start, model_id, horizon, zs_mase, ft_mase,
             sn_mase (the window's seasonal-naive MASE; null in KBs written before it was recorded),
-            fit_log (the run's JSON fit log: validation curve etc.; null where not recorded).
+            fit_log (the run's JSON fit log: validation curve etc.; null where not recorded),
+            series_length (the dataset's mean points per series), window_length (its task's
+            context + horizon; both null where the ``datasets`` table is not given).
         features: (n, p) window meta-features (all candidate columns; selection picks later).
         model: (n, L) profile columns.
         tasks: (n, 2) task descriptors.
@@ -129,6 +131,7 @@ def build_context(
     observations: pl.DataFrame,
     profile: str = "knn",
     require_zero_shot: bool = True,
+    datasets: pl.DataFrame | None = None,
 ) -> ContextTable:
     """Join knowledge-base tables into context rows.
 
@@ -137,6 +140,8 @@ def build_context(
         models: the ``models`` table (``model_id``, ``profile_<profile>``).
         observations: the ``observations`` table (KEY + model_id, horizon, zs_mase, ft_mase).
         require_zero_shot: drop rows whose zero-shot MASE is missing or invalid.
+        datasets: the ``datasets`` table (``dataset_id``, ``n_series``, ``total_length``): fills
+            ``series_length``, the dataset's mean points per series (null without it).
     """
     prof = model_matrix(models, profile)
     sn = pl.col("sn_mase") if "sn_mase" in observations.columns else pl.lit(None, dtype=pl.Float64).alias("sn_mase")
@@ -155,7 +160,26 @@ def build_context(
     )
     # feature sets can differ between datasets (diagonal concat in the KB): keep complete columns
     complete = [c for c in feature_cols if rows.get_column(c).null_count() == 0]
-    meta = rows.select(*KEY, "model_id", "horizon", "zs_mase", "ft_mase", "sn_mase", "fit_log")
+    if datasets is not None and {"dataset_id", "n_series", "total_length"} <= set(datasets.columns):
+        mean_len = dict(zip(datasets.get_column("dataset_id").to_list(),
+                            (datasets.get_column("total_length") / datasets.get_column("n_series")).to_list()))
+        freqs = dict(zip(datasets.get_column("dataset_id").to_list(), datasets.get_column("freq").to_list()))
+        cells = rows.select("dataset_id", "task").unique()
+        win = {}
+        for d, t in cells.iter_rows():
+            try:
+                win[f"{d}\x00{t}"] = float(Task.preset(t, freqs[d]).window_length)
+            except (KeyError, TimeticInputError):
+                pass
+        rows = rows.with_columns(
+            pl.col("dataset_id").replace_strict(mean_len, default=None, return_dtype=pl.Float64).alias("series_length"),
+            (pl.col("dataset_id") + "\x00" + pl.col("task")).replace_strict(
+                win, default=None, return_dtype=pl.Float64).alias("window_length"),
+        )
+    else:
+        rows = rows.with_columns(pl.lit(None, dtype=pl.Float64).alias("series_length"),
+                                 pl.lit(None, dtype=pl.Float64).alias("window_length"))
+    meta = rows.select(*KEY, "model_id", "horizon", "zs_mase", "ft_mase", "sn_mase", "fit_log", "series_length", "window_length")
     return ContextTable(
         meta=meta,
         features=rows.select(complete),

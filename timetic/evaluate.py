@@ -135,8 +135,12 @@ def held_out_rows(ctx: ContextTable, dataset: str, task: str, models: Sequence[s
     if "sn_mase" in part.meta.columns and part.meta.get_column("sn_mase").is_not_null().any():
         per = part.meta.group_by("item_id", "window_start").agg(pl.col("sn_mase").mean())
         naive = window_keys.join(per, on=["item_id", "window_start"], how="left").get_column("sn_mase").fill_null(np.nan).to_numpy()
+    lengths = {}
+    for col in ("series_length", "window_length"):
+        if col in part.meta.columns and part.meta.get_column(col).is_not_null().any():
+            lengths[col] = float(part.meta.get_column(col).drop_nulls()[0])
     return TargetRows(task=task, features=frame.drop("item_id", "window_start"), zero_shot=zs, horizon=horizon,
-                      naive=naive, probe=probe), truth
+                      naive=naive, probe=probe, **lengths), truth
 
 
 @dataclass

@@ -9,7 +9,9 @@ A *cell* is one (dataset, task). For C cells and G models:
 - ``log_probe`` (C, G), with ``probe_steps`` K: the *learning-curve probe* of the cell's run,
   log(min(v_K, v_0) / v_0) with v_s the validation MASE after s fine-tuning steps (the run's
   ``fit_log``; the first K steps of the recipe are what ``--probe-steps K`` runs on a target).
-  NaN where the run recorded no curve or no evaluation at step K.
+  NaN where the run recorded no curve or no evaluation at step K;
+- ``log_len`` (C,): log10 of the dataset's mean points per series over the task's window length
+  (context + horizon; NaN where the KB does not say): how much there is to fine-tune on.
 
 Means over windows are arithmetic, as the ground truth of :mod:`timetic.evaluate` (observed mean
 fine-tuned MASE) and the target side (:func:`target_cell`) are.
@@ -38,6 +40,8 @@ class Cells:
         features: (C, p) mean window meta-features.
         feature_names: (p,) their names.
         log_probe: (C, G) learning-curve probe (module docstring), or None.
+        log_len: (C,) log10 (mean series length of the cell's dataset / the task's window length)
+            (NaN: unknown), or None.
     """
 
     datasets: np.ndarray
@@ -48,6 +52,7 @@ class Cells:
     features: np.ndarray
     feature_names: list[str]
     log_probe: np.ndarray | None = None
+    log_len: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.datasets)
@@ -56,7 +61,8 @@ class Cells:
         """The cells at boolean mask or indices ``rows``."""
         return Cells(self.datasets[rows], self.tasks[rows], self.models, self.log_ft[rows], self.log_zs[rows],
                      self.features[rows], self.feature_names,
-                     None if self.log_probe is None else self.log_probe[rows])
+                     None if self.log_probe is None else self.log_probe[rows],
+                     None if self.log_len is None else self.log_len[rows])
 
 
 def probe_value(fit_log: str | None, steps: int) -> float:
@@ -89,13 +95,19 @@ def build_cells(ctx: ContextTable, probe_steps: int | None = None) -> Cells:
             pl.col("fit_log").map_elements(lambda s: probe_value(s, probe_steps), return_dtype=pl.Float64,
                                            skip_nulls=False).alias("log_probe")
         )
+    if {"series_length", "window_length"} <= set(ctx.meta.columns):
+        length = pl.col("series_length") / pl.col("window_length")
+    else:
+        length = pl.lit(None, dtype=pl.Float64)
     feats = (
-        pl.concat([ctx.meta.select(KEY), ctx.features], how="horizontal")
+        pl.concat([ctx.meta.select(*KEY, length.alias("_len")), ctx.features], how="horizontal")
         .unique(subset=list(KEY))
         .group_by("dataset_id", "task")
-        .agg(pl.col(ctx.features.columns).mean())
+        .agg(pl.col(ctx.features.columns).mean(), pl.col("_len").drop_nulls().first().log10().alias("_log_len"))
         .sort("dataset_id", "task")
     )
+    log_len = feats.get_column("_log_len").fill_null(np.nan).to_numpy().astype(np.float64)
+    feats = feats.drop("_log_len")
     models = np.array(sorted(scores.get_column("model_id").unique().to_list()))
     keys = feats.select("dataset_id", "task").with_row_index("c")
     full = (
@@ -114,6 +126,7 @@ def build_cells(ctx: ContextTable, probe_steps: int | None = None) -> Cells:
         feature_names=list(ctx.features.columns),
         log_probe=(full.get_column("log_probe").fill_null(np.nan).to_numpy().reshape(C, G)
                    if probe_steps is not None else None),
+        log_len=log_len,
     )
 
 

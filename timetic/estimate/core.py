@@ -78,6 +78,9 @@ class TargetRows:
             ``stack`` imputes their zero-shot input from the KB.
         probe: with ``probe_steps``, model_id -> the learning-curve probe log(min(v_K, v_0) / v_0)
             of the candidate on the target (:func:`timetic.finetune.probe_curve`), or None.
+        series_length: the target's mean points per series, or None (unknown).
+        window_length: the task's context + horizon, or None; the ``stack``'s gain model reads
+            log10(series_length / window_length).
     """
 
     task: str
@@ -87,6 +90,8 @@ class TargetRows:
     naive: np.ndarray | None = None
     no_weights: tuple[str, ...] = ()
     probe: dict[str, float] | None = None
+    series_length: float | None = None
+    window_length: float | None = None
 
 
 class TimeTic:
@@ -162,6 +167,10 @@ class TimeTic:
         stack_task_weights: ``stack`` with ``stack_weights="spearman"``: a task with at least this
             many KB (dataset, task) cells gets its own stacking weights (``None``: one set for
             all); :class:`timetic.estimate.stack.StackedRanker`'s ``task_weights``.
+        gain_length: ``stack`` with zero-shot scores: the gain model (predicted gain, P(fine-tuning
+            helps)) also reads log10(mean series length / the task's context + horizon) of the
+            target and of each KB dataset (:class:`timetic.estimate.stack.StackedRanker`'s
+            ``length``). The ranking does not depend on it.
         seed: seeds every random step.
     """
 
@@ -194,6 +203,7 @@ class TimeTic:
         zs_scale: str = "match",
         stack_weights: str = "spearman",
         stack_task_weights: int | None = 8,
+        gain_length: bool = True,
         seed: int = 0,
     ):
         self.kb = kb
@@ -223,6 +233,7 @@ class TimeTic:
         self.zs_scale = zs_scale
         self.stack_weights = stack_weights
         self.stack_task_weights = stack_task_weights
+        self.gain_length = gain_length
         self.seed = seed
 
     @classmethod
@@ -254,6 +265,7 @@ class TimeTic:
             kb.windows(), kb.models(), kb.observations(recipe_hash=self.recipe_hash(kb)),
             profile=self.profile or "knn",
             require_zero_shot=self.zero_shot or (self.method_ == "window" and self.transform_ == "log_ratio"),
+            datasets=kb.datasets(),
         )
 
     def recipe_hash(self, kb: Any = None) -> str | None:
@@ -363,7 +375,7 @@ class TimeTic:
             inputs=self.stack_inputs if isinstance(self.stack_inputs, (list, str)) or self.stack_inputs is None
             else tuple(self.stack_inputs),
             scale=self.scale, combine=self.combine, probe=probe, zs_scale=self.zs_scale,
-            weights=self.stack_weights, task_weights=self.stack_task_weights,
+            weights=self.stack_weights, task_weights=self.stack_task_weights, length=self.gain_length,
         ).fit(
             cells, profiles
         )
@@ -568,7 +580,8 @@ class TimeTic:
         return TargetRows(task=task.name, features=feats, zero_shot=zs, horizon=task.horizon,
                           naive=_naive_mase(windows, task),
                           no_weights=tuple(m for m in candidates if m in getattr(self, "zero_shot_missing_", {})),
-                          probe=probe)
+                          probe=probe,
+                          series_length=float(target.lengths.mean()), window_length=float(task.window_length))
 
     def _model_row(self, model_id: str) -> tuple[str, str, str | None]:
         """(source path, adapter, revision) of a KB model."""
@@ -854,10 +867,12 @@ class TimeTic:
         if log_zs is not None:
             # gain and P(fine-tuning helps) from the gain model (see timetic.estimate.stack)
             zs_mase = np.exp(log_zs[ok])  # NaN for imputed candidates
-            g_point = ranker.predict_gain(pri, log_probe)[ok]
+            log_len = (np.log10(rows.series_length / rows.window_length)
+                       if rows.series_length and rows.window_length else None)
+            g_point = ranker.predict_gain(pri, log_probe, log_len)[ok]
             gain = 1.0 - np.exp(g_point)
             Rg = ranker.residual_matrix(rows.task, keep, gain=True) * scale
-            gain_X = ranker.gain_inputs(pri, log_probe)[ok] if log_probe is not None else None
+            gain_X = ranker.gain_inputs(pri, log_probe, log_len)[ok] if log_probe is not None else None
             p_improve = ranker.p_helps(Rg, g_point, gain_X) if Rg.shape[0] else np.full(G, np.nan)
             negative = [None if imputed[j] else bool(p_improve[j] < 0.5) for j in range(G)]
             gain = np.where(imputed, np.nan, gain)
