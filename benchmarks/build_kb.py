@@ -1,6 +1,6 @@
 """Build (or grow) a knowledge base: every model x dataset x task, fine-tuned with the uniform recipe.
 
-    python benchmarks/build_kb.py [--kb meta_features_v2] [--models zoo,ttm-r2] [--datasets all] [--seed 0]
+    python benchmarks/build_kb.py [--kb meta_features] [--models zoo,ttm-r2] [--datasets all] [--seed 0]
         [--tasks short,medium,long] [--recipe v2|v1|FILE] [--executor local|ray] [--address ADDR] [--workers 2]
     python benchmarks/build_kb.py --kb my_kb --dataset-files a.parquet,b.csv [--freq F] [--layout auto|long|wide]
         [--item-id-col C] [--timestamp-col C] [--target-col C] [--max-series N] [--max-length N] ...

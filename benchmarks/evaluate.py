@@ -1,6 +1,6 @@
 """Evaluate timetic on a knowledge base and write ``benchmarks/RESULTS.md`` with its figures.
 
-    python benchmarks/evaluate.py [--kb meta_features_v2] [--out benchmarks/RESULTS.md]
+    python benchmarks/evaluate.py [--kb meta_features] [--out benchmarks/RESULTS.md]
         [--scenarios unseen-dataset,unseen-model,few-shot,both-unseen] [--no-logme]
 
 One run: every scenario of :mod:`timetic.evaluate`, timetic's defaults, TimeTic as published, the
@@ -511,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--realism-kb", action="append", default=None,
-                   help="KBs of the realism table (default: meta_features and meta_features_v2 where present)")
+                   help="KBs of the realism table (default: meta_features_v1 and meta_features where present)")
     p.add_argument("--realism-only", action="store_true",
                    help="only recompute the realism section of an existing RESULTS.md (seconds, not minutes)")
     args = p.parse_args(argv)
@@ -604,7 +604,7 @@ def realism_section(kbs: list[str] | None, alone: bool = False) -> list[str]:
     ``alone``: regenerated without the rest of the file (``--realism-only``), which it says."""
     import realism
 
-    paths = [Path(k) for k in kbs] if kbs else [p for p in (ROOT / "meta_features", ROOT / "meta_features_v2")
+    paths = [Path(k) for k in kbs] if kbs else [p for p in (ROOT / "meta_features_v1", ROOT / "meta_features")
                                                    if (p / "kb.json").is_file()]
     results = {}
     for path in paths:

@@ -1,6 +1,6 @@
 """Can anything cheap predict negative transfer? The negative-transfer flag against the constant answer.
 
-    python benchmarks/helps_flag.py [--kb meta_features_v2] [--k 5] [--out benchmarks/results/helps_flag.md]
+    python benchmarks/helps_flag.py [--kb meta_features] [--k 5] [--out benchmarks/results/helps_flag.md]
     python benchmarks/helps_flag.py --stack [--out benchmarks/results/helps_flag.md]
 
 ``--stack`` instead measures what ``timetic`` itself answers: the stack's P(fine-tuning helps)

@@ -16,7 +16,7 @@ One run prints:
   fine-tuning of the same cells as the KB recorded it (wall_time_s), and a check that the probe
   reproduces the KB runs' v_K (``--cost-dataset``; needs TIMETIC_DATA_DIR and the weights).
 
-    python benchmarks/probe.py [--kb meta_features_v2] [--steps 25] [--cost-dataset female_births]
+    python benchmarks/probe.py [--kb meta_features] [--steps 25] [--cost-dataset female_births]
                                [--no-cost]
 """
 
@@ -149,7 +149,7 @@ def main() -> None:
     from timetic.kb import KnowledgeBase
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kb", default=str(ROOT / "meta_features_v2"))
+    ap.add_argument("--kb", default=str(ROOT / "meta_features"))
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--cost-dataset", default="female_births")
     ap.add_argument("--no-cost", action="store_true")

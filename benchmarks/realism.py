@@ -1,6 +1,6 @@
 """How much does a knowledge base resemble the world? The realism table and the noise ceiling.
 
-    python benchmarks/realism.py [--kb meta_features] [--kb meta_features_v2 ...]
+    python benchmarks/realism.py [--kb meta_features_v1] [--kb meta_features ...]
                                  [--recipe NAME_OR_HASH] [--out benchmarks/results/realism.md]
 
 For each KB (one column each), over its (dataset, model, task) *cells* of the main recipe (the

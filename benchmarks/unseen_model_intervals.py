@@ -1,6 +1,6 @@
 """How sure to be of a model the KB has no observation of? Interval coverage of held-out models.
 
-    python benchmarks/unseen_model_intervals.py [--kb meta_features_v2] [--out benchmarks/results/unseen_model_intervals.md]
+    python benchmarks/unseen_model_intervals.py [--kb meta_features] [--out benchmarks/results/unseen_model_intervals.md]
 
 `timetic predict` ranks a model the KB holds a profile of but no fine-tuning observation (added
 with ``timetic add-model``) as an *unseen model*. Its 90% interval comes from the conformal

@@ -15,7 +15,7 @@ dataset loaded as a user target would be):
   (``zero_shot_sample_paths``; the KB's scores used 100). The reference is then the largest size
   at the largest number of paths.
 
-    python benchmarks/zero_shot_windows.py [--kb meta_features_v2] [--datasets a,b] [--limit 8]
+    python benchmarks/zero_shot_windows.py [--kb meta_features] [--datasets a,b] [--limit 8]
                                            [--task short] [--sizes 16,32,128] [--sample-paths 50]
 
 Needs the datasets (TIMETIC_DATA_DIR) and the KB's model weights.
@@ -44,7 +44,7 @@ def main() -> None:
     from timetic.kb import KnowledgeBase
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kb", default=str(ROOT / "meta_features_v2"))
+    ap.add_argument("--kb", default=str(ROOT / "meta_features"))
     ap.add_argument("--datasets", default=None, help="comma-separated; default: KB datasets with local data")
     ap.add_argument("--limit", type=int, default=8)
     ap.add_argument("--task", default="short")

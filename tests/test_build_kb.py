@@ -80,4 +80,4 @@ def test_benchmark_scripts_default_to_the_shipped_kb():
                          capture_output=True, text=True, check=True).stdout
     assert "default: the shipped one" in out
     src = (ROOT / "benchmarks" / "evaluate.py").read_text()
-    assert 'default=default_kb_path()' in src and 'default=ROOT / "meta_features")' not in src
+    assert 'default=default_kb_path()' in src and 'default=ROOT / "meta_features_v1")' not in src

@@ -228,7 +228,7 @@ def test_real_adapter_finetune_smoke(name, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # recipe v1 / v2
 
-#: the recipe JSON of every row of the shipped KB (meta_features/observations.parquet).
+#: the recipe JSON of every row of KB v1 (meta_features_v1/observations.parquet).
 V1_JSON = (
     '{"batch_size": 32, "context_length": null, "device": "auto", "grad_clip": 1.0, "learning_rate": 0.0001, '
     '"optimizer": "AdamW", "seed": 0, "steps": 40, "weight_decay": 0.01}'

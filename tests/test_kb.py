@@ -511,7 +511,7 @@ def test_tables_without_optional_columns_read_as_null(tmp_path):
 
     from timetic.kb import TABLES
 
-    src = Path(__file__).resolve().parents[1] / "meta_features"
+    src = Path(__file__).resolve().parents[1] / "meta_features_v1"
     if not (src / "kb.json").is_file():
         pytest.skip("no shipped KB in this checkout")
     kb_dir = tmp_path / "old"

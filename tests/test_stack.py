@@ -184,8 +184,8 @@ def test_a_frequency_absent_from_the_kb_is_named():
 
     from pathlib import Path
 
-    # KB v1 (meta_features/) has no monthly dataset
-    est = TimeTic.from_kb(Path(__file__).resolve().parents[1] / "meta_features", zero_shot=False)
+    # KB v1 (meta_features_v1/) has no monthly dataset
+    est = TimeTic.from_kb(Path(__file__).resolve().parents[1] / "meta_features_v1", zero_shot=False)
     n = 240
     y = 100 + 10 * np.sin(2 * np.pi * np.arange(n) / 12) + np.arange(n)
     frame = pl.DataFrame({"item_id": ["a"] * n, "timestamp": pd.date_range("2000-01-01", periods=n, freq="MS"),

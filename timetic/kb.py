@@ -1432,7 +1432,7 @@ __all__ = [
 #: The folder (at the repository root) of the default knowledge base. It is the one constant to change
 #: to switch the default KB: a source checkout reads ``<repo>/<DEFAULT_KB_DIR>``, and the wheel build
 #: (``hatch_build.py``, which reads this line) copies that folder into the package as ``timetic/_kb``.
-DEFAULT_KB_DIR = "meta_features_v2"
+DEFAULT_KB_DIR = "meta_features"
 
 #: where an installed (wheel) timetic keeps its copy of the default KB, relative to the package.
 PACKAGED_KB_DIR = "_kb"
@@ -1441,7 +1441,7 @@ PACKAGED_KB_DIR = "_kb"
 def default_kb_path() -> Path:
     """The knowledge base used when none is given.
 
-    ``TIMETIC_KB`` if set; else :data:`DEFAULT_KB_DIR` of the source checkout (``meta_features_v2/``);
+    ``TIMETIC_KB`` if set; else :data:`DEFAULT_KB_DIR` of the source checkout (``meta_features/``);
     else the copy shipped inside the installed package (``timetic/_kb``, a wheel install).
     """
     import os

@@ -6,11 +6,11 @@ dataset, and stores the recipe (and its :attr:`Recipe.hash`) next to every resul
 
 Named recipes (:meth:`Recipe.named`):
 
-* ``"v1"``: the recipe of knowledge base v1 (``meta_features/``): 40 fixed steps at
+* ``"v1"``: the recipe of knowledge base v1 (``meta_features_v1/``): 40 fixed steps at
   learning rate 1e-4, no validation, the last step's weights are kept. Its JSON (and hash
   ``aeab0b13e3c6e14a``) is exactly what the KB rows hold.
 * ``"v2"`` (the default of :meth:`Recipe.load` and ``benchmarks/build_kb.py``; the recipe of KB
-  v2, ``meta_features_v2/``): at most 400
+  v2, ``meta_features/``): at most 400
   steps; a validation span at the end of every series' training part (never the test span); the
   validation loss (mean seasonal MASE of the forecasts of at most 64 validation windows) is
   computed at step 0 and every 25 steps (and at the last step); training stops after 4
