@@ -217,6 +217,9 @@ def test_readme_states_the_stack_defaults():
     assert pri["n_profile_neighbours"].default == 2 and "borrows its priors from the 2 KB models" in text
     assert stk["min_model_residuals"].default == 10 and "when it has at least 10" in text
     assert TIME_TIE == TIE_CONFIDENCE and "fewer than 60% of the samples" in text
+    assert sig["gain_length"].default is True and stk["length"].default is True
+    assert "on log10 of the mean series length over the task's context + horizon" in text
+    assert "recalibrated by a temperature fitted on the KB's own cells" in text
     assert inspect.signature(TimeTic.predict).parameters["n_windows"].default == 128 and "(128 by default" in text
 
 
@@ -384,3 +387,29 @@ def test_context_and_target_rows_carry_series_and_window_length(tiny_kb):
     task = Task.preset("short", target.freq)
     rows = TimeTic(tiny_kb, zero_shot=False).target_rows(target, task, [], n_windows=8)
     assert rows.series_length == pytest.approx(n * 0.75) and rows.window_length == task.window_length
+
+
+def test_p_best_temperature_flattens_and_keeps_the_order():
+    from timetic.estimate.stack import _tempered
+
+    p = np.array([0.6, 0.3, 0.1, 0.0])
+    same = _tempered(p, 1.0, 2000)
+    assert same.sum() == pytest.approx(1.0) and np.allclose(same, p, atol=0.002)
+    flat = _tempered(p, 0.35, 2000)
+    assert flat.sum() == pytest.approx(1.0)
+    assert list(np.argsort(-flat)) == [0, 1, 2, 3] and flat[0] < p[0] and flat[3] > 0
+
+
+def test_p_best_is_recalibrated_on_the_shipped_kb():
+    """The joint residual samples are overconfident about the best model (on KB v2 a mean P(best)
+    of 0.47 was right 19% of the time); the fitted temperature flattens them (< 1), and predict's
+    P(best) still sums to 1."""
+    est = TimeTic.from_kb().fit()
+    a = est.learner_.best_temperature_
+    assert 0 < a < 1
+    n = 1200
+    ts = pd.date_range("2024-01-01", periods=n, freq="h")
+    y = 10 + 3 * np.sin(2 * np.pi * np.arange(n) / 24) + np.random.default_rng(0).normal(0, 0.3, n)
+    r = TimeTic.from_kb(zero_shot=False).predict(pl.DataFrame({"item_id": ["a"] * n, "timestamp": ts, "target": y}))
+    assert r["p_best"].sum() == pytest.approx(1.0)
+    assert r["p_best"].max() < 0.5
