@@ -98,3 +98,20 @@ def test_fit_rejects_a_context_of_another_profile(tiny_kb):
     ctx = TimeTic(tiny_kb, profile="knn").context_table()
     with pytest.raises(TimeticInputError, match="profiles"):
         TimeTic(tiny_kb, learner="hgb", profile="renyi").fit(ctx)
+
+
+def test_noise_ceiling_reports_the_regret_of_one_seeds_best_judged_by_another():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "realism", Path(__file__).resolve().parents[1] / "benchmarks" / "realism.py")
+    realism = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(realism)
+    ft = {0: {"a": 1.0, "b": 1.1, "c": 1.2}, 1: {"a": 1.05, "b": 1.0, "c": 1.3}}
+    cells = pl.DataFrame([{"dataset_id": "d", "task": "short", "model_id": m, "seed": s, "ft": v}
+                          for s, row in ft.items() for m, v in row.items()])
+    out = realism.noise_ceiling(cells, n_boot=10)
+    # seed 0 picks a (1.05 under seed 1: +5%), seed 1 picks b (1.1 under seed 0: +10%)
+    assert out["ceiling_regret_short"] == pytest.approx(0.075)
+    assert out["ceiling_top1_short"] == 0.0 and out["ceiling_rho_short"] == pytest.approx(0.5)
