@@ -7,7 +7,7 @@ fine-tuning. It starts as the frequency with which a candidate is best in joint 
 predictions plus whole residual vectors of the KB's cells); those frequencies were overconfident
 (RESULTS.md's reliability table: a mean P(best) of 0.47 was right 19-22 % of the time), so the
 stack fits a temperature ``a`` on the KB's own cells (``StackedRanker._fit_best_temperature``) and
-reports p ∝ (p_raw + 1/S)^a. This script runs the unseen-dataset scenario (``timetic.evaluate``,
+reports p ∝ (p_raw + 1/400)^a. This script runs the unseen-dataset scenario (``timetic.evaluate``,
 default estimator with and without zero-shot scores) with the temperature and with ``a = 1`` (the
 raw frequencies) and prints the Brier score against the base rate 1/G and a reliability table.
 The temperature is fitted inside each fold, on the training datasets only.
@@ -37,7 +37,12 @@ def p_best_table(kb_path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     from timetic.evaluate import evaluate
     from timetic.kb import KnowledgeBase
 
-    kb = KnowledgeBase(kb_path)
+    import shutil
+    import tempfile
+
+    snapshot = Path(tempfile.mkdtemp(prefix="timetic-kb-")) / kb_path.name  # both runs read the same KB,
+    shutil.copytree(kb_path, snapshot, ignore=shutil.ignore_patterns(".lock"))  # even while a grid adds to it
+    kb = KnowledgeBase(snapshot)
     makers = {"timetic": lambda: TimeTic(kb, seed=0), "weight-free": lambda: TimeTic(kb, seed=0, zero_shot=False)}
     fitted = StackedRanker._fit_best_temperature
     brier, reliability = [], []
@@ -65,6 +70,7 @@ def p_best_table(kb_path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
                 reliability.append({"method": method, "P(best)": variant, "bin": f"{lo:.1f}-{min(hi, 1.0):.1f}",
                                     "n": int(k.sum()), "mean p": round(float(q[k].mean()), 3) if k.any() else None,
                                     "observed": round(float(y[k].mean()), 3) if k.any() else None})
+    shutil.rmtree(snapshot.parent, ignore_errors=True)
     return pl.DataFrame(brier), pl.DataFrame(reliability)
 
 

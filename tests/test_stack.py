@@ -393,9 +393,9 @@ def test_p_best_temperature_flattens_and_keeps_the_order():
     from timetic.estimate.stack import _tempered
 
     p = np.array([0.6, 0.3, 0.1, 0.0])
-    same = _tempered(p, 1.0, 2000)
-    assert same.sum() == pytest.approx(1.0) and np.allclose(same, p, atol=0.002)
-    flat = _tempered(p, 0.35, 2000)
+    same = _tempered(p, 1.0)
+    assert same.sum() == pytest.approx(1.0) and np.allclose(same, p, atol=0.01)
+    flat = _tempered(p, 0.35)
     assert flat.sum() == pytest.approx(1.0)
     assert list(np.argsort(-flat)) == [0, 1, 2, 3] and flat[0] < p[0] and flat[3] > 0
 

@@ -864,7 +864,7 @@ class TimeTic:
         best = scores.argmin(axis=1)
         p_best = np.bincount(best, minlength=G) / scores.shape[0]
         if R.shape[0] > 0:
-            p_best = ranker.calibrate_p_best(p_best, scores.shape[0])
+            p_best = ranker.calibrate_p_best(p_best)
         regret = (scores / scores.min(axis=1, keepdims=True) - 1.0).mean(axis=0)
         if log_zs is not None:
             # gain and P(fine-tuning helps) from the gain model (see timetic.estimate.stack)

@@ -170,7 +170,7 @@ class StackedRanker:
     TEMPERATURES = tuple(np.round(np.arange(0.1, 2.01, 0.05), 2))
 
     def _fit_best_temperature(self, cells: Cells, n_samples: int = 400, seed: int = 0) -> float:
-        """Exponent ``a`` of the P(best) recalibration p ∝ (p_raw + 1/S)^a (:meth:`calibrate_p_best`):
+        """Exponent ``a`` of the P(best) recalibration p ∝ (p_raw + P_BEST_FLOOR)^a (:meth:`calibrate_p_best`):
         for every source cell, P(best) among its observed models from its out-of-fold prediction
         and the other cells' joint residuals (as a target's are made), and ``a`` maximising the
         log-likelihood of the observed best models. The joint samples tend to be overconfident
@@ -197,14 +197,14 @@ class StackedRanker:
             return 1.0
 
         def loglik(a: float) -> float:
-            return sum(float(np.log(_tempered(p, a, n_samples)[b])) for p, b in zip(raw, best))
+            return sum(float(np.log(_tempered(p, a)[b])) for p, b in zip(raw, best))
 
         return float(max(self.TEMPERATURES, key=loglik))
 
-    def calibrate_p_best(self, p: np.ndarray, n_samples: int) -> np.ndarray:
-        """(G,) P(best) frequencies of ``n_samples`` joint samples, recalibrated with the fitted
-        temperature (:meth:`_fit_best_temperature`); sums to 1."""
-        return _tempered(np.asarray(p, dtype=float), getattr(self, "best_temperature_", 1.0), n_samples)
+    def calibrate_p_best(self, p: np.ndarray) -> np.ndarray:
+        """(G,) P(best) frequencies of joint samples, recalibrated with the fitted temperature
+        (:meth:`_fit_best_temperature`); sums to 1."""
+        return _tempered(np.asarray(p, dtype=float), getattr(self, "best_temperature_", 1.0))
 
     def _fit_helps_calibration(self):
         """Logistic recalibration of P(fine-tuning helps): for every source (cell, model), the raw
@@ -666,9 +666,14 @@ def _ranks_over(values: np.ndarray, obs: np.ndarray) -> np.ndarray:
     return out
 
 
-def _tempered(p: np.ndarray, a: float, n_samples: int) -> np.ndarray:
-    """p ∝ (p + 1/n_samples)^a, normalised (a model never best in the samples keeps a little)."""
-    q = (p + 1.0 / n_samples) ** a
+#: added to every P(best) frequency before the temperature (a model never best in the samples keeps
+#: a little), the same when the temperature is fitted and when it is applied.
+P_BEST_FLOOR = 1.0 / 400
+
+
+def _tempered(p: np.ndarray, a: float) -> np.ndarray:
+    """p ∝ (p + P_BEST_FLOOR)^a, normalised."""
+    q = (p + P_BEST_FLOOR) ** a
     return q / q.sum()
 
 
