@@ -26,6 +26,9 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _report import tables, write_result  # noqa: E402
 
 BINS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 1.01))
 
@@ -86,14 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     from timetic.estimate import TimeTic
 
     a = {zs: TimeTic.from_kb(args.kb, zero_shot=zs).fit().learner_.best_temperature_ for zs in (True, False)}
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+    with tables():
         text = (f"{args.kb.name}: unseen dataset, {time.time() - t0:.0f} s\n{brier}\n{reliability}\n"
                 f"temperature fitted on the whole KB: {a[True]:g} with zero-shot scores, {a[False]:g} weight-free")
     print(text)
     if args.out:
-        args.out.write_text("# benchmarks/calibration.py — output of one run\n\n"
-                            "`python benchmarks/calibration.py --out benchmarks/results/calibration.md`\n\n"
-                            f"```\n{text}\n```\n")
+        write_result(args.out, "calibration.py", text)
     return 0
 
 

@@ -49,6 +49,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _report import tables, write_result  # noqa: E402
+
 TASKS = ("short", "medium", "long")
 VARIANTS = {
     "gain_lb": ["gain_lb"],
@@ -222,14 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     if args.stack:
         table = stack_length(args.kb)
-        with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+        with tables():
             text = f"{args.kb.name}: unseen dataset, {time.time() - t0:.0f} s\n{table}"
         print(text)
         if args.out:
-            with args.out.open("a") as f:
-                f.write("\n## The stack's gain model with and without its length input\n\n"
-                        "`python benchmarks/helps_flag.py --stack --out ...` (appended)\n\n"
-                        f"```\n{text}\n```\n")
+            write_result(args.out, "helps_flag.py", text, args="--stack ",
+                         section="The stack's gain model with and without its length input")
         return 0
     cells, feats = load_cells(args.kb)
     by_length = by_series_length(cells)
@@ -238,14 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     table = run(cells, feats, args.k)
     took = time.time() - t0
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+    with tables():
         text = (f"{args.kb.name}: {cells.height} cells ({cells['dataset_id'].n_unique()} datasets), leave one dataset out, "
                 f"k={args.k}, {took:.0f} s\n{table}\nfine-tuning helps, by log10 mean series length of the dataset:\n{by_length}")
     print(text)
     if args.out:
-        args.out.write_text("# benchmarks/helps_flag.py — output of one run\n\n"
-                            f"`python benchmarks/helps_flag.py --out {args.out.relative_to(ROOT) if args.out.is_absolute() and ROOT in args.out.parents else args.out}`\n\n"
-                            f"```\n{text}\n```\n")
+        write_result(args.out, "helps_flag.py", text)
     return 0
 
 

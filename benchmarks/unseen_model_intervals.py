@@ -30,6 +30,9 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _report import write_result  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         text = f"{args.kb.name}: unseen-model scenario, {took:.0f} s\n{per_task}\n{overall}"
     print(text)
     if args.out:
-        args.out.write_text(f"# benchmarks/unseen_model_intervals.py — output of one run\n\n```\n{text}\n```\n")
+        write_result(args.out, "unseen_model_intervals.py", text)
     return 0
 
 

@@ -115,3 +115,23 @@ def test_noise_ceiling_reports_the_regret_of_one_seeds_best_judged_by_another():
     # seed 0 picks a (1.05 under seed 1: +5%), seed 1 picks b (1.1 under seed 0: +10%)
     assert out["ceiling_regret_short"] == pytest.approx(0.075)
     assert out["ceiling_top1_short"] == 0.0 and out["ceiling_rho_short"] == pytest.approx(0.5)
+
+
+def test_benchmark_results_name_their_command_and_append_sections(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "_report", Path(__file__).resolve().parents[1] / "benchmarks" / "_report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    out = tmp_path / "r.md"
+    report.write_result(out, "x.py", "TABLE 1")
+    report.write_result(out, "x.py", "TABLE 2", args="--stack ", section="More")
+    text = out.read_text()
+    assert text.startswith("# benchmarks/x.py — output of one run\n")
+    assert f"`python benchmarks/x.py --out {out}`" in text and "TABLE 1" in text
+    assert text.index("## More") > text.index("TABLE 1")
+    assert f"`python benchmarks/x.py --stack --out {out}` (appended)" in text and text.rstrip().endswith("```")
+    report.write_result(out, "x.py", "TABLE 3")
+    assert "TABLE 1" not in out.read_text() and "TABLE 3" in out.read_text()
