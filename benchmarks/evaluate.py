@@ -470,9 +470,11 @@ def calibration_section(cal: dict, wf: dict, pred: pl.DataFrame | None = None) -
           f"| negative-transfer flag accuracy (constant answer) | {cal['flag_accuracy']:.3f} ({cal['flag_constant']:.3f}) | – |",
           "", "Reliability (timetic): predicted probability bin, n, mean predicted, observed frequency.", "",
           "| bin | P(best): n | mean p | observed | P(helps): n | mean p | observed |", "|---|---|---|---|---|---|---|"]
+    pb = {b: (n, p, o) for b, n, p, o in cal["p_best_bins"]}
     pi = {b: (n, p, o) for b, n, p, o in cal["p_improve_bins"]}
-    for b, n, p, o in cal["p_best_bins"]:
-        n2, p2, o2 = pi.get(b, (0, float("nan"), float("nan")))
+    empty = (0, float("nan"), float("nan"))
+    for b in sorted(set(pb) | set(pi)):  # a bin that either probability occupies
+        (n, p, o), (n2, p2, o2) = pb.get(b, empty), pi.get(b, empty)
         L.append(f"| {b} | {n} | {p:.3f} | {o:.3f} | {n2} | {p2:.3f} | {o2:.3f} |")
     return L + [""]
 

@@ -135,3 +135,30 @@ def test_benchmark_results_name_their_command_and_append_sections(tmp_path):
     assert f"`python benchmarks/x.py --stack --out {out}` (appended)" in text and text.rstrip().endswith("```")
     report.write_result(out, "x.py", "TABLE 3")
     assert "TABLE 1" not in out.read_text() and "TABLE 3" in out.read_text()
+
+
+def test_results_reliability_table_shows_every_bin_of_either_probability():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_evaluate", Path(__file__).resolve().parents[1] / "benchmarks" / "evaluate.py")
+    ev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ev)
+    rng = np.random.default_rng(0)
+    rows = []
+    for d in range(6):
+        for m in range(4):
+            obs = 1.0 + rng.random()
+            rows.append({"scenario": "unseen-dataset", "method": "timetic", "dataset_id": f"d{d}", "task": "short",
+                         "model_id": f"m{m}", "predicted": obs, "observed": obs, "lower_90": obs - 1, "upper_90": obs + 1,
+                         "p_best": 0.1 + 0.05 * m,  # P(best) only in the two lowest bins
+                         "p_improve": 0.45 + 0.15 * m,  # P(helps) in the upper bins
+                         "observed_zs": obs * (1.2 if m else 0.9)})
+    cal = ev.calibration(pl.DataFrame(rows))
+    wf = ev.calibration(pl.DataFrame(rows))
+    lines = [x for x in ev.calibration_section(cal, wf) if x.startswith("| 0.") and "–" in x.split("|")[1]]
+    bins = [x.split("|")[1].strip() for x in lines]
+    assert bins == ["0.0–0.2", "0.2–0.4", "0.4–0.6", "0.6–0.8", "0.8–1.0"]
+    upper = {x.split("|")[1].strip(): x for x in lines}["0.8–1.0"]
+    assert upper.split("|")[2].strip() == "0" and upper.split("|")[5].strip() == "6"
