@@ -677,7 +677,7 @@ def readme_block(kb_name: str, summary: pl.DataFrame, boot: pl.DataFrame, cal: d
     zs = b.get("zero-shot")
     L += ["", f"* Per horizon (short / medium / long), timetic ρ {per}; zero-shot ranking {zper}.",
           f"* Paired bootstrap over held-out datasets: timetic − zero-shot ranking Δρ "
-          + (f"{zs['diff']:+.3f} [{zs['lo']:+.3f}, {zs['hi']:+.3f}], P(Δ > 0) = {zs['p_better']:.2f}" if zs else "n/a")
+          + (f"{zs['diff']:+.3f} [{zs['lo']:+.3f}, {zs['hi']:+.3f}], P(Δ > 0) = {zs['p_better']:.3f}" if zs else "n/a")
           + "; the other baselines in RESULTS.md.",
           f"* Unseen model ρ {get('timetic', 'spearman', 'unseen-model'):.3f}; both unseen "
           f"{get('timetic', 'spearman', 'both-unseen'):.3f}; few-shot (20 target windows) "
