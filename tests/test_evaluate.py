@@ -162,3 +162,28 @@ def test_results_reliability_table_shows_every_bin_of_either_probability():
     assert bins == ["0.0–0.2", "0.2–0.4", "0.4–0.6", "0.6–0.8", "0.8–1.0"]
     upper = {x.split("|")[1].strip(): x for x in lines}["0.8–1.0"]
     assert upper.split("|")[2].strip() == "0" and upper.split("|")[5].strip() == "6"
+
+
+def test_no_information_reference_of_held_out_model_scenarios_is_negative_by_construction():
+    import importlib.util
+    from pathlib import Path
+
+    from timetic.evaluate import EvalResult
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_evaluate", Path(__file__).resolve().parents[1] / "benchmarks" / "evaluate.py")
+    ev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ev)
+    quality = {"a1": 1.0, "a2": 1.1, "b1": 1.5, "b2": 1.6, "c1": 2.0}  # a fixed order on every dataset
+    rows = [{"scenario": s, "method": "timetic", "dataset_id": f"d{d}", "task": "short", "model_id": m,
+             "predicted": 1.0, "observed": q * (1 + 0.01 * d)}
+            for s in ("unseen-model", "both-unseen") for d in range(4) for m, q in quality.items()]
+    res = EvalResult(pl.DataFrame(), pl.DataFrame(rows))
+    um = ev.add_no_information(res, "unseen-model")
+    assert um.height == 4 and um["spearman"].to_list() == pytest.approx([-1.0] * 4)  # the mean of the others falls as a model improves
+    groups = {m: m[0] for m in quality}
+    bu = ev.add_no_information(res, "both-unseen", groups)
+    assert bu.height == 4 and (bu["spearman"] < 0).all()
+    assert ev.add_no_information(res, "few-shot").height == 0
+    # regret is on the MASE scale: the reference picks the worst model here (c1: 2.0 against 1.0)
+    assert um["regret"].to_list() == pytest.approx([1.0] * 4)
