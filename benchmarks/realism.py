@@ -164,6 +164,7 @@ def noise_ceiling(cells: pl.DataFrame, n_boot: int = 2000, seed: int = 0) -> dic
             per_ds[str(ds)] = vals
         if not per_ds:
             continue
+        per_ds = dict(sorted(per_ds.items()))  # group_by's order varies: same seed, same CI
         rho = np.array([np.mean([v[0] for v in vals]) for vals in per_ds.values()])
         top1 = np.array([np.mean([v[1] for v in vals]) for vals in per_ds.values()])
         rng = np.random.default_rng(seed)

@@ -117,6 +117,24 @@ def test_noise_ceiling_reports_the_regret_of_one_seeds_best_judged_by_another():
     assert out["ceiling_top1_short"] == 0.0 and out["ceiling_rho_short"] == pytest.approx(0.5)
 
 
+def test_noise_ceiling_ci_does_not_depend_on_row_order():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "realism", Path(__file__).resolve().parents[1] / "benchmarks" / "realism.py")
+    realism = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(realism)
+    rng = np.random.default_rng(0)
+    cells = pl.DataFrame([{"dataset_id": f"d{d}", "task": "short", "model_id": m, "seed": s,
+                           "ft": float(rng.uniform(0.5, 2.0))}
+                          for d in range(12) for s in (0, 1) for m in "abcde"])
+    a = realism.noise_ceiling(cells, n_boot=200)
+    b = realism.noise_ceiling(cells.reverse(), n_boot=200)
+    c = realism.noise_ceiling(cells.sample(fraction=1.0, shuffle=True, seed=3), n_boot=200)
+    assert a["ceiling_ci_short"] == b["ceiling_ci_short"] == c["ceiling_ci_short"]
+
+
 def test_benchmark_results_name_their_command_and_append_sections(tmp_path):
     import importlib.util
     from pathlib import Path

@@ -82,6 +82,32 @@ def test_new_model_borrows_priors_from_its_profile_neighbour():
     assert np.isfinite(v.leaderboard).all()
 
 
+def test_profile_neighbours_are_chosen_by_leave_one_model_out_on_the_source_cells():
+    # three sibling pairs: siblings share a profile and a score, the pairs differ and sit far apart
+    rng = np.random.default_rng(0)
+    n = 12
+    pair_score = rng.normal(0, 1, (n, 3))
+    log_ft = np.repeat(pair_score, 2, axis=1) + rng.normal(0, 0.01, (n, 6))
+    cells = Cells(np.array([f"d{i}" for i in range(n)]), np.array(["short"] * n), MODELS, log_ft,
+                  log_ft + 0.1, rng.normal(0, 1, (n, 2)), ["f0", "f1"])
+    base = {0: np.array([0.0, 0.0]), 1: np.array([5.0, 1.0]), 2: np.array([1.0, 5.0])}
+    profiles = {m: base[g // 2] + 0.01 * g for g, m in enumerate(MODELS)}
+    auto = StackedRanker(zero_shot=False).fit(cells, profiles)
+    assert auto.profile_neighbours_ == 1
+    assert auto.profile_neighbour_scores_[1] > auto.profile_neighbour_scores_[2] + 0.2
+    # a new model with m4's profile borrows m4's (or m5's) priors, not the mean of three models
+    profiles["new"] = profiles["m4"]
+    auto = StackedRanker(zero_shot=False).fit(cells, profiles)
+    pred, _, _ = auto.predict("short", cells.features[0], ["m0", "m2", "m4", "new"])
+    assert abs(pred[3] - pred[2]) < 0.1 * np.ptp(pred[:3])
+    fixed = StackedRanker(zero_shot=False, profile_neighbours=3).fit(cells, profiles)
+    assert fixed.profile_neighbours_ == 3 and fixed.profile_neighbour_scores_ == {}
+    # without profiles there is nothing to choose from: the default
+    assert StackedRanker(zero_shot=False).fit(cells).profile_neighbours_ == 2
+    with pytest.raises(ValueError, match="profile_neighbours"):
+        StackedRanker(zero_shot=False, profile_neighbours="many").fit(cells, profiles)
+
+
 def test_conformal_quantiles_cover_new_draws():
     rng = np.random.default_rng(0)
     hits = []
@@ -214,7 +240,8 @@ def test_readme_states_the_stack_defaults():
     assert sig["zero_shot_windows"].default == 32 and "runs zero-shot on 32 of them" in text
     assert sig["zero_shot_sample_paths"].default == 50 and "draws 50 sample paths per window" in text
     assert pri["clip"].default == 5.0 and "clipped at ±5 SD" in text
-    assert pri["n_profile_neighbours"].default == 2 and "borrows its priors from the 2 KB models" in text
+    assert sig["profile_neighbours"].default == stk["profile_neighbours"].default == "auto"
+    assert StackedRanker.PROFILE_NEIGHBOURS == (1, 2, 3) and "how many (1, 2 or 3) is chosen at fit time" in text
     assert stk["min_model_residuals"].default == 10 and "when it has at least 10" in text
     assert TIME_TIE == TIE_CONFIDENCE and "fewer than 60% of the samples" in text
     assert sig["gain_length"].default is True and stk["length"].default is True

@@ -171,6 +171,10 @@ class TimeTic:
             helps)) also reads log10(mean series length / the task's context + horizon) of the
             target and of each KB dataset (:class:`timetic.estimate.stack.StackedRanker`'s
             ``length``). The ranking does not depend on it.
+        profile_neighbours: ``stack``: how many KB models, nearest in entropy-profile space, a
+            candidate new to the KB borrows its leaderboard and kNN priors from; ``"auto"``
+            (default) chooses among 1, 2 and 3 by leave-one-model-out on the KB cells it is fitted
+            on (:class:`timetic.estimate.stack.StackedRanker`'s ``profile_neighbours``).
         seed: seeds every random step.
     """
 
@@ -204,6 +208,7 @@ class TimeTic:
         stack_weights: str = "spearman",
         stack_task_weights: int | None = 8,
         gain_length: bool = True,
+        profile_neighbours: int | str = "auto",
         seed: int = 0,
     ):
         self.kb = kb
@@ -234,6 +239,7 @@ class TimeTic:
         self.stack_weights = stack_weights
         self.stack_task_weights = stack_task_weights
         self.gain_length = gain_length
+        self.profile_neighbours = profile_neighbours
         self.seed = seed
 
     @classmethod
@@ -376,6 +382,7 @@ class TimeTic:
             else tuple(self.stack_inputs),
             scale=self.scale, combine=self.combine, probe=probe, zs_scale=self.zs_scale,
             weights=self.stack_weights, task_weights=self.stack_task_weights, length=self.gain_length,
+            profile_neighbours=self.profile_neighbours,
         ).fit(
             cells, profiles
         )

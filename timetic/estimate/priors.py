@@ -19,7 +19,8 @@ matters.
   and of its mean log(fine-tuned / zero-shot): the absolute level of the target's scores.
 
 A model without source cells for the task (a new model) borrows from the ``n_profile_neighbours``
-source models nearest in standardised entropy-profile space; without profiles it gets 0 (the mean).
+source models nearest in standardised entropy-profile space (how many: chosen by
+:class:`timetic.estimate.stack.StackedRanker` on the source cells); without profiles it gets 0 (the mean).
 """
 
 from __future__ import annotations

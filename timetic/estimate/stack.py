@@ -104,6 +104,10 @@ class StackedRanker:
             step 0.1, that maximise the mean out-of-fold Spearman ρ over the source cells (the
             metric the ranking is judged by), then one least-squares scale so that the weighted
             sum predicts the centred log score.
+        profile_neighbours: how many source models, nearest in entropy-profile space, a model
+            without source cells (new to the KB) borrows its priors from (:mod:`timetic.estimate.priors`);
+            ``"auto"`` (default) picks one of :attr:`PROFILE_NEIGHBOURS` in ``fit`` by leave-one-model-out
+            on the source cells alone (:meth:`_choose_profile_neighbours`), an int fixes it.
         task_weights: with ``weights="spearman"``, a task (horizon) whose source cells number at
             least this many gets its own weights (the cheap rankings are not equally good at every
             horizon: kNN ranks the medium task better than the short one); the others, and
@@ -114,12 +118,15 @@ class StackedRanker:
     DEFAULT_INPUTS = ("zero_shot", "leaderboard", "knn")
     #: ``inputs="auto"``: the three cheap rankings, or those plus the models' fine-tuning gains.
     AUTO_INPUTS = [DEFAULT_INPUTS, INPUTS[:5]]
+    #: ``profile_neighbours="auto"`` chooses among these.
+    PROFILE_NEIGHBOURS = (1, 2, 3)
 
     def __init__(self, zero_shot: bool = True, k: int | tuple[int, ...] = 5, alpha: float = 1.0, min_model_residuals: int = 10,
                  inputs: tuple[str, ...] | list | str | None = "auto", scale: str = "auto",
                  combine: str = "mean", probe: bool = False, zs_scale: str = "match", weights: str = "spearman",
-                 task_weights: int | None = 8, length: bool = True):
+                 task_weights: int | None = 8, length: bool = True, profile_neighbours: int | str = "auto"):
         self.zero_shot = zero_shot
+        self.profile_neighbours = profile_neighbours
         self.length = length
         self.weights = weights
         self.task_weights = task_weights
@@ -141,6 +148,7 @@ class StackedRanker:
         known = np.array([]) if cells.log_len is None else cells.log_len[np.isfinite(cells.log_len)]
         self.use_length_ = bool(self.length and known.size)
         self.len_fill_ = float(known.mean()) if known.size else float("nan")
+        self.profile_neighbours_, self.profile_neighbour_scores_ = self._choose_profile_neighbours(cells, profiles)
         self.choice_scores_ = {}
         states = []
         for scale in scales:
@@ -165,6 +173,48 @@ class StackedRanker:
         self.helps_calibration_ = self._fit_helps_calibration() if self.zero_shot else None
         self.best_temperature_ = self._fit_best_temperature(cells)
         return self
+
+    def _choose_profile_neighbours(self, cells: Cells, profiles: dict[str, np.ndarray] | None) -> tuple[int, dict]:
+        """(n, {candidate n: score}): how many profile neighbours a new model borrows its priors from.
+
+        Leave one model out on the source cells: each source model in turn is treated as new and
+        given the mean centred log fine-tuned score of its ``n`` nearest other source models
+        (standardised profile distance, as :meth:`Priors._borrowed` does); the score of ``n`` is the
+        mean within-cell Spearman ρ of those borrowed scores against the observed ones. The most
+        informative ``n`` wins (ties: the smaller). Only the cells ``fit`` is given are read."""
+        from scipy.stats import spearmanr
+
+        if not isinstance(self.profile_neighbours, str):
+            return int(self.profile_neighbours), {}
+        if self.profile_neighbours != "auto":
+            raise ValueError(f"unknown profile_neighbours {self.profile_neighbours!r}; use 'auto' or an int")
+        models = [m for m in cells.models if profiles and m in profiles]
+        default = 2
+        if len(models) < 4:
+            return default, {}
+        col = {m: g for g, m in enumerate(cells.models)}
+        idx = np.array([col[m] for m in models])
+        with _quiet():
+            rel = cells.log_ft[:, idx] - np.nanmean(cells.log_ft[:, idx], axis=1, keepdims=True)
+        P = np.vstack([np.asarray(profiles[m], dtype=float) for m in models])
+        order = []
+        for i in range(len(models)):
+            others = np.delete(np.arange(len(models)), i)
+            sd = P[others].std(axis=0)
+            d = np.sqrt((((P[others] - P[i]) / np.where(sd > 0, sd, 1.0)) ** 2).mean(axis=1))
+            order.append(others[np.argsort(d, kind="stable")])
+        scores = {}
+        for n in self.PROFILE_NEIGHBOURS:
+            with _quiet():
+                B = np.column_stack([np.nanmean(rel[:, o[:n]], axis=1) for o in order])
+            rhos = []
+            for c in range(rel.shape[0]):
+                ok = np.isfinite(rel[c]) & np.isfinite(B[c])
+                if ok.sum() >= 3 and np.ptp(B[c, ok]) > 0:
+                    rhos.append(spearmanr(B[c, ok], rel[c, ok]).statistic)
+            scores[n] = float(np.mean(rhos)) if rhos else float("nan")
+        finite = {n: v for n, v in scores.items() if np.isfinite(v)}
+        return (max(finite, key=lambda n: (finite[n], -n)) if finite else default), scores
 
     #: exponents tried by the P(best) temperature (1 = the joint samples' frequencies as they are).
     TEMPERATURES = tuple(np.round(np.arange(0.1, 2.01, 0.05), 2))
@@ -276,7 +326,7 @@ class StackedRanker:
             others = cells.datasets != d
             if not others.any():
                 continue
-            pri = Priors(k, scale=scale).fit(cells.take(others), profiles)
+            pri = Priors(k, scale=scale, n_profile_neighbours=self.profile_neighbours_).fit(cells.take(others), profiles)
             for c in np.flatnonzero(~others):
                 obs = self._observed(cells.log_ft[c], cells.log_zs[c], log_probe[c])
                 if obs.sum() < 2:
@@ -343,7 +393,8 @@ class StackedRanker:
                 "imputation_errors_": w_zs * imputation, "residuals_": residuals, "gain_ridge_": gain_ridge,
                 "gain_residuals_": gain_residuals,
                 "helps_classifier_": helps_classifier, "gain_truth_": gain_truth, "oof_distance_": oof_distance, "tasks_": cells.tasks,
-                "models_": np.asarray(models), "priors_": Priors(k, scale=scale).fit(cells, profiles), "n_rows_": len(X_all),
+                "models_": np.asarray(models), "priors_": Priors(k, scale=scale, n_profile_neighbours=self.profile_neighbours_).fit(cells, profiles),
+                "n_rows_": len(X_all),
                 "oof_spearman": float(np.mean(rhos)) if rhos else float("nan")}
 
     def _names(self, inputs: tuple[str, ...] | None) -> list[str]:
