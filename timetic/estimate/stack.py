@@ -182,8 +182,6 @@ class StackedRanker:
         (standardised profile distance, as :meth:`Priors._borrowed` does); the score of ``n`` is the
         mean within-cell Spearman ρ of those borrowed scores against the observed ones. The most
         informative ``n`` wins (ties: the smaller). Only the cells ``fit`` is given are read."""
-        from scipy.stats import spearmanr
-
         if not isinstance(self.profile_neighbours, str):
             return int(self.profile_neighbours), {}
         if self.profile_neighbours != "auto":
@@ -207,12 +205,7 @@ class StackedRanker:
         for n in self.PROFILE_NEIGHBOURS:
             with _quiet():
                 B = np.column_stack([np.nanmean(rel[:, o[:n]], axis=1) for o in order])
-            rhos = []
-            for c in range(rel.shape[0]):
-                ok = np.isfinite(rel[c]) & np.isfinite(B[c])
-                if ok.sum() >= 3 and np.ptp(B[c, ok]) > 0:
-                    rhos.append(spearmanr(B[c, ok], rel[c, ok]).statistic)
-            scores[n] = float(np.mean(rhos)) if rhos else float("nan")
+            scores[n] = _mean_row_spearman(B, rel)
         finite = {n: v for n, v in scores.items() if np.isfinite(v)}
         return (max(finite, key=lambda n: (finite[n], -n)) if finite else default), scores
 
@@ -656,6 +649,31 @@ class _TaskWeights:
 
     def predict(self, X: np.ndarray, task: str | None = None) -> np.ndarray:
         return X @ (self.coef_ if task is None else self.coef_for(task))
+
+
+def _mean_row_spearman(A: np.ndarray, B: np.ndarray) -> float:
+    """Mean over rows of Spearman ρ(A[i], B[i]) on the entries finite in both (average ranks for
+    ties, as ``scipy.stats.spearmanr``); rows with fewer than 3 such entries, or where either is
+    constant on them, are skipped (NaN when every row is).
+
+    A, B: (rows, columns). Rows are grouped by their pattern of finite entries, so each group is
+    ranked in one vectorised call (``scipy.stats.rankdata(axis=1)``)."""
+    from scipy.stats import rankdata
+
+    ok = np.isfinite(A) & np.isfinite(B)
+    patterns, inverse = np.unique(ok, axis=0, return_inverse=True)
+    rhos = []
+    for g, mask in enumerate(patterns):
+        if mask.sum() < 3:
+            continue
+        rows = np.flatnonzero(inverse.ravel() == g)
+        ra, rb = (rankdata(M[np.ix_(rows, mask)], axis=1) for M in (A, B))
+        ra, rb = ra - ra.mean(axis=1, keepdims=True), rb - rb.mean(axis=1, keepdims=True)
+        na, nb = np.linalg.norm(ra, axis=1), np.linalg.norm(rb, axis=1)
+        keep = (na > 0) & (nb > 0)
+        rhos.append((ra[keep] * rb[keep]).sum(axis=1) / (na[keep] * nb[keep]))
+    rhos = np.concatenate(rhos) if rhos else np.array([])
+    return float(rhos.mean()) if len(rhos) else float("nan")
 
 
 class _RankWeights:
