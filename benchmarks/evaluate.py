@@ -74,6 +74,9 @@ def configs() -> dict[str, dict]:
         "stack-inputs=leaderboard+knn": {"stack_inputs": ("leaderboard", "knn")},
         "weight-free-k=3": {"zero_shot": False, "k": 3},
         "weight-free-k=8": {"zero_shot": False, "k": 8},
+        # held-out-model scenarios only (no model is new to the KB in the others)
+        "stack-new-model-weights": {"new_model_weights": True},
+        "weight-free-new-model-weights": {"zero_shot": False, "new_model_weights": True},
     }
     if os.environ.get(TABPFN_ENV):
         out["window-tabpfn"] = {"method": "window", "learner": "tabpfn"}
@@ -84,6 +87,8 @@ def configs() -> dict[str, dict]:
 
 #: methods every scenario runs (the ablations run on unseen-dataset only).
 MAIN_METHODS = ("timetic", "weight-free")
+#: methods that differ from the defaults only for models new to the KB: run where models are held out.
+NEW_MODEL_METHODS = ("stack-new-model-weights", "weight-free-new-model-weights")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -595,7 +600,9 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.time()
             # the ablations run where every method can be compared: unseen dataset; the others
             # run timetic's defaults only; both-unseen leaves a whole family out with each dataset
-            m = makers if s == "unseen-dataset" else {k: makers[k] for k in MAIN_METHODS if k in makers}
+            m = ({k: v for k, v in makers.items() if k not in NEW_MODEL_METHODS} if s == "unseen-dataset"
+                 else {k: makers[k] for k in (*MAIN_METHODS, *NEW_MODEL_METHODS) if k in makers
+                       and (k in MAIN_METHODS or s in ("unseen-model", "both-unseen"))})
             res = evaluate(kb, [s], m, baselines=s in ("unseen-dataset", "few-shot"), seed=args.seed,
                            progress=lambda msg: print(msg, file=sys.stderr), model_groups=families)
             walls[s] = time.time() - t0
@@ -739,7 +746,7 @@ def write_report(args, kb, summary, res, made, walls, logme_note, total) -> None
 
     stats = kb.stats()
     kb_hash = observations_hash(args.kb)
-    keep = [*MAIN_METHODS, *BASELINES, "logme", "random", "no-information"]
+    keep = [*MAIN_METHODS, *NEW_MODEL_METHODS, *BASELINES, "logme", "random", "no-information"]
     main = summary.filter(pl.col("method").is_in(keep))
     head = main.filter(pl.col("task") == "mean")
     boot = pl.concat([
@@ -794,6 +801,10 @@ def write_report(args, kb, summary, res, made, walls, logme_note, total) -> None
           f"* `timetic-published`: TimeTic as published: {PUBLISHED}.",
           "* `window`: timetic 0.1's default (window rows, Rényi profile, GP learner, log-ratio target).",
           "* `stack-…`, `weight-free-…`, `window-…`: one change from the defaults each.",
+          "* `stack-new-model-weights`, `weight-free-new-model-weights` (unseen-model, both-unseen): models new",
+          "  to the KB weigh their inputs with weights fitted on the KB cells with every model's priors",
+          "  borrowed from its profile neighbours (`TimeTic(new_model_weights=True)`); the defaults use",
+          "  the known models' weights.",
           "* `zero-shot`: rank by the observed mean zero-shot MASE on the held-out dataset.",
           "* `leaderboard`: rank by the mean fine-tuned rank over the training datasets.",
           "* `knn`: mean fine-tuned rank over the 3 nearest training datasets (standardised mean features).",

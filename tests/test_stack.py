@@ -440,3 +440,32 @@ def test_p_best_is_recalibrated_on_the_shipped_kb():
     r = TimeTic.from_kb(zero_shot=False).predict(pl.DataFrame({"item_id": ["a"] * n, "timestamp": ts, "target": y}))
     assert r["p_best"].sum() == pytest.approx(1.0)
     assert r["p_best"].max() < 0.5
+
+
+def test_models_new_to_the_kb_get_weights_fitted_for_borrowed_priors():
+    # known models: a fixed per-model level makes the leaderboard nearly perfect; profiles carry no
+    # information about it, so a new model's borrowed leaderboard is noise and its own zero-shot
+    # score (noisy but its own) is what ranks it
+    rng = np.random.default_rng(1)
+    n, models = 30, np.array([f"m{g}" for g in range(8)])
+    log_ft = np.linspace(-1, 1, 8) + rng.normal(0, 0.05, (n, 8))
+    cells = Cells(np.array([f"d{i}" for i in range(n)]), np.array(["short"] * n), models, log_ft,
+                  log_ft + rng.normal(0, 0.4, (n, 8)), rng.normal(0, 1, (n, 2)), ["f0", "f1"])
+    profiles = {m: rng.normal(0, 1, 4) for m in models}
+    profiles["new"] = rng.normal(0, 1, 4)
+    kw = dict(inputs=("zero_shot", "leaderboard"), scale="log", task_weights=None)
+    fitted = StackedRanker(**kw, new_model_weights=True).fit(cells, profiles)
+    known = fitted.ridge_.pooled_.w_
+    new = fitted.ridge_new_.pooled_.w_
+    assert known[1] > known[0]  # the leaderboard wins for known models
+    assert new[0] > new[1]  # the zero-shot score wins for new ones
+    # without a model new to the KB nothing extra is fitted
+    assert StackedRanker(**kw, new_model_weights=True).fit(cells, {m: profiles[m] for m in models}).ridge_new_ is None
+    # with them, a new model's own (far best) zero-shot score lifts it further than without
+    off = StackedRanker(**kw).fit(cells, profiles)
+    assert off.ridge_new_ is None
+    cand = list(models[:4]) + ["new"]
+    zs = np.array([0.0, 0.1, 0.2, 0.3, -2.0])  # the new model's zero-shot is far the best
+    on_pred, _, _ = fitted.predict("short", cells.features[0], cand, log_zs=zs)
+    off_pred, _, _ = off.predict("short", cells.features[0], cand, log_zs=zs)
+    assert on_pred[4] - on_pred[:4].min() < off_pred[4] - off_pred[:4].min()

@@ -175,6 +175,10 @@ class TimeTic:
             candidate new to the KB borrows its leaderboard and kNN priors from; ``"auto"``
             (default) chooses among 1, 2 and 3 by leave-one-model-out on the KB cells it is fitted
             on (:class:`timetic.estimate.stack.StackedRanker`'s ``profile_neighbours``).
+        new_model_weights: ``stack``: candidates new to the KB get input weights fitted for them
+            (on the KB cells with every model's priors borrowed from its profile neighbours);
+            default ``False``: the known models' weights, which ranked held-out models better on
+            KB v2 (:class:`timetic.estimate.stack.StackedRanker`).
         seed: seeds every random step.
     """
 
@@ -209,6 +213,7 @@ class TimeTic:
         stack_task_weights: int | None = 8,
         gain_length: bool = True,
         profile_neighbours: int | str = "auto",
+        new_model_weights: bool = False,
         seed: int = 0,
     ):
         self.kb = kb
@@ -240,6 +245,7 @@ class TimeTic:
         self.stack_task_weights = stack_task_weights
         self.gain_length = gain_length
         self.profile_neighbours = profile_neighbours
+        self.new_model_weights = new_model_weights
         self.seed = seed
 
     @classmethod
@@ -382,7 +388,7 @@ class TimeTic:
             else tuple(self.stack_inputs),
             scale=self.scale, combine=self.combine, probe=probe, zs_scale=self.zs_scale,
             weights=self.stack_weights, task_weights=self.stack_task_weights, length=self.gain_length,
-            profile_neighbours=self.profile_neighbours,
+            profile_neighbours=self.profile_neighbours, new_model_weights=self.new_model_weights,
         ).fit(
             cells, profiles
         )
