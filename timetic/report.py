@@ -57,8 +57,9 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
         part = ranking.filter(pl.col("task") == task)
         table = Table(
             title=f"{info['target']} - task {task}: predicted fine-tuned MASE (learner {info['learner']})",
-            caption="MASE: mean over the target's windows; interval: 90%; "
-            "P(improve): fine-tuning beats zero-shot; =k: tied with the model above (order < 60% sure)",
+            caption="MASE: mean over the target's windows; interval: 90%; gain, P(improve): fine-tuning vs "
+            "zero-shot, from a separate gain model (the ranking is by pred. MASE; the two can disagree); "
+            "=k: tied with the model above (order < 60% sure)",
         )
         for col, justify in (("rank", "right"), ("model", "left"), ("adapter", "left"), ("pred. MASE", "right"),
                              ("90% interval", "right"), ("zero-shot", "right"), ("gain", "right"),
