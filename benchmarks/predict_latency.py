@@ -2,13 +2,15 @@
 process on the example target, with and without the zero-shot pass, and ``timetic report`` for all
 three tasks.
 
-Two cache states (``TIMETIC_CACHE_DIR`` pointed at a fresh folder):
+Three cache states (``TIMETIC_CACHE_DIR`` pointed at a fresh folder):
 
 * ``cold``: nothing cached, the first predict after installing or after a KB change: fits the
   estimator on the KB and runs every candidate zero-shot;
 * ``new data``: the fitted estimator is cached (it depends only on the KB, the parameters and the
   code) but the zero-shot scores are not (a new target): the usual case. The zero-shot cache is
-  emptied before each run.
+  emptied before each run;
+* ``repeat``: the same command again right after ``new data`` (the same target: its zero-shot
+  scores are cached too, so no model library should be imported).
 
 Each command runs ``--repeat`` times, interleaved; prints the median and the slowest wall time and
 the peak memory (max RSS) of the slowest run. Targets (issue 13), on a quiet 2-core machine: <= 10 s
@@ -94,7 +96,7 @@ def main() -> None:
                     timed(cmd, warm)
                 shutil.rmtree(warm / "zero_shot", ignore_errors=True)
                 shutil.rmtree(warm / "verify", ignore_errors=True)
-                for state, cache in (("cold", cold), ("new data", warm)):
+                for state, cache in (("cold", cold), ("new data", warm), ("repeat", warm)):
                     wall, peak = timed(cmd, cache)
                     times.setdefault((name, state), []).append(wall)
                     peaks[(name, state)] = max(peaks.get((name, state), 0.0), peak)

@@ -54,7 +54,7 @@ finally:
 def test_static_adapter_metadata_matches_the_classes():
     """FAMILIES (what `timetic adapters` prints without importing anything) agrees with the
     classes the family modules register."""
-    from timetic.adapters import FAMILIES, adapter_sizes, available_adapters, get_adapter
+    from timetic.adapters import FAMILIES, adapter_sample_paths_kwarg, adapter_sizes, available_adapters, get_adapter
     from timetic.adapters import base
 
     for name in available_adapters():
@@ -64,6 +64,7 @@ def test_static_adapter_metadata_matches_the_classes():
         assert cls.name == name
         assert cls.__module__ == f"timetic.adapters.{FAMILIES[name][0]}"
         assert tuple(cls.sizes) == adapter_sizes(name) == FAMILIES[name][2]
+        assert cls.sample_paths_kwarg == adapter_sample_paths_kwarg(name)
     # every class a loaded family module registered is in the static table
     shipped = {n for n, c in base._REGISTRY.items() if c.__module__.startswith("timetic.adapters.")}
     assert shipped <= set(FAMILIES)
@@ -118,6 +119,27 @@ print(json.dumps([r.height, [m for m in ("sklearn", "timetic.learners") if m in 
     assert res.returncode == 0, res.stderr
     height, imported = json.loads(res.stdout.strip().splitlines()[-1])
     assert height > 0 and imported == []
+
+
+def test_a_fully_cached_predict_imports_no_model_library(tiny_kb, tmp_path):
+    """With the fit and every candidate's zero-shot scores cached, predict in a fresh process
+    imports neither torch nor a family's library (it costs seconds: ~5 of a 7 s predict; gluonts'
+    metrics, which scoring uses, are light and may load)."""
+    code = f"""
+import json, sys
+from timetic.estimate import TimeTic
+from timetic.kb import KnowledgeBase
+r = TimeTic(KnowledgeBase.open({str(tiny_kb.path)!r}), seed=0).predict({str(EXAMPLE)!r}, task="short", n_windows=12)
+print(json.dumps([r.height, int(r["zero_shot_mase"].is_not_null().sum()),
+                  [m for m in ("torch", "gluonts.torch", "lightning", "transformers", "chronos") if m in sys.modules]]))
+"""
+    env = {**os.environ, "TIMETIC_CACHE_DIR": str(tmp_path / "cache")}
+    first, again = (_python(code, env=env) for _ in range(2))
+    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
+    h1, zs1, imported1 = json.loads(first.stdout.strip().splitlines()[-1])
+    h2, zs2, imported2 = json.loads(again.stdout.strip().splitlines()[-1])
+    assert "torch" in imported1  # the first predict ran the models
+    assert (h2, zs2) == (h1, zs1) and zs2 > 0 and imported2 == []
 
 
 def test_gluonts_adapter_import_emits_no_json_warning():

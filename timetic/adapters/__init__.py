@@ -5,10 +5,11 @@ from timetic.adapters.base import (
     FAMILIES,
     QUANTILE_LEVELS,
     Adapter,
+    adapter_sample_paths_kwarg,
     adapter_sizes,
     available_adapters,
     get_adapter,
     load_model,
 )
 
-__all__ = ["FAMILIES", "QUANTILE_LEVELS", "Adapter", "adapter_sizes", "available_adapters", "get_adapter", "load_model"]
+__all__ = ["FAMILIES", "QUANTILE_LEVELS", "Adapter", "adapter_sample_paths_kwarg", "adapter_sizes", "available_adapters", "get_adapter", "load_model"]

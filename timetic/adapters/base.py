@@ -162,6 +162,21 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+#: The shipped adapters whose ``from_pretrained`` takes a number of sample paths, by the keyword
+#: (their class's :attr:`Adapter.sample_paths_kwarg`), so that a zero-shot cache key can be made
+#: without importing the family (a fully cached predict imports no model library).
+SAMPLE_PATHS_KWARGS: dict[str, str] = {"deepar": "num_parallel_samples"}
+
+
+def adapter_sample_paths_kwarg(name: str) -> str | None:
+    """``get_adapter(name).sample_paths_kwarg``, without importing a shipped family."""
+    if name in _REGISTRY:
+        return _REGISTRY[name].sample_paths_kwarg
+    if name in FAMILIES:
+        return SAMPLE_PATHS_KWARGS.get(name)
+    raise _unknown(name)
+
+
 def _installed(packages: tuple[str, ...]) -> bool:
     """Whether every top-level package can be found (found, not imported)."""
     import importlib.util

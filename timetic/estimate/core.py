@@ -630,7 +630,7 @@ class TimeTic:
         return float(np.log(min(vk, v0) / v0))
 
     def _zero_shot(self, model_id: str, windows: Any, task: Task) -> np.ndarray:
-        from timetic.adapters import get_adapter, load_model
+        from timetic.adapters import adapter_sample_paths_kwarg, load_model
         from timetic.scoring import score_windows
 
         from timetic import cache
@@ -639,7 +639,7 @@ class TimeTic:
         kwargs = {}
         n_paths = self.zero_shot_sample_paths  # checked once in target_rows
         if n_paths is not None:
-            name = get_adapter(adapter).sample_paths_kwarg
+            name = adapter_sample_paths_kwarg(adapter)  # imports no model library: a cache hit stays cheap
             if name is not None:
                 kwargs[name] = int(n_paths)
         key = cache.zero_shot_key(adapter, source, revision, task.horizon, task.seasonality,
