@@ -141,12 +141,16 @@ class Priors:
         have = [m for g, m in enumerate(self.cells_.models) if np.isfinite(values[g]) and m in self.profiles_]
         if model not in self.profiles_ or not have:
             return default
-        P = np.vstack([self.profiles_[m] for m in have])
-        mu, sd = P.mean(axis=0), P.std(axis=0)
-        sd = np.where(sd > 0, sd, 1.0)
-        d = np.sqrt((((P - self.profiles_[model]) / sd) ** 2).mean(axis=1))
+        d = profile_distances(np.vstack([self.profiles_[m] for m in have]), self.profiles_[model])
         near = np.argsort(d, kind="stable")[: self.n_profile_neighbours]
         return float(np.mean([values[self.index_[have[i]]] for i in near]))
+
+
+def profile_distances(P: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """(n,) distances of ``profile`` (L,) to the rows of ``P`` (n, L): root mean squared difference
+    of the profiles standardised by ``P``'s per-position standard deviation."""
+    sd = P.std(axis=0)
+    return np.sqrt((((P - profile) / np.where(sd > 0, sd, 1.0)) ** 2).mean(axis=1))
 
 
 def _centred_ranks(values: np.ndarray) -> np.ndarray:

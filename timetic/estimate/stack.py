@@ -65,7 +65,7 @@ import math
 import numpy as np
 
 from timetic.estimate.cells import Cells
-from timetic.estimate.priors import Priors, PriorValues, _quiet
+from timetic.estimate.priors import Priors, PriorValues, _quiet, profile_distances
 
 
 class StackedRanker:
@@ -231,9 +231,7 @@ class StackedRanker:
         order = [np.array([], dtype=int)] * len(cells.models)
         for i, g in enumerate(idx):
             others = np.delete(np.arange(len(idx)), i)
-            sd = P[others].std(axis=0)
-            d = np.sqrt((((P[others] - P[i]) / np.where(sd > 0, sd, 1.0)) ** 2).mean(axis=1))
-            order[g] = idx[others[np.argsort(d, kind="stable")]]
+            order[g] = idx[others[np.argsort(profile_distances(P[others], P[i]), kind="stable")]]
         return order
 
     #: exponents tried by the P(best) temperature (1 = the joint samples' frequencies as they are).
