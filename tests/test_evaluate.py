@@ -11,6 +11,18 @@ from timetic.evaluate import SCENARIOS, bootstrap_ci, evaluate, ranking_metrics
 from timetic.kb import KnowledgeBase
 
 
+def _benchmark(name: str):
+    """The script ``benchmarks/<name>.py`` as a module (benchmarks/ is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_ranking_metrics_known_values():
     true = np.array([1.0, 2.0, 3.0, 4.0])
     perfect = ranking_metrics(true, true * 10)
@@ -101,13 +113,7 @@ def test_fit_rejects_a_context_of_another_profile(tiny_kb):
 
 
 def test_noise_ceiling_reports_the_regret_of_one_seeds_best_judged_by_another():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "realism", Path(__file__).resolve().parents[1] / "benchmarks" / "realism.py")
-    realism = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(realism)
+    realism = _benchmark("realism")
     ft = {0: {"a": 1.0, "b": 1.1, "c": 1.2}, 1: {"a": 1.05, "b": 1.0, "c": 1.3}}
     cells = pl.DataFrame([{"dataset_id": "d", "task": "short", "model_id": m, "seed": s, "ft": v}
                           for s, row in ft.items() for m, v in row.items()])
@@ -118,13 +124,7 @@ def test_noise_ceiling_reports_the_regret_of_one_seeds_best_judged_by_another():
 
 
 def test_noise_ceiling_ci_does_not_depend_on_row_order():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "realism", Path(__file__).resolve().parents[1] / "benchmarks" / "realism.py")
-    realism = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(realism)
+    realism = _benchmark("realism")
     rng = np.random.default_rng(0)
     cells = pl.DataFrame([{"dataset_id": f"d{d}", "task": "short", "model_id": m, "seed": s,
                            "ft": float(rng.uniform(0.5, 2.0))}
@@ -136,13 +136,7 @@ def test_noise_ceiling_ci_does_not_depend_on_row_order():
 
 
 def test_benchmark_results_name_their_command_and_append_sections(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "_report", Path(__file__).resolve().parents[1] / "benchmarks" / "_report.py")
-    report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(report)
+    report = _benchmark("_report")
     out = tmp_path / "r.md"
     report.write_result(out, "x.py", "TABLE 1")
     report.write_result(out, "x.py", "TABLE 2", args="--stack ", section="More")
@@ -156,13 +150,7 @@ def test_benchmark_results_name_their_command_and_append_sections(tmp_path):
 
 
 def test_results_reliability_table_shows_every_bin_of_either_probability():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "bench_evaluate", Path(__file__).resolve().parents[1] / "benchmarks" / "evaluate.py")
-    ev = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ev)
+    ev = _benchmark("evaluate")
     rng = np.random.default_rng(0)
     rows = []
     for d in range(6):
@@ -183,15 +171,9 @@ def test_results_reliability_table_shows_every_bin_of_either_probability():
 
 
 def test_no_information_reference_of_held_out_model_scenarios_is_negative_by_construction():
-    import importlib.util
-    from pathlib import Path
-
     from timetic.evaluate import EvalResult
 
-    spec = importlib.util.spec_from_file_location(
-        "bench_evaluate", Path(__file__).resolve().parents[1] / "benchmarks" / "evaluate.py")
-    ev = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ev)
+    ev = _benchmark("evaluate")
     quality = {"a1": 1.0, "a2": 1.1, "b1": 1.5, "b2": 1.6, "c1": 2.0}  # a fixed order on every dataset
     rows = [{"scenario": s, "method": "timetic", "dataset_id": f"d{d}", "task": "short", "model_id": m,
              "predicted": 1.0, "observed": q * (1 + 0.01 * d)}
