@@ -600,9 +600,11 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.time()
             # the ablations run where every method can be compared: unseen dataset; the others
             # run timetic's defaults only; both-unseen leaves a whole family out with each dataset
-            m = ({k: v for k, v in makers.items() if k not in NEW_MODEL_METHODS} if s == "unseen-dataset"
-                 else {k: makers[k] for k in (*MAIN_METHODS, *NEW_MODEL_METHODS) if k in makers
-                       and (k in MAIN_METHODS or s in ("unseen-model", "both-unseen"))})
+            if s == "unseen-dataset":
+                m = {k: v for k, v in makers.items() if k not in NEW_MODEL_METHODS}
+            else:
+                names = MAIN_METHODS + (NEW_MODEL_METHODS if s in ("unseen-model", "both-unseen") else ())
+                m = {k: makers[k] for k in names if k in makers}
             res = evaluate(kb, [s], m, baselines=s in ("unseen-dataset", "few-shot"), seed=args.seed,
                            progress=lambda msg: print(msg, file=sys.stderr), model_groups=families)
             walls[s] = time.time() - t0
