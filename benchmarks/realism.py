@@ -20,7 +20,13 @@ recipe with the most observations unless ``--recipe`` names one; seed 0 where se
 * the noise ceiling: where the same (dataset, task) was fine-tuned with several recipe seeds,
   the Spearman correlation between the fine-tuned rankings of two seeds (mean over seed pairs and
   datasets, 90 % bootstrap CI over datasets) and how often they agree on the best model. No
-  estimator can be expected to rank better than the ranking agrees with itself.
+  estimator can be expected to rank better than the ranking agrees with itself;
+* the ground truth's agreement with itself across evaluation windows: the Spearman correlation
+  between the model rankings of two random halves of a cell's evaluation windows (seed 0's run;
+  mean over 50 splits, then over cells), and the same stepped up to all windows with the
+  Spearman-Brown formula 2r / (1 + r). The seed ceiling holds the windows fixed and varies the
+  fine-tuning; this holds the fine-tuning fixed and varies the windows: with few windows the
+  ranking a cell is judged by is itself noisy. Cells with one window have no split.
 
 The GIFT-Eval column repeats published figures (Aksu et al. 2024 leaderboard; the benchmark v2
 issue) for comparison; it is not computed here.
@@ -31,6 +37,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +145,47 @@ def realism(obs: pl.DataFrame, recipe: str | None = None) -> dict[str, object]:
         rho = [spearmanr(a, b)[0] for a, b in zip(mat, zmat)]
         out[f"rho_zs_ft_{task}"] = float(np.nanmean(rho))
     out.update(noise_ceiling(allc))
+    split = window_split_reliability(obs.filter((pl.col("recipe_hash") == h) & (pl.col("seed") == seed0)))
+    for task in TASKS:
+        t = split.filter((pl.col("task") == task) & pl.col("rho_half").is_not_nan())
+        if t.height:
+            out[f"split_rho_half_{task}"] = float(t["rho_half"].mean())
+            out[f"split_rho_full_{task}"] = float(t["rho_full"].mean())
+            out[f"split_n_{task}"] = t.height
     return out
+
+
+def window_split_reliability(obs: pl.DataFrame, n_splits: int = 50, seed: int = 0) -> pl.DataFrame:
+    """Per (dataset, task) cell of ``obs`` (one run per model: one recipe and seed), how well two
+    random halves of its evaluation windows agree on the model ranking (module docstring).
+
+    Returns one row per cell, sorted: ``dataset_id``, ``task``, ``n_windows``, ``rho_half`` (mean
+    over ``n_splits`` splits of Spearman ρ between the models' mean fine-tuned MASE on each half;
+    NaN with fewer than 2 windows or 3 models) and ``rho_full`` (Spearman-Brown: 2ρ / (1 + ρ),
+    the agreement expected between two independent sets of as many windows as the cell has)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    cells = obs.filter(pl.col("ft_mase").is_finite()).select("dataset_id", "task", "model_id", "item_id",
+                                                              "window_start", "ft_mase")
+    for (ds, task), g in sorted(cells.group_by("dataset_id", "task"), key=lambda kv: kv[0]):
+        wide = g.pivot(on="model_id", index=["item_id", "window_start"], values="ft_mase",
+                       aggregate_function="mean").sort("item_id", "window_start")
+        X = wide.drop("item_id", "window_start").to_numpy().astype(np.float64)  # (windows, models)
+        n = X.shape[0]
+        rhos = []
+        if n >= 2 and X.shape[1] >= 3:
+            for _ in range(n_splits):
+                perm = rng.permutation(n)
+                with warnings.catch_warnings():  # a model without windows in one half: NaN, skipped
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    a, b = np.nanmean(X[perm[: n // 2]], axis=0), np.nanmean(X[perm[n // 2 :]], axis=0)
+                ok = np.isfinite(a) & np.isfinite(b)
+                if ok.sum() >= 3 and np.ptp(a[ok]) > 0 and np.ptp(b[ok]) > 0:
+                    rhos.append(spearmanr(a[ok], b[ok])[0])
+        r = float(np.mean(rhos)) if rhos else float("nan")
+        rows.append((str(ds), str(task), n, r, 2 * r / (1 + r) if np.isfinite(r) and r > -1 else float("nan")))
+    return pl.DataFrame(rows, schema={"dataset_id": pl.String, "task": pl.String, "n_windows": pl.Int64,
+                                      "rho_half": pl.Float64, "rho_full": pl.Float64}, orient="row")
 
 
 def noise_ceiling(cells: pl.DataFrame, n_boot: int = 2000, seed: int = 0) -> dict[str, object]:
@@ -205,6 +252,9 @@ ROWS = (
     *((f"noise ceiling ρ between seeds, {t} (90 % CI)", f"ceiling_rho_{t}", None) for t in TASKS),
     *((f"noise ceiling top-1 agreement, {t}", f"ceiling_top1_{t}", None) for t in TASKS),
     *((f"noise ceiling regret (one seed's best, judged by another), {t}", f"ceiling_regret_{t}", None) for t in TASKS),
+    *((f"ground truth vs itself: ρ between halves of the evaluation windows, {t}", f"split_rho_half_{t}", None)
+      for t in TASKS),
+    *((f"the same stepped up to all windows (Spearman-Brown), {t}", f"split_rho_full_{t}", None) for t in TASKS),
 )
 
 
@@ -217,6 +267,8 @@ def table(results: dict[str, dict[str, object]]) -> str:
             r = results[n]
             if key is None:
                 cells.append(f"{r['n_datasets']} / {r['n_models']}")
+            elif key.startswith("split_rho_half") and key in r:
+                cells.append(f"{_fmt(r[key])} (n={r.get('split_n_' + key.rsplit('_', 1)[1])})")
             elif key.startswith("ceiling_rho") and key in r:
                 task = key.rsplit("_", 1)[1]
                 cells.append(f"{_fmt(r[key])} {_fmt(r.get(f'ceiling_ci_{task}'))} (n={r.get(f'ceiling_n_{task}')})")

@@ -135,6 +135,53 @@ def test_noise_ceiling_ci_does_not_depend_on_row_order():
     assert a["ceiling_ci_short"] == b["ceiling_ci_short"] == c["ceiling_ci_short"]
 
 
+def _window_obs(cells: dict[str, np.ndarray]) -> pl.DataFrame:
+    """Observations of cells {dataset: (windows, models) fine-tuned MASE}, task short."""
+    return pl.DataFrame([{"dataset_id": d, "task": "short", "model_id": f"m{j}", "item_id": "s",
+                          "window_start": i, "ft_mase": float(X[i, j])}
+                         for d, X in cells.items() for i in range(X.shape[0]) for j in range(X.shape[1])])
+
+
+def test_window_split_reliability_tells_consistent_windows_from_noise():
+    realism = _benchmark("realism")
+    rng = np.random.default_rng(0)
+    consistent = np.arange(1.0, 7.0)[None, :] * rng.uniform(0.5, 2.0, (20, 1)) + rng.normal(0, 0.01, (20, 6))
+    obs = _window_obs({"consistent": consistent, "noise": rng.uniform(0.5, 2.0, (60, 6)),
+                       "one": rng.uniform(0.5, 2.0, (1, 6))})
+    out = {r["dataset_id"]: r for r in realism.window_split_reliability(obs).iter_rows(named=True)}
+    assert out["consistent"]["rho_half"] == pytest.approx(1.0) and out["consistent"]["rho_full"] == pytest.approx(1.0)
+    assert abs(out["noise"]["rho_half"]) < 0.3 and out["noise"]["n_windows"] == 60
+    assert np.isnan(out["one"]["rho_half"]) and out["one"]["n_windows"] == 1
+    r = out["noise"]["rho_half"]
+    assert out["noise"]["rho_full"] == pytest.approx(2 * r / (1 + r))  # Spearman-Brown
+    shuffled = realism.window_split_reliability(obs.sample(fraction=1.0, shuffle=True, seed=1))
+    assert shuffled.equals(realism.window_split_reliability(obs))  # row order does not matter
+
+
+def test_accuracy_by_truth_reliability_groups_cells_by_their_split_half_rho():
+    evaluate_script = _benchmark("evaluate")
+    rows = pl.DataFrame([{"scenario": "unseen-dataset", "method": m, "dataset_id": d, "task": "short",
+                          "spearman": v, "weighted_tau": v, "top1": 1.0, "regret": 0.1}
+                         for d, v in (("a", 0.2), ("b", 0.4), ("c", 0.9)) for m in ("timetic", "zero-shot")])
+    split = pl.DataFrame({"dataset_id": ["a", "b", "c"], "task": ["short"] * 3, "rho_full": [float("nan"), 0.3, 0.85]})
+    text = evaluate_script.by_truth_reliability(rows, split, methods=("timetic",))
+    lines = [x for x in text.splitlines() if x.startswith("| ") and "timetic" in x]
+    assert [x.split(" | ")[:4] for x in lines] == [["| one window (no split)", "1", "timetic", "0.200"],
+                                                  ["| below 0.5", "1", "timetic", "0.400"],
+                                                  ["| 0.8 and above", "1", "timetic", "0.900"]]
+
+
+def test_per_dataset_ci_does_not_depend_on_row_order():
+    evaluate_script = _benchmark("evaluate")
+    rng = np.random.default_rng(0)
+    pred = pl.DataFrame([{"method": "timetic", "dataset_id": f"d{d}", "task": t, "model_id": f"m{m}",
+                          "observed": float(rng.uniform(0.5, 2)), "predicted": float(rng.uniform(0.5, 2))}
+                         for d in range(4) for t in ("short", "medium", "long") for m in range(6)])
+    a = evaluate_script.per_dataset_ci(pred, "timetic", n_boot=30)
+    b = evaluate_script.per_dataset_ci(pred.sample(fraction=1.0, shuffle=True, seed=1), "timetic", n_boot=30)
+    assert a.equals(b)
+
+
 def test_benchmark_results_name_their_command_and_append_sections(tmp_path):
     report = _benchmark("_report")
     out = tmp_path / "r.md"
