@@ -171,11 +171,17 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(f"unknown model {mid!r}; zoo: {', '.join(zoo)}; external: {', '.join(EXTERNAL)}")
     models = []
     revisions = dict(kb.models().select("model_id", "revision").iter_rows())
+    sources = dict(kb.models().select("model_id", "source").iter_rows())
     for mid, adapter, path, source, load_kwargs, corpus in entries:
         rev = corpus.get("revision", "")
         if mid in have_models and rev and revisions.get(mid) not in (rev, "", None):
             raise SystemExit(f"{mid} in {args.kb} was built from other weights ({revisions[mid][:19]}...) than "
                              f"today's ({rev[:19]}...); use a new --kb folder for the new model")
+        # a KB without revisions (KB v1) still names where its weights came from
+        if mid in have_models and source.startswith("zoo:") and str(sources.get(mid)).startswith("zoo:") \
+                and sources[mid] != source:
+            raise SystemExit(f"{mid} in {args.kb} was built from {sources[mid]}, not {source}; pick the same "
+                             "weights (e.g. --zoo v1 for KB v1) or use a new --kb folder")
         if mid not in have_models:
             model = load_model(path, adapter=adapter, **load_kwargs)
             row = model_row(model, mid, source, revision=rev,

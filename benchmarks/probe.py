@@ -65,13 +65,21 @@ def accuracy(kb, steps: int, seed: int) -> pl.DataFrame:
     probed = rows_all.filter(pl.col("method") == f"zero-shot x probe{steps}").select("dataset_id", "task")
     cmp = rows_all.join(probed, on=["dataset_id", "task"], how="inner")
     summary = EvalResult(rows=cmp).summary()
-    summary = summary.filter(pl.col("task") == "mean") if "mean" in summary.get_column("task").to_list() else summary
+    # mean over the tasks (no CI: the per-task bootstraps do not combine into one)
+    cis = [c for c in summary.columns if c.endswith(("_lo", "_hi"))]
+    metrics = [c for c in summary.columns if c not in ("scenario", "method", "task", "n", *cis)]
+    mean = summary.group_by("scenario", "method").agg(pl.col("n").sum(), *[pl.col(c).mean() for c in metrics])
+    mean = mean.with_columns(pl.lit("mean").alias("task"), *[pl.lit(float("nan")).alias(c) for c in cis])
+    summary = pl.concat([summary, mean.select(summary.columns)])
+    order = {"short": 0, "medium": 1, "long": 2, "mean": 3}
+    summary = summary.sort(pl.col("task").replace_strict(order, default=9), pl.col("spearman"), "method",
+                           descending=[False, True, False])
     # P(fine-tuning helps) on the same cells: the negative-transfer flag (p < 0.5) against the
     # observed outcome (fine-tuned mean MASE below zero-shot), Brier score against the base rate
     pred = res.predictions.join(probed, on=["dataset_id", "task"], how="inner").filter(
         pl.col("p_improve").is_not_nan() & pl.col("observed_zs").is_not_nan())
     flags = []
-    for method, g in pred.group_by("method", maintain_order=True):
+    for (method,), g in pred.group_by("method", maintain_order=True):
         p = g.get_column("p_improve").to_numpy()
         y = (g.get_column("observed") < g.get_column("observed_zs")).to_numpy().astype(float)
         base = y.mean()
@@ -161,9 +169,9 @@ def main() -> None:
     t0 = time.perf_counter()
     if not args.no_accuracy:
         summary, flags = accuracy(kb, args.steps, args.seed)
-        cols = ["method", "n", "spearman", "spearman_lo", "spearman_hi", "weighted_tau", "top1", "regret"]
+        cols = ["task", "method", "n", "spearman", "spearman_lo", "spearman_hi", "weighted_tau", "top1", "regret"]
         cols = [c for c in cols if c in summary.columns]
-        with pl.Config(tbl_rows=30, tbl_cols=20, float_precision=3, tbl_hide_dataframe_shape=True,
+        with pl.Config(tbl_rows=-1, tbl_cols=20, float_precision=3, tbl_hide_dataframe_shape=True,
                        tbl_width_chars=200):
             print(f"unseen-dataset, (dataset, task) cells whose runs recorded a validation curve at step "
                   f"{args.steps} ({time.perf_counter() - t0:.0f} s):")

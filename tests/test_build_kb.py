@@ -81,3 +81,20 @@ def test_benchmark_scripts_default_to_the_shipped_kb():
     assert "default: the shipped one" in out
     src = (ROOT / "benchmarks" / "evaluate.py").read_text()
     assert 'default=default_kb_path()' in src and 'default=ROOT / "meta_features_v1")' not in src
+
+
+def test_a_zoo_model_from_another_zoo_generation_is_refused(tmp_path, grid_inputs):
+    """KB v1 has no weight revisions; its models' sources (``zoo:<id>``) still keep ``--zoo v2``
+    weights (``zoo:v2/<id>``) out of it."""
+    import polars as pl
+
+    files, _ = grid_inputs
+    kb = KnowledgeBase.open_or_create(tmp_path / "kb")
+    v1 = KnowledgeBase.open(ROOT / "meta_features_v1").models().filter(pl.col("model_id") == "tide-s")
+    assert v1["source"][0] == "zoo:tide-s" and v1["revision"][0] == ""
+    kb.add_models(v1)
+    args = ["--kb", str(tmp_path / "kb"), "--dataset-files", files[0], "--models", "tide-s", "--tasks", "short",
+            "--steps", "2", "--max-eval-windows", "4", "--workers", "1"]
+    with pytest.raises(SystemExit, match="built from zoo:tide-s, not zoo:v2/tide-s"):
+        _module().main([*args, "--zoo", "v2"])
+    assert KnowledgeBase.open(tmp_path / "kb").observations().height == 0

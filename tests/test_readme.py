@@ -132,3 +132,56 @@ def test_output_schema_lists_the_ranking_columns_in_order():
 
     m = _one(r"\*\*Output schema\*\* \(CSV columns and JSON `rankings` entries, in order\): `([^`]+)`")
     assert [c.strip() for c in " ".join(m.group(1).split()).split(",")] == list(RANKING_COLUMNS)
+
+
+def test_shipped_kb_contents_are_the_readmes():
+    """Models, datasets and cells per task of the shipped KB's primary recipe, as the README says."""
+    import polars as pl
+
+    from timetic.estimate import TimeTic
+    from timetic.kb import KnowledgeBase, default_kb_path
+
+    m = _one(r"\*\*The shipped KB is `meta_features/` \(KB v2\)\*\*: the (\d+) models of `timetic/zoo/v2` and "
+             r"TTM-R2 ×\s+(\d+) real datasets, complete for the short task \((\d+) cells.*?the medium task \((\d+) "
+             r"cells on the (\d+) datasets.*?the long task \((\d+) cells on the (\d+) datasets")
+    kb = KnowledgeBase.open(default_kb_path())
+    obs = kb.observations(recipe_hash=TimeTic(kb).recipe_hash(kb))
+    cells = obs.select("dataset_id", "model_id", "task").unique()
+    per_task = {t: g for (t,), g in cells.group_by("task")}
+    zoo = kb.models().filter(pl.col("source").str.starts_with("zoo:v2/")).height
+    assert (zoo, obs["dataset_id"].n_unique()) == (int(m[1]), int(m[2]))
+    assert "ttm-r2" in set(kb.models()["model_id"])
+    assert per_task["short"].height == int(m[3])
+    assert (per_task["medium"].height, per_task["medium"]["dataset_id"].n_unique()) == (int(m[4]), int(m[5]))
+    assert (per_task["long"].height, per_task["long"]["dataset_id"].n_unique()) == (int(m[6]), int(m[7]))
+
+
+def test_p_best_temperatures_are_the_shipped_kbs():
+    from timetic.estimate import TimeTic
+    from timetic.kb import KnowledgeBase, default_kb_path
+
+    m = _one(r"p ∝ \(p \+ 1/400\)\^a, `a` ([0-9.]+) with\s+zero-shot scores and ([0-9.]+) without on KB v2")
+    kb = KnowledgeBase.open(default_kb_path())
+    assert TimeTic(kb).fit().learner_.best_temperature_ == pytest.approx(float(m[1]))
+    assert TimeTic(kb, zero_shot=False).fit().learner_.best_temperature_ == pytest.approx(float(m[2]))
+
+
+def test_window_split_agreement_is_the_shipped_kbs():
+    """The README's split-half figures are ``benchmarks/realism.py``'s on the shipped KB."""
+    import polars as pl
+
+    spec = importlib.util.spec_from_file_location("realism_readme", ROOT / "benchmarks" / "realism.py")
+    realism = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(realism)
+    from timetic.kb import KnowledgeBase, default_kb_path
+
+    m = _one(r"rank the models with ρ ([0-9.]+) / ([0-9.]+) / ([0-9.]+) on average \(short /\s+medium / long; "
+             r"([0-9.]+) / ([0-9.]+) / ([0-9.]+) stepped up to all windows")
+    from timetic.estimate import TimeTic
+
+    kb = KnowledgeBase.open(default_kb_path())
+    split = realism.window_split_reliability(kb.observations(recipe_hash=TimeTic(kb).recipe_hash(kb)))
+    split = split.filter(pl.col("rho_half").is_not_nan())
+    got = [split.filter(pl.col("task") == t)[f"rho_{k}"].mean() for k in ("half", "full")
+           for t in ("short", "medium", "long")]
+    assert [f"{v:.3f}" for v in got] == [m[i] for i in range(1, 7)]
