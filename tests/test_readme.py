@@ -156,13 +156,18 @@ def test_shipped_kb_contents_are_the_readmes():
     assert (per_task["long"].height, per_task["long"]["dataset_id"].n_unique()) == (int(m[6]), int(m[7]))
 
 
-def test_p_best_temperatures_are_the_shipped_kbs():
+def test_p_best_temperatures_and_profile_neighbours_are_the_shipped_kbs():
     from timetic.estimate import TimeTic
     from timetic.kb import KnowledgeBase, default_kb_path
 
     m = _one(r"p ∝ \(p \+ 1/400\)\^a, `a` ([0-9.]+) with\s+zero-shot scores and ([0-9.]+) without on KB v2")
     kb = KnowledgeBase.open(default_kb_path())
-    assert TimeTic(kb).fit().learner_.best_temperature_ == pytest.approx(float(m[1]))
+    stack = TimeTic(kb).fit().learner_
+    assert stack.best_temperature_ == pytest.approx(float(m[1]))
+    n = _one(r"On KB v2 one neighbour wins\s+clearly \(within-cell Spearman ([0-9.]+) against ([0-9.]+) for two "
+             r"and ([0-9.]+) for three\)")
+    assert stack.profile_neighbours_ == 1
+    assert [f"{stack.profile_neighbour_scores_[k]:.2f}" for k in (1, 2, 3)] == [n[1], n[2], n[3]]
     assert TimeTic(kb, zero_shot=False).fit().learner_.best_temperature_ == pytest.approx(float(m[2]))
 
 

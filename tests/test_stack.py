@@ -248,6 +248,13 @@ def test_readme_states_the_stack_defaults():
     assert "on log10 of the mean series length over the task's context + horizon" in text
     assert "recalibrated by a temperature fitted on the KB's own cells" in text
     assert inspect.signature(TimeTic.predict).parameters["n_windows"].default == 128 and "(128 by default" in text
+    from timetic.estimate.core import MIN_TASK_DATASETS
+    from timetic.estimate.stack import P_BEST_FLOOR
+
+    assert sig["stack_task_weights"].default == stk["task_weights"].default == 8
+    assert "a task (horizon) with at least 8 KB datasets gets its own weights" in text
+    assert MIN_TASK_DATASETS == 3 and "so is a task observed on fewer than 3 datasets" in text
+    assert P_BEST_FLOOR == 1 / 400 and "p ∝ (p + 1/400)^a" in text
 
 
 TIME_TIE = 0.6
