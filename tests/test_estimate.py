@@ -473,3 +473,19 @@ def test_a_model_added_without_observations_is_ranked_as_an_unseen_model(tmp_pat
     assert res.exit_code == 0, res.output
     info = json.loads(out.read_text())["info"]
     assert info["unobserved"] == ["tide-new"]
+
+
+def test_task_all_ranks_the_tasks_the_series_are_long_enough_for(tiny_kb):
+    """700 hourly points fit the short task (512 + 48 plus the evaluation span) but not medium
+    (512 + 240) or long: ``task="all"`` ranks short and says so; naming medium is an error."""
+    from timetic.errors import TimeticWarning
+
+    short_only = load_target(make_long(2, 700, seed=1), name="s")
+    est = TimeTic(tiny_kb, zero_shot=False, seed=0)
+    with pytest.warns(TimeticWarning, match="too short for the medium and long tasks; ranked short only"):
+        r = est.predict(short_only, task="all", n_windows=8)
+    assert set(r["task"]) == {"short"}
+    with pytest.raises(TimeticInputError, match="too short for task 'medium'.*use a shorter task"):
+        est.predict(short_only, task="medium", n_windows=8)
+    with pytest.raises(TimeticInputError, match="too short for task 'short'.*use longer series"):
+        est.predict(load_target(make_long(1, 300, seed=1), name="t"), task="all", n_windows=8)

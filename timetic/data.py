@@ -155,10 +155,11 @@ class Target:
         ids = self.item_ids
         need = task.window_length
         if not usable.any():
+            shorter = "longer series" if task.name == "short" else "a shorter task (--task short) or longer series"
             raise TimeticInputError(
                 f"every series is too short for task {task.name!r} (longest has {int(lengths.max())} "
-                f"points; needs context+horizon = {need} plus its final 10% evaluation span); "
-                "use a shorter task (--task short) or longer series"
+                f"points; needs context+horizon = {need} plus its final evaluation span, max(10%, "
+                f"horizon {task.horizon})); use {shorter}"
             )
         dropped = [ids[i] for i in np.flatnonzero(~usable)]
         shown = ", ".join(map(str, dropped[:5])) + (" ..." if len(dropped) > 5 else "")

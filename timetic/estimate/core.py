@@ -513,10 +513,12 @@ class TimeTic:
         tgt = target if isinstance(target, Target) else load_target(target, **load_kwargs)
         self._check_frequency(tgt.freq)
         names = list(TASK_NAMES) if task == "all" else ([task] if isinstance(task, str) else list(task))
+        if len(names) > 1:
+            names = _feasible_tasks(tgt, names)
         candidates = self._candidates(models)
         twin = self._weight_free_twin(candidates)
         if twin is not None:
-            res = twin.predict_detailed(tgt, task=task, models=candidates, n_windows=n_windows,
+            res = twin.predict_detailed(tgt, task=names, models=candidates, n_windows=n_windows,
                                         explain_top=explain_top, progress=progress)
             for attr in ("learner_name_", "features_", "n_context_rows_", "unobserved_ranked_"):
                 setattr(self, attr, getattr(twin, attr))
@@ -1030,3 +1032,29 @@ def _cell_log_zs(ctx: ContextTable) -> np.ndarray:
         .to_series()
         .to_numpy()
     )
+
+
+def _feasible_tasks(target: Any, names: list[str]) -> list[str]:
+    """The tasks of ``names`` that some series of ``target`` is long enough for; a warning names
+    the others. Raises the first task's error when none is."""
+    keep, skipped, first_error = [], [], None
+    for name in names:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", TimeticWarning)  # dropped series: warned when ranked
+                target.for_task(Task.preset(name, target.freq))
+        except TimeticInputError as err:
+            skipped.append(name)
+            first_error = first_error or err
+            continue
+        keep.append(name)
+    if not keep:
+        raise first_error
+    if skipped:
+        warnings.warn(
+            f"every series is too short for the {' and '.join(skipped)} task{'s' if len(skipped) > 1 else ''}; "
+            f"ranked {', '.join(keep)} only (longer series would add {'them' if len(skipped) > 1 else 'it'})",
+            TimeticWarning,
+            stacklevel=3,
+        )
+    return keep

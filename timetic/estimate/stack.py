@@ -91,11 +91,12 @@ class StackedRanker:
             model get it as an input; cells need ``log_probe``.
         length: the gain model also reads log10(mean series length / the task's window length)
             (cells' ``log_len``; a target without one gets the source cells' mean): fine-tuning
-            helps less where series are short (benchmarks/results/helps_flag.md: helped in 31 %
-            of the cells of datasets under 100 points a series, 77-87 % above 316). Length over
-            window length rather than length alone: on KB v2 (unseen dataset, 985 held-out
-            cells) the Brier score of P(fine-tuning helps) was 0.1565 with it, 0.1603 without and
-            0.1581 with log length alone (base rate 0.1582); benchmarks/helps_flag.py --stack.
+            helps less where series are short (benchmarks/results/helps_flag.md: helped in 44 %
+            of the cells of the dataset under 100 points a series, 65 % up to 316, 75-85 % above).
+            On KB v2 (unseen dataset, 1222 held-out cells) the Brier score of P(fine-tuning helps)
+            is 0.1503 with it and 0.1547 without (base rate 0.1563; benchmarks/helps_flag.py
+            --stack). Length over window length rather than length alone: on 985 cells of the
+            then partial KB, 0.1565 against 0.1581.
         zs_scale: the zero-shot (and probe) inputs as centred log scores (``"log"``), as centred
             ranks among the candidates (``"rank"``), or on each configuration's prior scale
             (``"match"``). Ranks are robust to the zero-shot outliers that fine-tuning repairs
