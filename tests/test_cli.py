@@ -88,6 +88,40 @@ def test_add_model_command(runner, tmp_path, tiny_model):
 
     m = KnowledgeBase.open(kb).models()
     assert m["pretraining_datasets"][0].to_list() == ["m3", "tourism"] and len(m["profile_renyi"][0]) == 6
+    from timetic.zoo import folder_revision
+
+    assert m["revision"][0] == folder_revision(tiny_model) and m["revision"][0].startswith("sha256:")
+    # the same id from other weights would take over the id's observations: refused, KB unchanged
+    other = tmp_path / "patchtst-other"
+    from timetic.adapters import get_adapter
+
+    get_adapter("patchtst").from_config("tiny", seed=2).save_pretrained(other)
+    before = (kb / "models.parquet").read_bytes()
+    res = runner.invoke(main, ["add-model", str(other), "--adapter", "patchtst", "--kb", str(kb), "--id", "patchtst-tiny"])
+    assert res.exit_code == 2 and "already in the knowledge base" in res.output, res.output
+    assert (kb / "models.parquet").read_bytes() == before
+    # the same model again is fine (its row is recomputed)
+    res = runner.invoke(main, ["add-model", str(tiny_model), "--adapter", "patchtst", "--kb", str(kb)])
+    assert res.exit_code == 0, res.output
+
+
+def test_failed_writes_leave_no_knowledge_base_behind(runner, tmp_path, tiny_model):
+    new = tmp_path / "new"
+    res = runner.invoke(main, ["add-model", str(tiny_model), "--adapter", "nosuch", "--kb", str(new)])
+    assert res.exit_code == 2 and not new.exists(), res.output
+    short = tmp_path / "short.parquet"
+    make_long(1, 40).write_parquet(short)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = runner.invoke(main, ["add-dataset", "--target", str(short), "--kb", str(empty)])
+    assert res.exit_code == 2 and empty.is_dir() and not any(empty.iterdir()), res.output
+    # a folder with other files is not turned into a KB
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("x")
+    res = runner.invoke(main, ["add-model", str(tiny_model), "--adapter", "patchtst", "--kb", str(notes)])
+    assert res.exit_code == 2 and "not a timetic knowledge base" in res.output
+    assert sorted(p.name for p in notes.iterdir()) == ["a.txt"]
 
 
 @pytest.mark.parametrize("learner", ["gp", "hgb", "tabpfn", "tabicl"])

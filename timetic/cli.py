@@ -391,13 +391,13 @@ def finetune(model_source, adapter, dataset_path, task, recipe_path, max_eval_wi
         from timetic.kb import KnowledgeBase
         from timetic.record import add_dataset, add_observations, model_row
 
-        kb = KnowledgeBase.open_or_create(kb_path)
-        ds = dataset_id or target.name
-        if kb.windows(dataset_id=ds, task=task).height == 0:
-            add_dataset(kb, target, ds, source=str(dataset_path), tasks=[task])
-        if kb.models().filter(pl.col("model_id") == model_id).height == 0:
-            kb.add_models(model_row(model, model_id, str(model_source)))
-        n = add_observations(kb, result)
+        with _writing_kb(kb_path) as kb:
+            ds = dataset_id or target.name
+            if kb.windows(dataset_id=ds, task=task).height == 0:
+                add_dataset(kb, target, ds, source=str(dataset_path), tasks=[task])
+            if kb.models().filter(pl.col("model_id") == model_id).height == 0:
+                kb.add_models(model_row(model, model_id, str(model_source)))
+            n = add_observations(kb, result)
         click.echo(f"recorded {n} new observations in {kb_path}")
 
 
@@ -421,6 +421,34 @@ def _kb_recipe(kb_path):
 
 # ---------------------------------------------------------------------------------------------
 # knowledge base
+
+
+@contextlib.contextmanager
+def _writing_kb(kb_path):
+    """The KB folder ``kb_path`` opened for writing, created if missing; when the command then
+    fails, a KB it created is removed again (nothing half-written). A folder that holds other
+    files but no KB is refused rather than turned into one."""
+    import shutil
+
+    from timetic.kb import KB_FILE, KnowledgeBase
+
+    path = Path(kb_path)
+    existed = (path / KB_FILE).is_file()
+    new_dir = not path.exists()
+    if not existed and path.is_dir() and any(path.iterdir()):
+        raise TimeticInputError(f"{path} is not a timetic knowledge base (no {KB_FILE}) and not empty; "
+                                "pass a new or empty folder, or a KB made by `timetic kb init`")
+    kb = KnowledgeBase.open_or_create(path)
+    try:
+        yield kb
+    except BaseException:
+        if not existed:
+            if new_dir:
+                shutil.rmtree(path, ignore_errors=True)
+            else:  # it was empty
+                for child in path.iterdir():
+                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+        raise
 
 
 def _open_kb(kb_path, create: bool = False):
@@ -517,7 +545,11 @@ def kb_merge(other, kb_path):
     """Merge the knowledge base OTHER into --kb (keyed dedupe, newest wins)."""
     from timetic.kb import KnowledgeBase
 
-    added = _open_kb(kb_path, create=True).merge(KnowledgeBase.open(other))
+    other_kb = KnowledgeBase.open(other)
+    if kb_path is None:
+        raise TimeticInputError("no knowledge base given; pass --kb DIR (it is created if missing)")
+    with _writing_kb(kb_path) as target_kb:
+        added = target_kb.merge(other_kb)
     click.echo("merged: " + ", ".join(f"{k} +{v}" for k, v in added.items()))
 
 
@@ -557,8 +589,9 @@ def add_dataset_cmd(target_path, freq, layout, item_id_col, timestamp_col, targe
 
     target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
     tasks = TASK_NAMES if task == "all" else (task,)
-    counts = add_dataset(_open_kb(kb_path, create=True), target, dataset_id, source=source or str(target_path),
-                         licence=licence, domain=domain, tasks=tasks, backend=backend)
+    with _writing_kb(kb_path) as kb:
+        counts = add_dataset(kb, target, dataset_id, source=source or str(target_path),
+                             licence=licence, domain=domain, tasks=tasks, backend=backend)
     click.echo(f"{dataset_id or target.name}: " + ", ".join(f"{k} {v} windows" for k, v in counts.items()))
 
 
@@ -576,9 +609,16 @@ def add_model_cmd(source, adapter, kb_path, model_id, revision, pretraining_corp
     """Register a model: load it and store its entropy profiles."""
     from timetic.record import add_model
 
-    row = add_model(_open_kb(kb_path, create=True), source, adapter, model_id, revision=revision,
-                    pretraining_corpus=pretraining_corpus,
-                    pretraining_datasets=[d for d in pretraining_datasets.split(",") if d], length=length)
+    from timetic.kb import KB_FILE
+
+    if (Path(kb_path) / KB_FILE).is_file():  # a user KB: its id must not shadow another layer's model
+        from timetic.record import check_new_model
+
+        check_new_model(_open_kb(kb_path).models(), model_id or Path(str(source)).name, adapter, str(source))
+    with _writing_kb(kb_path) as kb:
+        row = add_model(kb, source, adapter, model_id, revision=revision,
+                        pretraining_corpus=pretraining_corpus,
+                        pretraining_datasets=[d for d in pretraining_datasets.split(",") if d], length=length)
     click.echo(f"{row['model_id'][0]}: {row['num_parameters'][0]:,} parameters, depth {row['depth'][0]}, "
                f"profile " + " ".join(f"{v:.2f}" for v in row["profile_knn"][0]))
 
@@ -593,7 +633,8 @@ def add_observation_cmd(results, kb_path):
     from timetic.record import add_observations
 
     result = FinetuneResult.read_parquet(results)  # before the KB is opened (or created)
-    n = add_observations(_open_kb(kb_path, create=True), result)
+    with _writing_kb(kb_path) as kb:
+        n = add_observations(kb, result)
     click.echo(f"recorded {n} new observations in {kb_path}")
 
 

@@ -135,12 +135,37 @@ def model_row(
     )
 
 
+def check_new_model(models: pl.DataFrame, model_id: str, adapter: str, source: str, revision: str = "") -> None:
+    """Refuse ``model_id`` when ``models`` (a KB's models table) holds it with another adapter, source
+    or weight revision: the KB's observations of that id belong to those weights."""
+    have = models.filter(pl.col("model_id") == model_id)
+    if not have.height:
+        return
+    old = have.row(0, named=True)
+    other_revision = bool(revision) and bool(old.get("revision")) and old["revision"] != revision
+    if old["adapter"] != adapter or str(old["source"]) != source or other_revision:
+        what = f"weights revision {str(old['revision'])[:19]}..." if other_revision else \
+            f"adapter {old['adapter']}, source {old['source']}"
+        raise TimeticInputError(
+            f"model {model_id!r} is already in the knowledge base ({what}) and its observations belong to "
+            "those weights; pick another --id or a new --kb"
+        )
+
+
 def add_model(kb: KnowledgeBase, source: str | Path, adapter: str, model_id: str | None = None, **kwargs: Any) -> pl.DataFrame:
-    """Load a model, compute its profiles and store its row. Returns the row."""
+    """Load a model, compute its profiles and store its row (``revision``: by default the sha256 of a
+    local folder's or file's weights). A model id already in the KB with other weights is refused
+    (:func:`check_new_model`). Returns the row."""
     from timetic.adapters import load_model
 
+    model_id = model_id or Path(str(source)).name
+    if not kwargs.get("revision") and Path(str(source)).exists():
+        from timetic.zoo import folder_revision
+
+        kwargs["revision"] = folder_revision(source)
+    check_new_model(kb.models(), model_id, adapter, str(source), kwargs.get("revision", ""))
     model = load_model(source, adapter=adapter)
-    row = model_row(model, model_id or Path(str(source)).name, str(source), **kwargs)
+    row = model_row(model, model_id, str(source), **kwargs)
     kb.add_models(row)
     return row
 

@@ -82,10 +82,18 @@ def zoo_manifest() -> dict[str, Any]:
 def zoo_revision(model_id: str) -> str:
     """``"sha256:<hex>"`` over the model folder's files except its card and README (the weights
     and configs): the KB records it, so observations of a retrained model are told apart."""
+    return folder_revision(zoo_path(model_id))
+
+
+def folder_revision(path: str | Path) -> str:
+    """``"sha256:<hex>"`` over the files of a model folder except a card and README (or of one
+    checkpoint file)."""
     import hashlib
 
+    path = Path(path)
     h = hashlib.sha256()
-    for f in sorted(zoo_path(model_id).iterdir()):
+    files = [path] if path.is_file() else sorted(path.iterdir())
+    for f in files:
         if f.is_file() and f.name not in (CARD_FILE, "README.md"):
             h.update(f.name.encode() + b"\0" + f.read_bytes())
     return f"sha256:{h.hexdigest()}"
@@ -98,4 +106,4 @@ def load_zoo_model(model_id: str, device: str = "cpu", **kwargs: Any) -> Any:
     return load_model(zoo_path(model_id), adapter=zoo_card(model_id)["adapter"], device=device, **kwargs)
 
 
-__all__ = ["ZOO_DIR", "zoo_models", "zoo_path", "zoo_card", "zoo_manifest", "zoo_revision", "load_zoo_model"]
+__all__ = ["ZOO_DIR", "zoo_models", "zoo_path", "zoo_card", "zoo_manifest", "zoo_revision", "folder_revision", "load_zoo_model"]
