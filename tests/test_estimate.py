@@ -489,3 +489,23 @@ def test_task_all_ranks_the_tasks_the_series_are_long_enough_for(tiny_kb):
         est.predict(short_only, task="medium", n_windows=8)
     with pytest.raises(TimeticInputError, match="too short for task 'short'.*use longer series"):
         est.predict(load_target(make_long(1, 300, seed=1), name="t"), task="all", n_windows=8)
+
+
+def test_zero_shot_scores_do_not_depend_on_the_unit(tiny_kb):
+    """Values of 1e-6 (rates, probabilities) or 1e12 reach the models rescaled by a power of ten:
+    the same zero-shot MASE as the same series in a comfortable unit."""
+    frame = make_long(2, 1000, seed=4).with_columns(pl.col("target") * 0.5)  # scale ~5: not rescaled
+    est = TimeTic(tiny_kb, seed=0)
+    ref = est.predict(load_target(frame, name="u"), n_windows=8).sort("model_id")["zero_shot_mase"].to_numpy()
+    for factor in (1e-6, 1e12):
+        t = load_target(frame.with_columns(pl.col("target") * factor), name="u")
+        got = est.predict(t, n_windows=8).sort("model_id")["zero_shot_mase"].to_numpy()
+        np.testing.assert_allclose(got, ref, rtol=1e-4)
+
+
+def test_power_of_ten_factors_leave_comfortable_values_alone():
+    from timetic.data import power_of_ten_factors
+
+    rows = np.array([[5.0, -5.0, np.nan], [3e-6, 3e-6, 3e-6], [2e9, 2e9, 2e9], [0.0, 0.0, 0.0],
+                     [np.nan, np.nan, np.nan]])
+    np.testing.assert_allclose(power_of_ten_factors(rows), [1.0, 1e6, 1e-9, 1.0, 1.0])

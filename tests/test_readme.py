@@ -190,3 +190,10 @@ def test_window_split_agreement_is_the_shipped_kbs():
     got = [split.filter(pl.col("task") == t)[f"rho_{k}"].mean() for k in ("half", "full")
            for t in ("short", "medium", "long")]
     assert [f"{v:.3f}" for v in got] == [m[i] for i in range(1, 7)]
+
+
+def test_model_scale_range_is_the_readmes():
+    from timetic.data import MODEL_SCALE_RANGE
+
+    m = _one(r"whose mean \|value\| lies outside ([0-9.e]+) to ([0-9.e]+) reaches them")
+    assert (float(m[1]), float(m[2])) == MODEL_SCALE_RANGE

@@ -77,6 +77,21 @@ MIN_ABS_SCALE = 1e-30
 #: Series scales (largest absolute value) at which every model family forecasts as it does at
 #: unit scale; outside, the target is accepted with a warning.
 ACCURATE_RANGE = (1e-6, 1e15)
+
+#: windows (or series) whose mean |observed value| lies outside this range are rescaled by a power
+#: of ten before a model sees them (:meth:`Windows.for_models`, :meth:`timetic.data.Target.for_models`).
+MODEL_SCALE_RANGE = (1e-1, 1e7)
+
+
+def power_of_ten_factors(values: np.ndarray, scale_range: tuple[float, float] = MODEL_SCALE_RANGE) -> np.ndarray:
+    """(n,) factors 10^k for rows of ``values`` (n, L): 1 where the row's mean |observed value| lies
+    within ``scale_range`` (or is 0 / undefined), else the power of ten that brings it into [1, 10)."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: factor 1
+        scale = np.nanmean(np.abs(values), axis=1)
+    lo, hi = scale_range
+    off = np.isfinite(scale) & (scale > 0) & ((scale < lo) | (scale > hi))
+    return np.where(off, 10.0 ** -np.floor(np.log10(np.where(off, scale, 1.0))), 1.0)
 #: Most missing points that putting the series on their frequency's grid may add, over the target.
 MAX_FILLED_POINTS = 10_000_000
 #: A series whose largest seasonal difference (or range) is at most this fraction of its largest
@@ -171,6 +186,20 @@ class Target:
         )
         keep = [ids[i] for i in np.flatnonzero(usable)]
         frame = self.frame.filter(pl.col("item_id").is_in(keep))
+        return Target(frame=frame, freq=self.freq, name=self.name)
+
+    def for_models(self) -> "Target":
+        """The target as models should see it: each series whose mean |observed value| lies outside
+        :data:`MODEL_SCALE_RANGE` multiplied by the power of ten that brings it into [1, 10) (see
+        :meth:`timetic.windows.Windows.for_models`); the target itself where none does."""
+        scale = self.frame.group_by("item_id", maintain_order=True).agg(
+            pl.col("target").abs().mean().alias("s"))
+        factors = power_of_ten_factors(scale.get_column("s").fill_null(np.nan).to_numpy()[:, None])
+        if (factors == 1.0).all():
+            return self
+        factor = pl.col("item_id").replace_strict(scale.get_column("item_id"), pl.Series(factors),
+                                                  return_dtype=pl.Float64)
+        frame = self.frame.with_columns(pl.col("target") * factor)
         return Target(frame=frame, freq=self.freq, name=self.name)
 
     def to_gluonts(self) -> list[dict[str, Any]]:

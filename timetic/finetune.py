@@ -237,6 +237,7 @@ def probe_curve(adapter: Any, target: Target, task: Task, recipe: Recipe, steps:
     """
     if steps < 1:
         raise TimeticInputError(f"probe steps must be >= 1; got {steps}")
+    target = target.for_models()  # tiny or huge values: a power of ten per series (MASE does not change)
     C = int(recipe.context_length or task.context_length)
     train, _ = split_series(target, task, max_eval_windows, seed=recipe.seed, context_length=C)
     if not recipe.validates or not _accepts_validate(adapter):
@@ -402,6 +403,7 @@ def run_finetune(
     """
     from timetic.adapters.base import Timer
 
+    target = target.for_models()  # tiny or huge values: a power of ten per series (MASE does not change)
     C = int(recipe.context_length or task.context_length)
     train, windows = split_series(target, task, max_eval_windows, seed=recipe.seed, context_length=C)
     H = task.horizon

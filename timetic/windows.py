@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from timetic.data import Target
+from timetic.data import Target, power_of_ten_factors
 from timetic.errors import TimeticInputError, TimeticWarning
 from timetic.tasks import Task, test_length
 
@@ -62,6 +62,18 @@ class Windows:
     def future(self) -> np.ndarray:
         """Shape (n, H)."""
         return self.values[:, self.task.context_length :]
+
+    def for_models(self) -> "Windows":
+        """The windows as models should see them: each window whose mean |observed context| lies
+        outside :data:`MODEL_SCALE_RANGE` multiplied by the power of ten that brings it into
+        [1, 10) (:func:`power_of_ten_factors`). Scores scaled by the in-sample error (MASE, WQL)
+        do not change; models whose scalers have a floor (1e-5 and the like) or compute in
+        float32 stop failing on values like 1e-4 or 1e12."""
+        factors = power_of_ten_factors(self.context)
+        if (factors == 1.0).all():
+            return self
+        return Windows(values=self.values * factors[:, None], item_ids=self.item_ids, starts=self.starts,
+                       task=self.task)
 
     def subset(self, idx: np.ndarray) -> "Windows":
         """The windows at positions ``idx`` (same task)."""
