@@ -509,3 +509,10 @@ def test_power_of_ten_factors_leave_comfortable_values_alone():
     rows = np.array([[5.0, -5.0, np.nan], [3e-6, 3e-6, 3e-6], [2e9, 2e9, 2e9], [0.0, 0.0, 0.0],
                      [np.nan, np.nan, np.nan]])
     np.testing.assert_allclose(power_of_ten_factors(rows), [1.0, 1e6, 1e-9, 1.0, 1.0])
+
+
+def test_a_renamed_target_column_passes_through_predict(tiny_kb):
+    """``target=`` names the target column (a ``load_target`` option), as the errors advise."""
+    frame = make_long(2, 1000, seed=2).rename({"target": "y"})
+    r = TimeTic(tiny_kb, zero_shot=False).predict(frame, target="y", n_windows=8)
+    assert r.height == 4

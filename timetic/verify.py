@@ -272,6 +272,7 @@ class VerifyResult:
 def verify(
     estimator: Any,
     target: Any,
+    /,
     task: str | Sequence[str] = "short",
     top_k: int = 3,
     models: Sequence[str] | None = None,

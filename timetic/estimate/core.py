@@ -452,6 +452,7 @@ class TimeTic:
     def predict(
         self,
         target: Any,
+        /,
         task: str | Sequence[str] = "short",
         models: Sequence[str] | None = None,
         n_windows: int = 128,
@@ -474,6 +475,7 @@ class TimeTic:
     def verify(
         self,
         target: Any,
+        /,
         task: str | Sequence[str] = "short",
         top_k: int = 3,
         kb_out: str | Path | None = None,
@@ -493,6 +495,7 @@ class TimeTic:
     def predict_detailed(
         self,
         target: Any,
+        /,
         task: str | Sequence[str] = "short",
         models: Sequence[str] | None = None,
         n_windows: int = 128,
