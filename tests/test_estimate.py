@@ -402,12 +402,21 @@ def test_a_fit_on_the_whole_kb_is_cached_and_any_change_refits(tiny_kb, target, 
     os.utime(obs, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     TimeTic(kb, seed=0, zero_shot=False).fit()
     assert calls == [1, 1]
+    # a file replaced by another of the same size with its mtime restored (cp -p, rsync -a) refits
+    st = obs.stat()
+    replaced = obs.with_name("replaced.tmp")
+    shutil.copyfile(obs, replaced)
+    os.replace(replaced, obs)
+    os.utime(obs, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert obs.stat().st_size == st.st_size and obs.stat().st_mtime_ns == st.st_mtime_ns
+    TimeTic(kb, seed=0, zero_shot=False).fit()
+    assert calls == [1, 1, 1]
     est = TimeTic(kb, seed=0, zero_shot=False)
     est.fit(est.context_table())
-    assert calls == [1, 1, 1]
+    assert calls == [1, 1, 1, 1]
     monkeypatch.setenv("TIMETIC_CACHE_DIR", "off")
     TimeTic(kb, seed=0, zero_shot=False).fit()
-    assert calls == [1, 1, 1, 1]
+    assert calls == [1, 1, 1, 1, 1]
 
 
 def test_the_fit_cache_keeps_only_the_most_recent_entries(tmp_path, monkeypatch):
@@ -516,3 +525,29 @@ def test_a_renamed_target_column_passes_through_predict(tiny_kb):
     frame = make_long(2, 1000, seed=2).rename({"target": "y"})
     r = TimeTic(tiny_kb, zero_shot=False).predict(frame, target="y", n_windows=8)
     assert r.height == 4
+
+
+def test_a_live_estimator_refits_when_its_kb_changes(tiny_kb, target, tmp_path):
+    """Observations added to the estimator's own KB (``verify(kb_out=...)``, ``finetune --kb``)
+    reach the next predict of the same object; a fold fit (a context passed in) is kept."""
+    import shutil
+
+    import polars as pl
+
+    from timetic.kb import KnowledgeBase
+
+    kbdir = tmp_path / "kb"
+    shutil.copytree(tiny_kb.path, kbdir)
+    kb = KnowledgeBase(kbdir)
+    est = TimeTic(kb, seed=0, zero_shot=False)
+    before = est.predict(target, n_windows=12)
+    obs = kb.observations()
+    worse = obs.filter(pl.col("model_id") == before["model_id"][0]).with_columns(pl.col("ft_mase") * 50)
+    kb.add_observations(worse)  # the same windows observed again (newest wins): the best model fails
+    assert est._fitted_on_another_kb()
+    after = est.predict(target, n_windows=12)
+    assert not after.equals(before)
+    assert after.equals(TimeTic(KnowledgeBase(kbdir), seed=0, zero_shot=False).predict(target, n_windows=12))
+    fold = TimeTic(kb, seed=0, zero_shot=False)
+    fold.fit(fold.context_table())
+    assert not fold._fitted_on_another_kb()

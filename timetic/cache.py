@@ -40,7 +40,11 @@ def _files_signature(path: str) -> str:
     if not p.exists():
         return f"missing:{path}"
     files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
-    return ";".join(f"{f.relative_to(p) if f != p else f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    # size and modification time, plus inode and status-change time: a file replaced by one of the
+    # same size whose mtime was restored (cp -p, rsync -a, tar) still counts as changed
+    stats = [(f, f.stat()) for f in files]
+    return ";".join(f"{f.relative_to(p) if f != p else f.name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}"
+                    for f, st in stats)
 
 
 def zero_shot_key(adapter: str, source_path: str, revision: str | None, horizon: int, seasonality: int,

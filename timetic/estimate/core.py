@@ -295,21 +295,36 @@ class TimeTic:
         Fitted on the whole KB, the fitted state is cached (:mod:`timetic.cache`, keyed by the
         parameters, the KB's files and timetic's code), so the next process skips the fit."""
         if context is not None:
+            self._whole_kb_fit = None
             return self._fit(context)
         from timetic import cache
 
-        params = {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters
-                  if k not in ("self", "kb")}
-        key = cache.fit_key(params, self._require_kb())
+        key = self._whole_kb_key()
         state = cache.get_object(key) if key is not None else None
         if isinstance(state, dict) and "learner_" in state:
             self.__dict__.update(state)
+            self._whole_kb_fit = key
             return self
         self._fit(self.context_table())
         if key is not None:
             cache.put_object(key, {k: v for k, v in self.__dict__.items()
                                    if k.endswith("_") and not k.startswith("_") and k not in _PREDICT_STATE})
+        self._whole_kb_fit = key
         return self
+
+    def _whole_kb_key(self) -> str | None:
+        """The fit cache's key of this estimator on its whole KB as the KB's files are now."""
+        from timetic import cache
+
+        params = {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters
+                  if k not in ("self", "kb")}
+        return cache.fit_key(params, self._require_kb())
+
+    def _fitted_on_another_kb(self) -> bool:
+        """Fitted on the whole KB, whose files have changed since (e.g. ``verify(kb_out=...)`` into
+        this estimator's own KB): the next predict refits."""
+        key = getattr(self, "_whole_kb_fit", None)
+        return key is not None and self._whole_kb_key() != key
 
     def _fit(self, ctx: ContextTable) -> "TimeTic":
         if self.profile is not None and ctx.profile != self.profile:
@@ -511,7 +526,7 @@ class TimeTic:
         """
         from timetic.data import Target, load_target
 
-        if not hasattr(self, "learner_"):
+        if not hasattr(self, "learner_") or self._fitted_on_another_kb():
             self.fit()
         tgt = target if isinstance(target, Target) else load_target(target, **load_kwargs)
         self._check_frequency(tgt.freq)
