@@ -348,3 +348,22 @@ def test_cli_interrupt_keeps_what_was_measured_and_says_how_to_continue(base, tm
     assert res.exit_code == 130, res.output
     assert "interrupted: 1 of 2 model(s) measured" in res.stderr and "run the same command again" in res.stderr
     assert KnowledgeBase.open(out).observations().get_column("model_id").unique().to_list() == calls[:1]
+
+
+def test_a_kb_dataset_under_other_series_names_is_left_out_and_not_recorded_twice(base, tmp_path):
+    """The KB's ``ds1`` with renamed series: verify leaves ``ds1`` out of the prediction (its
+    observations would be the answer) and will not record the series a second time; the exact
+    same frame under another id is recorded under the KB's id."""
+    from timetic.errors import TimeticWarning
+
+    frame = synthetic_dataset(1)
+    renamed = load_target(frame.with_columns((pl.lit("x") + pl.col("item_id")).alias("item_id")), name="renamed")
+    est = TimeTic(open_kb(base), seed=0)
+    res = est.verify(renamed, top_k=1)
+    assert "ds1" in res.info["excluded"]
+    with pytest.raises(TimeticInputError, match="as dataset 'ds1' under other series names"):
+        est.verify(renamed, top_k=1, kb_out=tmp_path / "u1")
+    assert not (tmp_path / "u1").exists()
+    with pytest.warns(TimeticWarning, match="in the knowledge base already as 'ds1'"):
+        est.verify(load_target(frame, name="copy"), top_k=1, kb_out=tmp_path / "u2", dataset_id="copy")
+    assert KnowledgeBase.open(tmp_path / "u2").datasets().get_column("dataset_id").to_list() == ["ds1"]

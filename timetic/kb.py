@@ -106,6 +106,7 @@ DATASETS_SCHEMA = pl.Schema(
     {
         "dataset_id": pl.Utf8,
         "content_hash": pl.Utf8,
+        "series_hash": pl.Utf8,
         "freq": pl.Utf8,
         "n_series": pl.Int64,
         "total_length": pl.Int64,
@@ -201,7 +202,7 @@ class TableSpec:
 
 
 TABLES: dict[str, TableSpec] = {
-    "datasets": TableSpec("datasets", DATASETS_SCHEMA, ("dataset_id",), timestamp="added"),
+    "datasets": TableSpec("datasets", DATASETS_SCHEMA, ("dataset_id",), timestamp="added", optional=("series_hash",)),
     "windows": TableSpec(
         "windows", WINDOWS_SCHEMA, ("dataset_id", "task", "item_id", "window_start"), extra_float=True
     ),
@@ -296,6 +297,26 @@ def content_hash(frame: pl.DataFrame | Any) -> str:
     values = canon.get_column("target").to_numpy().astype("<f8") + 0.0  # -0.0 -> 0.0
     values[np.isnan(values)] = np.nan  # one NaN bit pattern
     _hash_block(h, "target", values)
+    return h.hexdigest()
+
+
+def series_hash(frame: pl.DataFrame | Any) -> str:
+    """sha256 (hex) of a target's series whatever they are named: :func:`content_hash` without the
+    item ids (each series' timestamps and values hashed alone, the digests sorted), so a file that
+    holds a KB dataset's series under other names (``0``, ``y``) is still recognised."""
+    if not isinstance(frame, pl.DataFrame) and hasattr(frame, "frame"):
+        frame = frame.frame
+    frame = _to_polars(frame, "target")
+    if "item_id" not in frame.columns:
+        frame = frame.with_columns(pl.lit("0").alias("item_id"))
+    digests = sorted(
+        content_hash(g.with_columns(pl.lit("").alias("item_id")))
+        for _, g in frame.group_by("item_id")
+    )
+    h = hashlib.sha256(b"timetic-series-hash-v1")
+    h.update(struct.pack("<Q", len(digests)))
+    for d in digests:
+        h.update(bytes.fromhex(d))
     return h.hexdigest()
 
 

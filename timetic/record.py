@@ -14,7 +14,7 @@ from timetic.data import Target
 from timetic.errors import TimeticInputError, TimeticWarning
 from timetic.features import add_descriptors, dataset_descriptors, window_features
 from timetic.finetune import FinetuneResult, split_series
-from timetic.kb import KnowledgeBase, content_hash
+from timetic.kb import KnowledgeBase, content_hash, series_hash
 from timetic.tasks import TASK_NAMES, Task
 
 #: every evaluation window of a dataset gets features (the runner's capped subsets are all covered).
@@ -77,6 +77,7 @@ def add_dataset(
         {
             "dataset_id": [dataset_id],
             "content_hash": [content_hash(target.frame)],
+            "series_hash": [series_hash(target.frame)],
             "freq": [target.freq],
             "n_series": [target.n_series],
             "total_length": [int(target.lengths.sum())],

@@ -317,7 +317,7 @@ def verify(
     """
     from timetic.data import Target, load_target
     from timetic.finetune import DEFAULT_EVAL_WINDOWS, split_series
-    from timetic.kb import content_hash
+    from timetic.kb import content_hash, series_hash
     from timetic.layers import LayeredKB, layers_of
     from timetic.tasks import TASK_NAMES, Task
 
@@ -340,17 +340,35 @@ def verify(
         raise TimeticInputError("the dataset id is empty; pass --dataset-id")
     kb = estimator._require_kb()
     layers = layers_of(kb)
-    digest = content_hash(tgt.frame)
+    digest, series_digest = content_hash(tgt.frame), series_hash(tgt.frame)
 
-    # the KB that predicts: every layer, without the datasets that hold the target's data
-    known = kb.datasets().select("dataset_id", "content_hash")
+    # the KB that predicts: every layer, without the datasets that hold the target's data (the
+    # same series under any names)
+    known = kb.datasets()
+    if "series_hash" not in known.columns:
+        known = known.with_columns(pl.lit(None, dtype=pl.Utf8).alias("series_hash"))
+    known = known.select("dataset_id", "content_hash", "series_hash")
+    same = (pl.col("content_hash") == digest) | (pl.col("series_hash") == series_digest).fill_null(False)
+    exact = known.filter(pl.col("content_hash") == digest).get_column("dataset_id").to_list()
+    if kb_out is not None and exact and dataset_id not in exact:
+        warnings.warn(f"the target's data is in the knowledge base already as {exact[0]!r}; its results are "
+                      f"recorded under that id (not {dataset_id!r}), so they are not counted twice",
+                      TimeticWarning, stacklevel=2)
+        dataset_id = exact[0]
     clash = known.filter((pl.col("dataset_id") == dataset_id) & (pl.col("content_hash") != digest))
     if clash.height:
         raise TimeticInputError(
             f"dataset id {dataset_id!r} already names other data in the knowledge base {kb.path}; "
             f"pass --dataset-id with another id"
         )
-    excluded = sorted(known.filter(pl.col("content_hash") == digest).get_column("dataset_id").to_list())
+    excluded = sorted(known.filter(same).get_column("dataset_id").to_list())
+    renamed = [d for d in excluded if d not in exact]
+    if kb_out is not None and renamed:
+        raise TimeticInputError(
+            f"the target's series are in the knowledge base already, as dataset {renamed[0]!r} under other "
+            "series names; recording them again would count them twice: name the series as the KB does, "
+            "or verify without --kb-out"
+        )
     out_kb = _check_kb_out(kb_out, kb, dataset_id, digest)  # before anything runs or is written
     if excluded:
         view = LayeredKB(layers, exclude_datasets=excluded)
