@@ -410,3 +410,19 @@ def test_piped_table_shows_every_column_header():
     assert res.exit_code == 0, res.output
     for header in ("rank", "pred. MASE", "90% interval", "P(best)", "E[regret]", "P(<naive)"):
         assert header in res.output
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["predict", "--target", "x.parquet", "--seed", "-1"], "Invalid value for '--seed'"),
+    (["predict", "--target", "x.parquet", "--task", "huge"], "Invalid value for '--task'"),
+    (["predict", "--nope"], "No such option"),
+    (["nosuch"], "No such command"),
+])
+def test_usage_errors_are_one_line(argv, fragment):
+    from timetic.cli import main
+
+    res = CliRunner().invoke(main, argv)
+    assert res.exit_code == 2
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], res.output
+    assert "--help`" in lines[0]

@@ -551,3 +551,14 @@ def test_a_live_estimator_refits_when_its_kb_changes(tiny_kb, target, tmp_path):
     fold = TimeTic(kb, seed=0, zero_shot=False)
     fold.fit(fold.context_table())
     assert not fold._fitted_on_another_kb()
+
+
+def test_candidate_and_window_arguments_are_checked(tiny_kb, target):
+    est = TimeTic(tiny_kb, zero_shot=False, seed=0)
+    twice = est.predict(target, models=["patchtst-tiny", "patchtst-tiny", "timesfm-tiny"], n_windows=8)
+    assert twice["model_id"].to_list().count("patchtst-tiny") == 1 and twice.height == 2
+    assert est.predict(target, task=["short", "short"], n_windows=8).height == 4
+    with pytest.raises(TimeticInputError, match="list of candidate models is empty"):
+        est.predict(target, models=[], n_windows=8)
+    with pytest.raises(TimeticInputError, match="whole number"):
+        est.predict(target, n_windows=2.5)

@@ -500,3 +500,22 @@ def test_readme_documents_the_business_hour_presets():
                                                         str(tasks[0].period)]
     assert "10 million" in readme and D.MAX_FILLED_POINTS == 10_000_000
     assert "at least half of their\n  context and half of their horizon" in readme and MIN_OBSERVED == 0.5
+
+
+def test_a_multiindex_frame_and_bare_values():
+    """An AutoGluon-style (item_id, timestamp) MultiIndex loads like the long frame; bare values
+    (no timestamps) get an error that says what to pass."""
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    from conftest import make_long
+    from timetic.data import load_target
+    from timetic.errors import TimeticInputError
+
+    long = make_long(2, 300).to_pandas()
+    indexed = long.set_index(["item_id", "timestamp"])
+    assert load_target(indexed).frame.equals(load_target(long).frame)
+    for bare in (np.arange(100.0), pd.Series(np.arange(100.0)), [1.0, 2.0, 3.0]):
+        with pytest.raises(TimeticInputError, match="needs timestamps"):
+            load_target(bare)

@@ -50,7 +50,7 @@ def test_windows_capacity_and_limits():
     cap = sum(len(s) - test_length(len(s), task) - task.window_length + 1 for s in t.series())
     assert len(w) == cap  # all distinct admissible starts, no duplicates
     assert len({(i, s) for i, s in zip(w.item_ids, w.starts)}) == len(w)
-    with pytest.raises(TimeticInputError, match="between 1 and"):
+    with pytest.raises(TimeticInputError, match="from 1 to"):
         sample_windows(t, task, MAX_WINDOWS + 1)
 
 

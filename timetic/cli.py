@@ -41,6 +41,26 @@ class GuardedGroup(click.Group):
     ``--debug`` option is set, in which case it is re-raised with its traceback.
     """
 
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        """Usage errors (unknown option, bad value) as one line too: ``error: ...; see `timetic CMD
+        --help```, exit 2."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else (prog_name or "timetic")
+            click.echo(f"error: {e.format_message().rstrip('.')}; see `{where} --help`", err=True)
+            sys.exit(2)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -237,7 +257,7 @@ def main(debug: bool) -> None:
 @target_options
 @click.option("--task", type=click.Choice(["short", "medium", "long", "all"]), default="short", show_default=True)
 @click.option("--windows", "n_windows", type=int, default=256, show_default=True, help="Windows per task.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--backend", type=click.Choice(["fast", "tsfresh"]), default="fast", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output .parquet/.csv/.json.")
 @friendly
@@ -275,7 +295,7 @@ def features(target_path, freq, layout, item_id_col, timestamp_col, target_col, 
 @click.option("--max-tokens", type=int, default=10_000, show_default=True)
 @click.option("--probe-target", type=click.Path(path_type=Path), default=None,
               help="Probe on this target's windows instead of the synthetic probe corpus.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Save the profile as JSON.")
 @friendly
 def profile(model_source, adapter, estimator, length, max_tokens, probe_target, seed, out):
@@ -654,7 +674,7 @@ def add_observation_cmd(results, kb_path):
                    "tabpfn when TIMETIC_TABPFN_MODEL is set, else gp).")
 @click.option("--windows", "n_windows", type=int, default=128, show_default=True)
 @zero_shot_options
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the ranking to a file.")
 @click.option("--no-zero-shot", is_flag=True, help="Rank from characteristics alone (no model weights needed).")
@@ -710,7 +730,7 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
               help="The window formulation's tabular learner (implies --method window).")
 @click.option("--windows", "n_windows", type=int, default=128, show_default=True)
 @zero_shot_options
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--no-zero-shot", is_flag=True, help="Rank from characteristics alone (no model weights needed).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The HTML file to write.")
 @click.option("--quiet", "-q", is_flag=True,
@@ -759,7 +779,7 @@ def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, ta
               help="At most this many held-out windows per model (the runner's default; KB v2's grid used 32).")
 @click.option("--windows", "n_windows", type=int, default=128, show_default=True,
               help="Target windows sampled for the prediction (as predict).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--no-zero-shot", is_flag=True, help="Predict from characteristics alone (as predict).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the comparison to a file.")
@@ -874,7 +894,7 @@ def _rank(steps: Steps, target_path, freq, layout, item_id_col, timestamp_col, t
               help="Also evaluate the window formulation with this learner (repeatable).")
 @click.option("--no-zero-shot", is_flag=True, help="Leave the zero-shot column out of the context.")
 @click.option("--few-shot-windows", type=int, default=20, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Per-fold metrics (.csv/.parquet/.json).")
 @friendly
 def evaluate(kb_path, scenarios, learners, no_zero_shot, few_shot_windows, seed, out):

@@ -282,6 +282,13 @@ def load_target(
         df = _from_pandas(source, timestamp)
     elif isinstance(source, pl.LazyFrame):
         df = source.collect()
+    elif isinstance(source, (np.ndarray, pd.Series, pl.Series)) or (
+            isinstance(source, (list, tuple)) and source and not isinstance(source[0], dict)):
+        raise TimeticInputError(
+            f"cannot load a target from a bare {type(source).__name__} of values: timetic needs timestamps; "
+            "pass a DataFrame with timestamp and target columns (and item_id for several series), a file, "
+            "or a GluonTS dataset"
+        )
     elif hasattr(source, "__iter__"):
         df = _from_gluonts(source)  # frequency re-inferred from the period start timestamps
         layout = "long"
@@ -340,6 +347,8 @@ def _read_file(path: Path, timestamp: str = "timestamp") -> pl.DataFrame:
 def _from_pandas(df: pd.DataFrame, timestamp: str) -> pl.DataFrame:
     if isinstance(df.index, pd.DatetimeIndex):
         df = df.rename_axis(timestamp if timestamp not in df.columns else "__index__").reset_index()
+    elif isinstance(df.index, pd.MultiIndex) and all(n is not None and n not in df.columns for n in df.index.names):
+        df = df.reset_index()  # e.g. AutoGluon's (item_id, timestamp) index: its levels become columns
     else:
         df = df.reset_index(drop=True)
     try:

@@ -100,9 +100,10 @@ def sample_windows(
     short for the task are dropped with a warning (:meth:`Target.for_task`); windows whose context
     or horizon is mostly missing are never drawn (module docstring).
     """
-    if not 1 <= n_windows <= MAX_WINDOWS:
+    if isinstance(n_windows, bool) or not isinstance(n_windows, (int, np.integer)) or not 1 <= n_windows <= MAX_WINDOWS:
         raise TimeticInputError(
-            f"--windows must be between 1 and {MAX_WINDOWS} (got {n_windows}); pick a value in range"
+            f"the number of windows (--windows, n_windows=) must be a whole number from 1 to {MAX_WINDOWS} "
+            f"(got {n_windows!r}); pick a value in range"
         )
     target = target.for_task(task)
     series = target.series()

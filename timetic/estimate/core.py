@@ -530,7 +530,7 @@ class TimeTic:
             self.fit()
         tgt = target if isinstance(target, Target) else load_target(target, **load_kwargs)
         self._check_frequency(tgt.freq)
-        names = list(TASK_NAMES) if task == "all" else ([task] if isinstance(task, str) else list(task))
+        names = list(TASK_NAMES) if task == "all" else ([task] if isinstance(task, str) else list(dict.fromkeys(task)))
         if len(names) > 1:
             names = _feasible_tasks(tgt, names)
         candidates = self._candidates(models)
@@ -740,6 +740,11 @@ class TimeTic:
         known = list(self.models_) + list(getattr(self, "unobserved_models_", []))
         if models is None:
             return known
+        if isinstance(models, str):
+            models = [m for m in models.split(",") if m]
+        models = list(dict.fromkeys(models))  # each once, in the order given
+        if not models:
+            raise TimeticInputError(f"the list of candidate models is empty; name some of: {', '.join(known)}")
         unknown = [m for m in models if m not in known]
         if unknown:
             raise TimeticInputError(
