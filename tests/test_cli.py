@@ -148,6 +148,16 @@ def test_predict_table_csv_and_no_zero_shot(runner, tiny_kb):
     assert lines[0].startswith("task,rank,model_id") and len(lines) == 5
 
 
+def test_predict_out_suffix_picks_the_format(runner, tiny_kb, tmp_path):
+    base = ["predict", "--target", EXAMPLE, "--kb", str(tiny_kb.path), "--windows", "8", "--no-zero-shot", "-q"]
+    res = runner.invoke(main, [*base, "--out", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "r.json").read_text())["schema_version"] == 1
+    res = runner.invoke(main, [*base, "--out", str(tmp_path / "r2.json"), "--format", "csv"])
+    assert res.exit_code == 2 and "ends in .json but --format is csv" in res.output
+    assert not (tmp_path / "r2.json").exists()
+
+
 def test_cli_errors_exit_2(runner, tmp_path, tiny_kb):
     cases = [
         (["predict", "--target", EXAMPLE, "--kb", str(tmp_path / "nokb")], "not a timetic knowledge base"),

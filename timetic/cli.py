@@ -471,6 +471,17 @@ def _writing_kb(kb_path):
         raise
 
 
+def _out_format(fmt: str | None, out: Path | None) -> str:
+    """--format, or the one --out's suffix names (.json, .csv); a contradiction is an error."""
+    suffix = {".json": "json", ".csv": "csv"}.get(Path(out).suffix.lower()) if out is not None else None
+    if fmt is None:
+        return suffix or "table"
+    if suffix is not None and fmt != suffix and not (fmt == "table" and suffix == "csv"):
+        raise TimeticInputError(f"--out {out} ends in .{suffix} but --format is {fmt}; drop --format "
+                                f"(the suffix decides) or name the file .{'csv' if fmt == 'table' else fmt}")
+    return fmt
+
+
 def _open_kb(kb_path, create: bool = False):
     """The KB to read (a user KB with the KBs it layers over, :mod:`timetic.layers`), or with
     ``create`` the one folder to write (created if missing)."""
@@ -675,8 +686,10 @@ def add_observation_cmd(results, kb_path):
 @click.option("--windows", "n_windows", type=int, default=128, show_default=True)
 @zero_shot_options
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the ranking to a file.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default=None,
+              help="Output format (default: json or csv when --out ends in .json / .csv, else table).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write the ranking to a file (csv with the table format).")
 @click.option("--no-zero-shot", is_flag=True, help="Rank from characteristics alone (no model weights needed).")
 @click.option("--explain/--no-explain", default=True, show_default=True,
               help="Show the nearest source datasets for the top models (table format).")
@@ -692,6 +705,7 @@ def predict(target_path, freq, layout, item_id_col, timestamp_col, target_col, t
 
     started = time.perf_counter()
     _check_out(out)
+    fmt = _out_format(fmt, out)
     with Steps(show_progress(quiet)) as steps:
         with steps.step("loading"):
             from timetic.report import ranking_json, render_table
@@ -781,8 +795,10 @@ def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, ta
               help="Target windows sampled for the prediction (as predict).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--no-zero-shot", is_flag=True, help="Predict from characteristics alone (as predict).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the comparison to a file.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default=None,
+              help="Output format (default: json or csv when --out ends in .json / .csv, else table).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write the comparison to a file (csv with the table format).")
 @click.option("--quiet", "-q", is_flag=True,
               help="Nothing on stderr but warnings and errors: no time estimate, no progress (also off when "
                    "stderr is not a terminal), no 'written to' line.")
@@ -793,6 +809,7 @@ def verify_cmd(target_path, freq, layout, item_id_col, timestamp_col, target_col
     from timetic.io import atomic_path
 
     _check_out(out)
+    fmt = _out_format(fmt, out)
     if top_k < 1:
         raise TimeticInputError(f"--top-k must be at least 1 (got {top_k}); e.g. --top-k 3")
     if max_eval_windows < 1:
