@@ -192,3 +192,10 @@ def test_report_is_self_contained_html(runner, tmp_path, tiny_kb):
     assert len(rows) == 4  # one per model of the tiny KB
     assert "nearest source datasets" in text.lower() and "Target features" in text
     assert "http://" not in text and "https://" not in text  # nothing to fetch
+    # the run's warnings are in the page, not only on stderr
+    res = runner.invoke(main, ["report", "--target", EXAMPLE, "--kb", str(tiny_kb.path), "--windows", "8",
+                               "--task", "all", "--no-zero-shot", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "no medium-task observations" in res.output
+    page = out.read_text(encoding="utf-8")
+    assert '<div class="warn">' in page and "no medium-task observations" in page

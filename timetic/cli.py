@@ -763,11 +763,16 @@ def report(target_path, freq, layout, item_id_col, timestamp_col, target_col, ta
     with Steps(show_progress(quiet)) as steps:
         with steps.step("loading"):
             from timetic.report import html_report
-        est, k, target, res = _rank(steps, target_path, freq, layout, item_id_col, timestamp_col, target_col,
-                                    task, models, kb_path, method, learner, n_windows, seed, no_zero_shot,
-                                    zero_shot_windows, probe_steps, zero_shot_sample_paths)
+        with warnings.catch_warnings(record=True) as caught:  # shown as usual, and in the report
+            warnings.simplefilter("default")
+            est, k, target, res = _rank(steps, target_path, freq, layout, item_id_col, timestamp_col, target_col,
+                                        task, models, kb_path, method, learner, n_windows, seed, no_zero_shot,
+                                        zero_shot_windows, probe_steps, zero_shot_sample_paths)
+        for w in caught:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         info = {**_estimator_info(est, target, k, seed, no_zero_shot, _tasks_of(res["ranking"])),
-                "seconds": time.perf_counter() - started}
+                "seconds": time.perf_counter() - started,
+                "warnings": [str(w.message) for w in caught if issubclass(w.category, TimeticWarning)]}
         with steps.step("writing the report"):
             page = html_report(res, info, est.source_means_)
             with atomic_path(out) as tmp:

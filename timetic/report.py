@@ -109,7 +109,7 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
         + (f"; no KB observations for {', '.join(info['unobserved'])} (ranked as unseen models)"
            if info.get("unobserved") else "")
         + f", seed {info['seed']}, {info['seconds']:.1f} s[/dim]"
-        + "".join(f"\n[yellow]task {t}: outside the knowledge base, intervals widened x{v:.1f}[/yellow]"
+        + "".join(f"\n[yellow]task {t}: outside the knowledge base, intervals widened x{v:.2f}[/yellow]"
                   for t, v in (info.get("out_of_domain") or {}).items() if v > 1)
     )
 
@@ -189,7 +189,8 @@ SUMMARY_FEATURES = ("trend_strength", "seasonal_strength", "spectral_entropy", "
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f2f2f2}td.l,th.l{text-align:left}tr.neg td{background:#fdecea}.small{color:#666;font-size:90%}"""
+th{background:#f2f2f2}td.l,th.l{text-align:left}tr.neg td{background:#fdecea}.small{color:#666;font-size:90%}
+.warn{background:#fff8e1;border-left:4px solid #f0a500;padding:0.3em 1em;margin:1em 0}"""
 
 
 def html_report(result: dict[str, Any], info: dict[str, Any], source_means: pl.DataFrame) -> str:
@@ -197,7 +198,8 @@ def html_report(result: dict[str, Any], info: dict[str, Any], source_means: pl.D
 
     Args:
         result: :meth:`timetic.estimate.TimeTic.predict_detailed`'s output.
-        info: run facts (target, freq, n_series, kb, learner, zero_shot, seed, features, seconds).
+        info: run facts (target, freq, n_series, kb, learner, zero_shot, seed, features, seconds;
+            ``warnings``: the run's warnings, shown at the top with the out-of-domain notes).
         source_means: (dataset_id, task, selected features...) the KB's dataset-level feature means.
     Returns:
         the page; plots are PNGs embedded as data URIs, so the file stands alone.
@@ -228,6 +230,11 @@ def html_report(result: dict[str, Any], info: dict[str, Any], source_means: pl.D
            "P(fine-tuning beats zero-shot) &lt; 0.5 (negative-transfer warning); =k: tied with the model above "
            "(their order holds in fewer than 60% of joint samples); P(beats s-naive): the model's mean "
            "fine-tuned MASE below the seasonal-naive forecast's on the same windows.</p>"]
+    notes = [f"task {t}: outside the knowledge base, intervals widened x{v:.2f}"
+             for t, v in (info.get("out_of_domain") or {}).items() if v > 1] + list(info.get("warnings") or [])
+    if notes:
+        out.append("<div class=\"warn\"><strong>Warnings</strong><ul>"
+                   + "".join(f"<li>{_esc(n)}</li>" for n in dict.fromkeys(notes)) + "</ul></div>")
     for task in ranking.get_column("task").unique(maintain_order=True).to_list():
         part = ranking.filter(pl.col("task") == task)
         out.append(f"<h2>Task {_esc(task)}</h2>")
