@@ -199,3 +199,15 @@ def test_report_is_self_contained_html(runner, tmp_path, tiny_kb):
     assert "no medium-task observations" in res.output
     page = out.read_text(encoding="utf-8")
     assert '<div class="warn">' in page and "no medium-task observations" in page
+
+
+def test_finetune_takes_the_target_column_options(runner, tmp_path, tiny_model):
+    data = tmp_path / "d.csv"
+    make_long(1, 900, seed=3).rename({"timestamp": "Date", "target": "y"}).drop("item_id").write_csv(data)
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"steps": 2, "batch_size": 8}))
+    res = runner.invoke(main, ["finetune", "--model", str(tiny_model), "--adapter", "patchtst", "--dataset", str(data),
+                               "--timestamp-col", "Date", "--target-col", "y", "--recipe", str(recipe),
+                               "--max-eval-windows", "2", "--out", str(tmp_path / "r.parquet")])
+    assert res.exit_code == 0, res.output
+    assert pl.read_parquet(tmp_path / "r.parquet").height == 1  # one 48-step window in the final 10%

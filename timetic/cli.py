@@ -348,7 +348,11 @@ def profile(model_source, adapter, estimator, length, max_tokens, probe_target, 
                    "or a named recipe (v1: the shipped KB's 40 fixed steps; v2: validation + early "
                    "stopping, at most 400 steps) or a recipe JSON file (fields of timetic.recipe.Recipe).")
 @click.option("--max-eval-windows", type=int, default=100, show_default=True)
-@click.option("--freq", default=None)
+@click.option("--freq", default=None, help="Frequency alias (h, 30min, D, W, MS...); inferred if omitted.")
+@click.option("--layout", type=click.Choice(["auto", "long", "wide"]), default="auto", show_default=True)
+@click.option("--item-id-col", default="item_id", show_default=True)
+@click.option("--timestamp-col", default="timestamp", show_default=True)
+@click.option("--target-col", default="target", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Per-window results parquet (default: <dataset>-<model>-<task>.parquet).")
 @click.option("--save-model", type=click.Path(path_type=Path), default=None, help="Save the fine-tuned model here.")
@@ -357,20 +361,19 @@ def profile(model_source, adapter, estimator, length, max_tokens, probe_target, 
 @click.option("--dataset-id", default=None, help="Dataset id in the KB (default: file stem).")
 @click.option("--model-id", default=None, help="Model id in the KB (default: the model folder's name).")
 @friendly
-def finetune(model_source, adapter, dataset_path, task, recipe_path, max_eval_windows, freq, out, save_model,
-             kb_path, dataset_id, model_id):
+def finetune(model_source, adapter, dataset_path, task, recipe_path, max_eval_windows, freq, layout, item_id_col,
+             timestamp_col, target_col, out, save_model, kb_path, dataset_id, model_id):
     """Zero-shot vs fine-tuned scores of one model on one dataset and task."""
     import polars as pl
 
     from timetic.adapters import load_model
-    from timetic.data import load_target
     from timetic.finetune import run_finetune
     from timetic.recipe import Recipe
     from timetic.tasks import Task
 
     _check_out(out)
     recipe = _kb_recipe(kb_path) if recipe_path == "kb" else Recipe.load(recipe_path)
-    target = load_target(dataset_path, freq=freq)
+    target = _load(dataset_path, freq, layout, item_id_col, timestamp_col, target_col)
     t = Task.preset(task, target.freq)
     model = load_model(model_source, adapter=adapter)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
