@@ -175,7 +175,7 @@ def main() -> None:
                        tbl_width_chars=200):
             print(f"unseen-dataset, (dataset, task) cells whose runs recorded a validation curve at step "
                   f"{args.steps} ({time.perf_counter() - t0:.0f} s):")
-            print(summary.select(cols).sort("spearman", descending=True))
+            print(summary.select(cols))  # by task, best first
             print("\nP(fine-tuning helps) on the same cells (flag: P < 0.5 = negative transfer):")
             print(flags)
     if not args.no_cost:

@@ -211,3 +211,16 @@ def test_finetune_takes_the_target_column_options(runner, tmp_path, tiny_model):
                                "--max-eval-windows", "2", "--out", str(tmp_path / "r.parquet")])
     assert res.exit_code == 0, res.output
     assert pl.read_parquet(tmp_path / "r.parquet").height == 1  # one 48-step window in the final 10%
+
+
+def test_add_model_takes_the_kbs_own_source_forms(runner, tmp_path):
+    from timetic.kb import KnowledgeBase, default_kb_path
+
+    kb = tmp_path / "kb"
+    res = runner.invoke(main, ["add-model", "zoo:v2/tide-s", "--adapter", "tide", "--kb", str(kb)])
+    assert res.exit_code == 0, res.output
+    row = KnowledgeBase.open(kb).models().row(0, named=True)
+    shipped = KnowledgeBase.open(default_kb_path()).models().filter(pl.col("model_id") == "tide-s").row(0, named=True)
+    assert (row["model_id"], row["source"], row["revision"]) == ("tide-s", "zoo:v2/tide-s", shipped["revision"])
+    res = runner.invoke(main, ["add-model", "zoo:v2/nope", "--adapter", "tide", "--kb", str(tmp_path / "k2")])
+    assert res.exit_code == 2 and "does not exist" in res.output and not (tmp_path / "k2").exists()

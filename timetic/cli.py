@@ -626,7 +626,7 @@ def add_dataset_cmd(target_path, freq, layout, item_id_col, timestamp_col, targe
     with _writing_kb(kb_path) as kb:
         counts = add_dataset(kb, target, dataset_id, source=source or str(target_path),
                              licence=licence, domain=domain, tasks=tasks, backend=backend)
-    click.echo(f"{dataset_id or target.name}: " + ", ".join(f"{k} {v} windows" for k, v in counts.items()))
+    click.echo(f"{dataset_id or target.name}: " + ", ".join(f"{k} {v} window{'s' * (v != 1)}" for k, v in counts.items()))
 
 
 @main.command("add-model")
@@ -886,10 +886,14 @@ def _rank(steps: Steps, target_path, freq, layout, item_id_col, timestamp_col, t
         raise TimeticInputError(f"--zero-shot-windows must be >= 1 (got {zero_shot_windows}); the default is 32")
     if zero_shot_sample_paths is not None and zero_shot_sample_paths < 1:
         raise TimeticInputError(f"--zero-shot-samples must be >= 1 (got {zero_shot_sample_paths}); the default is 50")
-    if probe_steps is not None and (probe_steps < 1 or no_zero_shot or method == "window" or learner):
+    if probe_steps is not None and probe_steps < 1:
+        raise TimeticInputError(f"--probe-steps must be >= 1 (got {probe_steps}); e.g. --probe-steps 25")
+    if probe_steps is not None and (no_zero_shot or method == "window" or learner):
+        given = [o for o, on in (("--no-zero-shot", no_zero_shot), ("--method window", method == "window"),
+                                 ("--learner", bool(learner))) if on]
         raise TimeticInputError(
-            f"--probe-steps {probe_steps}: needs K >= 1, zero-shot scores and the stack method; "
-            "drop --no-zero-shot / --method window / --learner, or drop --probe-steps"
+            f"--probe-steps needs zero-shot scores and the stack method; drop {' / '.join(given)}, "
+            "or drop --probe-steps"
         )
     with steps.step("loading the knowledge base"):
         from timetic.estimate import TimeTic

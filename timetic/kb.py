@@ -1150,7 +1150,7 @@ class KnowledgeBase:
         if out.suffix.lower() in (".csv", ".parquet", ".json"):
             if len(names) != 1:
                 raise TimeticInputError(
-                    f"export to the single file {out.name} needs one table; pass table= or a folder"
+                    f"export to the single file {out.name} needs one table; pass --table (table= in Python) or a folder"
                 )
             targets = [(names[0], out)]
         else:

@@ -160,12 +160,20 @@ def add_model(kb: KnowledgeBase, source: str | Path, adapter: str, model_id: str
     from timetic.adapters import load_model
 
     model_id = model_id or Path(str(source)).name
-    if not kwargs.get("revision") and Path(str(source)).exists():
+    where = source  # what is loaded; ``source`` is what the KB records
+    if str(source).startswith(("zoo:", "weights:")):  # the KB's own source forms
+        from timetic.kb import resolve_model_source
+
+        where = resolve_model_source(kb, str(source))
+        if not Path(where).exists():
+            raise TimeticInputError(f"{source} resolves to {where}, which does not exist; check the name "
+                                    "(timetic/zoo/<id>, zoo:v2/<id>) or set TIMETIC_WEIGHTS_DIR")
+    if not kwargs.get("revision") and Path(str(where)).exists():
         from timetic.zoo import folder_revision
 
-        kwargs["revision"] = folder_revision(source)
+        kwargs["revision"] = folder_revision(where)
     check_new_model(kb.models(), model_id, adapter, str(source), kwargs.get("revision", ""))
-    model = load_model(source, adapter=adapter)
+    model = load_model(where, adapter=adapter)
     row = model_row(model, model_id, str(source), **kwargs)
     kb.add_models(row)
     return row
