@@ -69,6 +69,11 @@ class GuardedGroup(click.Group):
         except TimeticInputError as e:
             click.echo(f"error: {one_line(e, limit=2000)}", err=True)
             ctx.exit(2)
+        except BrokenPipeError:  # `timetic ... | head`: the reader left; say nothing more
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(1)
         except Exception as e:
             if ctx.params.get("debug"):
                 raise
@@ -545,7 +550,9 @@ def kb_show(kb_path, table, rows):
                 df = df.with_columns(pl.col("profile_knn").list.eval(pl.element().round(2)))
             if table is None:
                 df = df.select([c for c in compact[name] if c in df.columns])
-            click.echo(f"{name} ({df.height} rows)")
+            shown = min(rows, df.height)
+            click.echo(f"{name} ({df.height} rows" + (f", the first {shown} shown; --rows N for more)" if shown < df.height
+                                                     else ")"))
             click.echo(str(df.head(rows)))
 
 
