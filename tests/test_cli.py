@@ -224,3 +224,19 @@ def test_add_model_takes_the_kbs_own_source_forms(runner, tmp_path):
     assert (row["model_id"], row["source"], row["revision"]) == ("tide-s", "zoo:v2/tide-s", shipped["revision"])
     res = runner.invoke(main, ["add-model", "zoo:v2/nope", "--adapter", "tide", "--kb", str(tmp_path / "k2")])
     assert res.exit_code == 2 and "does not exist" in res.output and not (tmp_path / "k2").exists()
+
+
+def test_add_dataset_again_keeps_its_notes_and_warns_about_twins(runner, tmp_path):
+    from timetic.kb import KnowledgeBase
+
+    data = tmp_path / "d.parquet"
+    make_long(2, 1200, seed=9).write_parquet(data)
+    kb = tmp_path / "kb"
+    args = ["add-dataset", "--target", str(data), "--kb", str(kb), "--task", "short"]
+    assert runner.invoke(main, [*args, "--id", "a", "--source", "https://x", "--licence", "CC-BY"]).exit_code == 0
+    res = runner.invoke(main, [*args, "--id", "a"])  # again, without the notes
+    assert res.exit_code == 0, res.output
+    row = KnowledgeBase.open(kb).datasets().row(0, named=True)
+    assert (row["source"], row["licence"]) == ("https://x", "CC-BY")
+    res = runner.invoke(main, [*args, "--id", "b"])
+    assert res.exit_code == 0 and "holds the same series already as 'a'" in res.output, res.output

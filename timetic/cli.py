@@ -631,7 +631,8 @@ def add_dataset_cmd(target_path, freq, layout, item_id_col, timestamp_col, targe
     target = _load(target_path, freq, layout, item_id_col, timestamp_col, target_col)
     tasks = TASK_NAMES if task == "all" else (task,)
     with _writing_kb(kb_path) as kb:
-        counts = add_dataset(kb, target, dataset_id, source=source or str(target_path),
+        known = (dataset_id or target.name) in kb.datasets().get_column("dataset_id").to_list()
+        counts = add_dataset(kb, target, dataset_id, source=source or ("" if known else str(target_path)),
                              licence=licence, domain=domain, tasks=tasks, backend=backend)
     click.echo(f"{dataset_id or target.name}: " + ", ".join(f"{k} {v} window{'s' * (v != 1)}" for k, v in counts.items()))
 

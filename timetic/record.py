@@ -73,11 +73,21 @@ def add_dataset(
         counts[name] = df.height
     if not frames:
         raise TimeticInputError(f"dataset {dataset_id!r} is too short for every task; nothing was added")
+    digest, series_digest = content_hash(target.frame), series_hash(target.frame)
+    have = kb.datasets()
+    if "series_hash" not in have.columns:
+        have = have.with_columns(pl.lit(None, dtype=pl.Utf8).alias("series_hash"))
+    twins = have.filter((pl.col("dataset_id") != dataset_id) & ((pl.col("content_hash") == digest)
+                                                               | (pl.col("series_hash") == series_digest)))
+    if twins.height:
+        warnings.warn(f"{dataset_id}: the knowledge base holds the same series already as "
+                      f"{', '.join(repr(d) for d in twins.get_column('dataset_id'))}; the kNN prior will count "
+                      "them twice", TimeticWarning, stacklevel=2)
     row = pl.DataFrame(
         {
             "dataset_id": [dataset_id],
-            "content_hash": [content_hash(target.frame)],
-            "series_hash": [series_hash(target.frame)],
+            "content_hash": [digest],
+            "series_hash": [series_digest],
             "freq": [target.freq],
             "n_series": [target.n_series],
             "total_length": [int(target.lengths.sum())],
@@ -86,6 +96,8 @@ def add_dataset(
             "domain": [domain],
         }
     )
+    if have.filter(pl.col("dataset_id") == dataset_id).height:  # re-added: empty notes keep the stored ones
+        row = row.drop([c for c, v in (("source", source), ("licence", licence), ("domain", domain)) if not v])
     windows = pl.concat(frames, how="diagonal")
     with kb.transaction() as tx:  # both tables or neither, even if the process is killed
         tx.add_datasets(row)
@@ -225,7 +237,8 @@ def add_observations(kb: KnowledgeBase, results: FinetuneResult | str | Path) ->
     if missing:
         warnings.warn(
             f"{missing} of {rows.height} observed windows have no meta-features in the KB; run "
-            f"`timetic add-dataset` for {rows.get_column('dataset_id')[0]!r} so they can be used",
+            f"`timetic add-dataset` for {rows.get_column('dataset_id')[0]!r} (and `timetic add-model` for a "
+            "model the KB lacks) so they can be used",
             TimeticWarning,
             stacklevel=2,
         )
