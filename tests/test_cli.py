@@ -152,7 +152,8 @@ def test_predict_out_suffix_picks_the_format(runner, tiny_kb, tmp_path):
     base = ["predict", "--target", EXAMPLE, "--kb", str(tiny_kb.path), "--windows", "8", "--no-zero-shot", "-q"]
     res = runner.invoke(main, [*base, "--out", str(tmp_path / "r.json")])
     assert res.exit_code == 0, res.output
-    assert json.loads((tmp_path / "r.json").read_text())["schema_version"] == 1
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["schema_version"] == 1 and doc["info"]["windows_used"] == {"short": {"sampled": 8, "zero_shot": 0}}
     res = runner.invoke(main, [*base, "--out", str(tmp_path / "r2.json"), "--format", "csv"])
     assert res.exit_code == 2 and "ends in .json but --format is csv" in res.output
     assert not (tmp_path / "r2.json").exists()

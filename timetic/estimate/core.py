@@ -538,9 +538,10 @@ class TimeTic:
         if twin is not None:
             res = twin.predict_detailed(tgt, task=names, models=candidates, n_windows=n_windows,
                                         explain_top=explain_top, progress=progress)
-            for attr in ("learner_name_", "features_", "n_context_rows_", "unobserved_ranked_"):
+            for attr in ("learner_name_", "features_", "n_context_rows_", "unobserved_ranked_", "windows_used_"):
                 setattr(self, attr, getattr(twin, attr))
             return res
+        self.windows_used_ = {}
         self._warn_unobserved(candidates)
         self.zero_shot_used_ = self.zero_shot
         rankings, explanations, features = [], [], {}
@@ -583,6 +584,9 @@ class TimeTic:
         if self.zero_shot and n_paths is not None and int(n_paths) < 1:  # before any window is scored
             raise TimeticInputError(f"zero_shot_sample_paths must be >= 1 (got {n_paths}); the default is 50")
         windows = sample_windows(target, task, n_windows=n_windows, seed=self.seed)
+        n_zs = len(zero_shot_subset(len(windows.context), self.zero_shot_windows)) if self.zero_shot else 0
+        self.windows_used_ = {**getattr(self, "windows_used_", {}),
+                              task.name: {"sampled": len(windows.context), "zero_shot": n_zs}}  # info
         feats = dataset_features(target, task, windows=windows, seed=self.seed)
         feats = feats.select(feature_columns(feats))
         zs = None
@@ -992,7 +996,7 @@ class TimeTic:
 
 
 #: attributes that predict (not fit) sets; the fit cache leaves them out.
-_PREDICT_STATE = ("twin_", "zero_shot_missing_", "zero_shot_used_", "probe_recipe_", "unobserved_ranked_")
+_PREDICT_STATE = ("twin_", "zero_shot_missing_", "zero_shot_used_", "probe_recipe_", "unobserved_ranked_", "windows_used_")
 
 #: below this many KB datasets with observations for a task, predict warns that its ranking is thin.
 MIN_TASK_DATASETS = 3
