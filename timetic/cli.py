@@ -649,13 +649,10 @@ def add_dataset_cmd(target_path, freq, layout, item_id_col, timestamp_col, targe
 @friendly
 def add_model_cmd(source, adapter, kb_path, model_id, revision, pretraining_corpus, pretraining_datasets, length):
     """Register a model: load it and store its entropy profiles."""
-    from timetic.record import add_model
-
     from timetic.kb import KB_FILE
+    from timetic.record import add_model, check_new_model
 
     if (Path(kb_path) / KB_FILE).is_file():  # a user KB: its id must not shadow another layer's model
-        from timetic.record import check_new_model
-
         check_new_model(_open_kb(kb_path).models(), model_id or Path(str(source)).name, adapter, str(source))
     with _writing_kb(kb_path) as kb:
         row = add_model(kb, source, adapter, model_id, revision=revision,
