@@ -520,3 +520,18 @@ def test_tables_without_optional_columns_read_as_null(tmp_path):
     pl.read_parquet(obs_file).drop(list(TABLES["observations"].optional), strict=False).write_parquet(obs_file)
     obs = KnowledgeBase.open(kb_dir).observations()
     assert obs.height > 0 and obs.get_column("sn_mase").null_count() == obs.height
+
+
+def test_negative_scores_are_refused(tmp_path):
+    import polars as pl
+    import pytest
+
+    from timetic.errors import TimeticInputError
+    from timetic.kb import KnowledgeBase
+
+    kb = KnowledgeBase.create(tmp_path / "kb")
+    row = {"dataset_id": "d", "model_id": "m", "task": "short", "recipe_hash": "r", "item_id": "a",
+           "window_start": 0, "horizon": 48, "zs_mase": -5.0, "ft_mase": float("nan")}
+    with pytest.raises(TimeticInputError, match="negative zs_mase"):
+        kb.add_observations(pl.DataFrame([row]))
+    assert kb.add_observations(pl.DataFrame([{**row, "zs_mase": 1.2}])) == 1  # NaN (undefined) is fine

@@ -381,3 +381,29 @@ def test_readers_see_one_state_while_transactions_commit(tmp_path):
     assert list(both) == ["datasets", "windows"] and both["windows"]["dataset_id"].n_unique() == 41
     with pytest.raises(TimeticInputError):
         reader.tables("nope")
+
+
+def test_a_full_disk_during_a_transaction_changes_nothing_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    from timetic.errors import TimeticInputError
+
+    kb_dir = tmp_path / "kb"
+    kb = seeded_kb(kb_dir)
+    before = state(kb_dir)
+    real = pl.DataFrame.write_parquet
+    calls = []
+
+    def full(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", full)
+    with pytest.raises(TimeticInputError, match="No space left on device.*nothing was changed"):
+        with kb.transaction() as tx:
+            tx.add_datasets(dataset_row("d1"))
+            tx.add_windows(windows("d1", 3))
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", real)
+    assert same(state(kb_dir), before) and leftovers(kb_dir) == []

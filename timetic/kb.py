@@ -384,6 +384,10 @@ def _cast_column(s: pl.Series, dtype: pl.DataType, table: str) -> pl.Series:
         ) from e
 
 
+#: the observations' score columns (MASE and WQL, scaled errors: >= 0 or NaN where undefined).
+SCORE_COLUMNS = ("zs_mase", "ft_mase", "zs_wql", "ft_wql", "sn_mase", "sn_wql")
+
+
 def _conform(df: Any, spec: TableSpec) -> tuple[pl.DataFrame, set[str]]:
     """Validate and cast incoming rows to ``spec``.
 
@@ -428,6 +432,13 @@ def _conform(df: Any, spec: TableSpec) -> tuple[pl.DataFrame, set[str]]:
         raise TimeticInputError(
             f"the {spec.name} rows have missing values in key column(s) {', '.join(null_keys)}; fill them"
         )
+    if spec.name == "observations":  # scaled errors: NaN (undefined) is fine, below 0 is impossible
+        negative = [c for c in SCORE_COLUMNS if c in supplied and (out.get_column(c) < 0).any()]
+        if negative:
+            raise TimeticInputError(
+                f"the observations have negative {', '.join(negative)} (scaled errors are >= 0); "
+                "check the run that produced them"
+            )
     return out, supplied
 
 
@@ -824,7 +835,13 @@ class KnowledgeBase:
         ]
         if len(changed) == 1:
             name, table = changed[0]
-            _write_parquet(table, self.path / TABLES[name].filename)
+            try:
+                _write_parquet(table, self.path / TABLES[name].filename)
+            except OSError as e:
+                raise TimeticInputError(
+                    f"could not write to the knowledge base {self.path} ({e.strerror or e}); nothing was "
+                    "changed: free space or fix permissions and retry"
+                ) from e
         elif changed:
             txid = f"{time.time_ns():020d}-{os.getpid()}"
             pending = self.path / f"{TXN_PREFIX}{txid}{_PENDING}"
@@ -832,18 +849,25 @@ class KnowledgeBase:
             pending.mkdir()
             _write_step(f"made {pending.name}")
             manifest = {"tables": {}}
-            for name, table in changed:
-                target = self.path / TABLES[name].filename
-                staged = pending / target.name
-                table.write_parquet(staged)
-                _fsync_file(staged)
-                staged.chmod(_mode_of(target))
-                manifest["tables"][name] = _file_id(target)
-                _write_step(f"staged {target.name}")
-            (pending / _TXN_MANIFEST).write_text(json.dumps(manifest) + "\n")
-            _fsync_file(pending / _TXN_MANIFEST)
-            _fsync_dir(pending)
-            _write_step(f"wrote {_TXN_MANIFEST}")
+            try:
+                for name, table in changed:
+                    target = self.path / TABLES[name].filename
+                    staged = pending / target.name
+                    table.write_parquet(staged)
+                    _fsync_file(staged)
+                    staged.chmod(_mode_of(target))
+                    manifest["tables"][name] = _file_id(target)
+                    _write_step(f"staged {target.name}")
+                (pending / _TXN_MANIFEST).write_text(json.dumps(manifest) + "\n")
+                _fsync_file(pending / _TXN_MANIFEST)
+                _fsync_dir(pending)
+                _write_step(f"wrote {_TXN_MANIFEST}")
+            except OSError as e:  # disk full, permissions: nothing is committed, nothing is left
+                shutil.rmtree(pending, ignore_errors=True)
+                raise TimeticInputError(
+                    f"could not write to the knowledge base {self.path} ({e.strerror or e}); nothing was "
+                    "changed: free space or fix permissions and retry"
+                ) from e
             os.rename(pending, committed)  # the commit point
             _fsync_dir(self.path)
             _write_step(f"committed {committed.name}")
