@@ -154,6 +154,12 @@ def test_predict_out_suffix_picks_the_format(runner, tiny_kb, tmp_path):
     assert res.exit_code == 0, res.output
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["schema_version"] == 1 and doc["info"]["windows_used"] == {"short": {"sampled": 8, "zero_shot": 0}}
+    assert doc["info"]["frequency_in_kb"] is True  # hourly, as the tiny KB's datasets
+    half_hourly = tmp_path / "m.parquet"
+    make_long(2, 1500, freq="30min").write_parquet(half_hourly)
+    res = runner.invoke(main, [*base[:2], str(half_hourly), *base[3:], "--out", str(tmp_path / "m.json")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "m.json").read_text())["info"]["frequency_in_kb"] is False
     res = runner.invoke(main, [*base, "--out", str(tmp_path / "r2.json"), "--format", "csv"])
     assert res.exit_code == 2 and "ends in .json but --format is csv" in res.output
     assert not (tmp_path / "r2.json").exists()

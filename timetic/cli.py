@@ -973,7 +973,8 @@ def _estimator_info(est, target, kb, seed: int, no_zero_shot: bool, tasks: list[
             "zero_shot_windows": est.zero_shot_windows,
             "zero_shot_sample_paths": est.zero_shot_sample_paths, "probe_steps": est.probe_steps,
             "features": est.features_, "n_context_rows": est.n_context_rows_,
-            "windows_used": {t: n for t, n in getattr(est, "windows_used_", {}).items() if t in (tasks or [t])}}
+            "windows_used": {t: n for t, n in getattr(est, "windows_used_", {}).items() if t in (tasks or [t])},
+            "frequency_in_kb": bool(getattr(est, "frequency_in_kb_", True))}
     used = getattr(est, "twin_", None) if not info["zero_shot"] and getattr(est, "twin_", None) else est
     if used.method_ == "stack":
         by_task = {t: {k: round(v, 3) for k, v in used.learner_.weights_for(t).items()} for t in tasks or []}

@@ -682,7 +682,8 @@ class TimeTic:
         """Warn when no KB dataset has the target's kind of frequency (e.g. monthly)."""
         kb_freqs = self._require_kb().datasets().get_column("freq").drop_nulls().unique().to_list()
         fam = freq_family(freq)
-        if kb_freqs and fam not in {freq_family(f) for f in kb_freqs}:
+        self.frequency_in_kb_ = not kb_freqs or fam in {freq_family(f) for f in kb_freqs}
+        if not self.frequency_in_kb_:
             warnings.warn(
                 f"the knowledge base has no dataset at the target's frequency {freq!r} (it has "
                 f"{', '.join(sorted(kb_freqs))}); the ranking extrapolates from other frequencies; add "
@@ -996,7 +997,8 @@ class TimeTic:
 
 
 #: attributes that predict (not fit) sets; the fit cache leaves them out.
-_PREDICT_STATE = ("twin_", "zero_shot_missing_", "zero_shot_used_", "probe_recipe_", "unobserved_ranked_", "windows_used_")
+_PREDICT_STATE = ("twin_", "zero_shot_missing_", "zero_shot_used_", "probe_recipe_", "unobserved_ranked_", "windows_used_",
+                  "frequency_in_kb_")
 
 #: below this many KB datasets with observations for a task, predict warns that its ranking is thin.
 MIN_TASK_DATASETS = 3
