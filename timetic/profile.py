@@ -181,8 +181,10 @@ def layer_entropy(
     x = x[np.isfinite(x).all(axis=1)]
     x = subsample_tokens(x, max_tokens, seed)
     if x.shape[0] < max(k + 2, 3):
+        fix = (f"raise max_tokens (--max-tokens; now {max_tokens})" if max_tokens < max(k + 2, 3)
+               else "use a larger probe")
         raise TimeticInputError(
-            f"too few tokens ({x.shape[0]}) to estimate a layer's entropy; use a larger probe"
+            f"too few tokens ({x.shape[0]}) to estimate a layer's entropy (needs {max(k + 2, 3)}); {fix}"
         )
     y = standardize_tokens(x, dim=dim, seed=seed)
     return knn_entropy(y, k=k) if estimator == "knn" else renyi_entropy(y)
