@@ -1,12 +1,12 @@
-"""Fill the ``series_hash`` of a KB's registered datasets (KBs built before the column existed).
+"""Fill (or refresh) the ``series_hash`` of a KB's registered datasets.
 
     python benchmarks/series_hash.py [--kb meta_features] [--max-series 24] [--max-length 20000]
 
 ``series_hash`` (:func:`timetic.kb.series_hash`) recognises a dataset's series under other names,
 so ``verify`` leaves a KB dataset out of the prediction when a user's file holds the same series.
-For every dataset of the KB without one, the registered dataset is loaded with build_kb's caps;
-its ``content_hash`` must equal the stored one (else the dataset is left alone and named), and
-only the ``series_hash`` column is written. Needs the raw datasets (``TIMETIC_DATA_DIR``).
+For every registered dataset of the KB, the dataset is loaded with build_kb's caps; its
+``content_hash`` must equal the stored one (else the dataset is left alone and named), and only the
+``series_hash`` column is written, where it is missing or differs. Needs the raw datasets (``TIMETIC_DATA_DIR``).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-length", type=int, default=20000, help="build_kb.py's cap (default 20000)")
     args = ap.parse_args(argv)
     kb = KnowledgeBase.open(args.kb)
-    todo = kb.datasets().filter(pl.col("series_hash").is_null())
+    todo = kb.datasets()
     rows, skipped = [], []
-    for dataset_id, stored in todo.select("dataset_id", "content_hash").iter_rows():
+    for dataset_id, stored, had in todo.select("dataset_id", "content_hash", "series_hash").iter_rows():
         if dataset_id not in DATASETS:
             skipped.append(f"{dataset_id} (not registered)")
             continue
@@ -46,10 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         if content_hash(target.frame) != stored:
             skipped.append(f"{dataset_id} (the registered data differs from what the KB holds)")
             continue
-        rows.append({"dataset_id": dataset_id, "series_hash": series_hash(target.frame)})
+        digest = series_hash(target.frame)
+        if digest != had:
+            rows.append({"dataset_id": dataset_id, "series_hash": digest})
     if rows:
         kb.add_datasets(pl.DataFrame(rows))
-    print(f"{args.kb}: series_hash filled for {len(rows)} dataset(s)"
+    print(f"{args.kb}: series_hash written for {len(rows)} dataset(s)"
           + (f"; left alone: {', '.join(skipped)}" if skipped else ""))
     return 0
 

@@ -562,3 +562,20 @@ def test_candidate_and_window_arguments_are_checked(tiny_kb, target):
         est.predict(target, models=[], n_windows=8)
     with pytest.raises(TimeticInputError, match="whole number"):
         est.predict(target, n_windows=2.5)
+
+
+def test_predict_says_when_the_target_is_a_kb_dataset(tiny_kb):
+    """The tiny KB's ``ds2`` under other series names: predict warns that the ranking leans on the
+    KB's own results for it; a target the KB has not seen gets no such warning."""
+    import warnings
+
+    from kbfactory import synthetic_dataset
+    from timetic.errors import TimeticWarning
+
+    renamed = synthetic_dataset(2).with_columns((pl.lit("y") + pl.col("item_id")).alias("item_id"))
+    est = TimeTic(tiny_kb, zero_shot=False, seed=0)
+    with pytest.warns(TimeticWarning, match="holds the series of the knowledge base's dataset 'ds2'"):
+        est.predict(renamed, n_windows=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TimeticWarning)
+        est.predict(make_long(2, 1000, seed=11), n_windows=8)

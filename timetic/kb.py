@@ -245,6 +245,45 @@ def recipe_hash(recipe_json: str | dict | Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def _canonical(frame: pl.DataFrame | Any, what: str = "content_hash") -> pl.DataFrame:
+    """A target's long frame reduced to ``item_id`` (text), ``timestamp`` (UTC nanoseconds, Int64)
+    and ``target`` (Float64, null as NaN), sorted by item and time (see :func:`content_hash`)."""
+    if not isinstance(frame, pl.DataFrame) and hasattr(frame, "frame"):
+        frame = frame.frame
+    frame = _to_polars(frame, "target")
+    missing = [c for c in ("item_id", "timestamp", "target") if c not in frame.columns]
+    if missing:
+        raise TimeticInputError(
+            f"{what} needs a long frame with item_id, timestamp and target columns, "
+            f"it misses {', '.join(missing)}; pass target.frame from timetic.load_target"
+        )
+    ts = frame.get_column("timestamp")
+    if ts.dtype == pl.Date:
+        ts = ts.cast(pl.Datetime("ns"))
+    if not isinstance(ts.dtype, pl.Datetime):
+        raise TimeticInputError(
+            f"{what} needs a datetime timestamp column, got {ts.dtype}; parse the timestamps first"
+        )
+    if ts.dtype.time_zone is not None:
+        ts = ts.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    return (
+        pl.DataFrame(
+            {
+                "item_id": frame.get_column("item_id").cast(pl.Utf8),
+                "timestamp": ts.dt.epoch("ns"),
+                "target": frame.get_column("target").cast(pl.Float64).fill_null(float("nan")),
+            }
+        )
+        .sort("item_id", "timestamp", nulls_last=False)
+    )
+
+
+def _canonical_values(canon: pl.DataFrame) -> np.ndarray:
+    values = canon.get_column("target").to_numpy().astype("<f8") + 0.0  # -0.0 -> 0.0
+    values[np.isnan(values)] = np.nan  # one NaN bit pattern
+    return values
+
+
 def content_hash(frame: pl.DataFrame | Any) -> str:
     """sha256 (hex) of a target's canonical long frame, the same across runs and machines.
 
@@ -257,34 +296,7 @@ def content_hash(frame: pl.DataFrame | Any) -> str:
         frame: a long polars (or pandas) frame with ``item_id``, ``timestamp`` and ``target``
             columns, or a :class:`timetic.data.Target`.
     """
-    if not isinstance(frame, pl.DataFrame) and hasattr(frame, "frame"):
-        frame = frame.frame
-    frame = _to_polars(frame, "target")
-    missing = [c for c in ("item_id", "timestamp", "target") if c not in frame.columns]
-    if missing:
-        raise TimeticInputError(
-            f"content_hash needs a long frame with item_id, timestamp and target columns, "
-            f"it misses {', '.join(missing)}; pass target.frame from timetic.load_target"
-        )
-    ts = frame.get_column("timestamp")
-    if ts.dtype == pl.Date:
-        ts = ts.cast(pl.Datetime("ns"))
-    if not isinstance(ts.dtype, pl.Datetime):
-        raise TimeticInputError(
-            f"content_hash needs a datetime timestamp column, got {ts.dtype}; parse the timestamps first"
-        )
-    if ts.dtype.time_zone is not None:
-        ts = ts.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-    canon = (
-        pl.DataFrame(
-            {
-                "item_id": frame.get_column("item_id").cast(pl.Utf8),
-                "timestamp": ts.dt.epoch("ns"),
-                "target": frame.get_column("target").cast(pl.Float64).fill_null(float("nan")),
-            }
-        )
-        .sort("item_id", "timestamp", nulls_last=False)
-    )
+    canon = _canonical(frame)
     h = hashlib.sha256(b"timetic-content-hash-v1")
     h.update(struct.pack("<Q", canon.height))
     items = canon.get_column("item_id")
@@ -294,29 +306,35 @@ def content_hash(frame: pl.DataFrame | Any) -> str:
     stamps = canon.get_column("timestamp")
     _hash_block(h, "timestamp.null", stamps.is_null().to_numpy().astype(np.uint8))
     _hash_block(h, "timestamp", stamps.fill_null(0).to_numpy().astype("<i8"))
-    values = canon.get_column("target").to_numpy().astype("<f8") + 0.0  # -0.0 -> 0.0
-    values[np.isnan(values)] = np.nan  # one NaN bit pattern
-    _hash_block(h, "target", values)
+    _hash_block(h, "target", _canonical_values(canon))
     return h.hexdigest()
 
 
 def series_hash(frame: pl.DataFrame | Any) -> str:
-    """sha256 (hex) of a target's series whatever they are named: :func:`content_hash` without the
-    item ids (each series' timestamps and values hashed alone, the digests sorted), so a file that
-    holds a KB dataset's series under other names (``0``, ``y``) is still recognised."""
+    """sha256 (hex) of a target's series whatever they are named: each series' timestamps and values
+    (canonical as in :func:`content_hash`) hashed alone, the digests sorted and hashed, so a file
+    that holds a KB dataset's series under other names (``0``, ``y``) is still recognised. One pass
+    over the data (10,000 series: milliseconds)."""
     if not isinstance(frame, pl.DataFrame) and hasattr(frame, "frame"):
         frame = frame.frame
     frame = _to_polars(frame, "target")
     if "item_id" not in frame.columns:
         frame = frame.with_columns(pl.lit("0").alias("item_id"))
+    canon = _canonical(frame, "series_hash")
+    items = canon.get_column("item_id").fill_null("\0").to_numpy()
+    stamps = canon.get_column("timestamp").fill_null(0).to_numpy().astype("<i8")
+    values = _canonical_values(canon)
+    cuts = np.flatnonzero(items[1:] != items[:-1]) + 1 if len(items) else np.array([], dtype=int)
+    bounds = zip(np.r_[0, cuts], np.r_[cuts, len(items)]) if len(items) else []
     digests = sorted(
-        content_hash(g.with_columns(pl.lit("").alias("item_id")))
-        for _, g in frame.group_by("item_id")
+        hashlib.sha256(b"timetic-series-v1" + struct.pack("<Q", b - a) + stamps[a:b].tobytes()
+                       + values[a:b].tobytes()).digest()
+        for a, b in bounds
     )
     h = hashlib.sha256(b"timetic-series-hash-v1")
     h.update(struct.pack("<Q", len(digests)))
     for d in digests:
-        h.update(bytes.fromhex(d))
+        h.update(d)
     return h.hexdigest()
 
 

@@ -530,6 +530,7 @@ class TimeTic:
             self.fit()
         tgt = target if isinstance(target, Target) else load_target(target, **load_kwargs)
         self._check_frequency(tgt.freq)
+        self._check_known_data(tgt)
         names = list(TASK_NAMES) if task == "all" else ([task] if isinstance(task, str) else list(dict.fromkeys(task)))
         if len(names) > 1:
             names = _feasible_tasks(tgt, names)
@@ -677,6 +678,26 @@ class TimeTic:
         mase = score_windows(windows.context, windows.future, q, model.quantile_levels, task.seasonality)["mase"]
         cache.put(key, mase)
         return mase
+
+    def _check_known_data(self, target: Any) -> None:
+        """Warn when the target holds the series of a KB dataset (by content, whatever the names):
+        the ranking then reads the KB's own observed results for them."""
+        from timetic.kb import content_hash, series_hash
+
+        known = self._require_kb().datasets()
+        if not known.height:
+            return
+        hits = known.filter(pl.col("content_hash") == content_hash(target.frame))
+        if "series_hash" in known.columns and not hits.height:
+            hits = known.filter(pl.col("series_hash") == series_hash(target.frame))
+        if hits.height:
+            warnings.warn(
+                f"the target holds the series of the knowledge base's dataset {hits.get_column('dataset_id')[0]!r}, "
+                "whose fine-tuning results the KB has observed: the ranking leans on them; to see how timetic "
+                "does on data it has not seen, leave that dataset out (as `timetic verify` does)",
+                TimeticWarning,
+                stacklevel=3,
+            )
 
     def _check_frequency(self, freq: str) -> None:
         """Warn when no KB dataset has the target's kind of frequency (e.g. monthly)."""
