@@ -4,10 +4,11 @@
     python benchmarks/helps_flag.py --stack [--out benchmarks/results/helps_flag.md]
 
 ``--stack`` instead measures what ``timetic`` itself answers: the stack's P(fine-tuning helps)
-(unseen-dataset scenario of ``timetic.evaluate``, default estimator) with its gain model's length
-input (``gain_length``, the default) and without, by task: Brier score against the hindsight base
-rate (the rate over all held-out cells, as RESULTS.md reports it), flag accuracy against the
-constant answer. With ``--out`` the table is appended to that file as a section.
+(unseen-dataset scenario of ``timetic.evaluate``) in the default estimator and with one of its
+P(helps) settings changed (``STACK_VARIANTS``: ``helps_model``, ``gain_zs_rank``, ``gain_length``),
+by task: Brier score against the hindsight base rate (the rate over all held-out cells, as
+RESULTS.md reports it), flag accuracy against the constant answer, flags raised and right. With
+``--out`` the table is appended to that file as a section.
 
 ``timetic predict`` flags a candidate when P(fine-tuning helps) < 0.5. On KB v2 fine-tuning helps
 (observed mean fine-tuned MASE < observed mean zero-shot MASE) in about 4 of 5 (dataset, model,
@@ -27,7 +28,12 @@ Inputs (per cell and model), combined in the variants printed:
 * ``log_len``: log10 of the dataset's mean series length (little training data per series makes
   early stopping keep the starting point, and fine-tuned = zero-shot is "does not help");
 * ``log_zs``, ``rel_zs``: log mean zero-shot MASE, and the same centred over the cell's models;
+* ``zs_rank``: the model's zero-shot rank among the cell's models, -0.5 (best) .. 0.5 (worst), as
+  the stack's gain model reads it (``zs_rank``);
 * the task (two indicators).
+
+``gains`` in a variant's name is gain_lb + gain_knn; "gains + log_len + zs_rank" are the stack's own
+gain inputs (its default P(fine-tuning helps) is a logistic regression on them, ``--stack``).
 
 Classifiers: logistic regression (scikit-learn defaults) and a gradient-boosted tree classifier
 (``HistGradientBoostingClassifier``, 100 iterations, depth 3). Reported: flag accuracy (flag = P <
@@ -56,8 +62,21 @@ VARIANTS = {
     "gain_lb": ["gain_lb"],
     "gain_lb + gain_knn": ["gain_lb", "gain_knn"],
     "gain_lb + log_len": ["gain_lb", "log_len"],
-    "gain_lb + gain_knn + log_len + rel_zs": ["gain_lb", "gain_knn", "log_len", "rel_zs"],
-    "all": ["gain_lb", "helps_lb", "gain_knn", "log_len", "log_zs", "rel_zs"],
+    "gains + log_len + rel_zs": ["gain_lb", "gain_knn", "log_len", "rel_zs"],
+    "helps_lb + zs_rank": ["helps_lb", "zs_rank"],
+    "gains + log_len + zs_rank": ["gain_lb", "gain_knn", "log_len", "zs_rank"],
+    "all": ["gain_lb", "helps_lb", "gain_knn", "log_len", "log_zs", "rel_zs", "zs_rank"],
+}
+
+
+#: the stack's P(fine-tuning helps) variants --stack compares (TimeTic keyword arguments); the
+#: previous default (until 2026-12-07): the gain model's residuals, recalibrated, no zero-shot rank.
+STACK_VARIANTS = {
+    "default": {},
+    "helps_model=residuals": {"helps_model": "residuals"},
+    "gain_zs_rank=False": {"gain_zs_rank": False},
+    "previous default": {"helps_model": "residuals", "gain_zs_rank": False},
+    "gain_length=False": {"gain_length": False},
 }
 
 
@@ -75,7 +94,9 @@ def load_cells(kb: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
         .filter(pl.col("zs").is_finite() & pl.col("ft").is_finite() & (pl.col("zs") > 0) & (pl.col("ft") > 0))
         .with_columns((pl.col("ft") / pl.col("zs")).log().alias("gain"), (pl.col("ft") < pl.col("zs")).alias("helps"),
                       pl.col("zs").log().alias("log_zs"))
-        .with_columns((pl.col("log_zs") - pl.col("log_zs").mean().over("dataset_id", "task")).alias("rel_zs"))
+        .with_columns((pl.col("log_zs") - pl.col("log_zs").mean().over("dataset_id", "task")).alias("rel_zs"),
+                      ((pl.col("zs").rank().over("dataset_id", "task") - 1) / (pl.len().over("dataset_id", "task") - 1)
+                       - 0.5).alias("zs_rank"))
     )
     ds = pl.read_parquet(kb / "datasets.parquet").select(
         "dataset_id", (pl.col("total_length") / pl.col("n_series")).log10().alias("log_len"))
@@ -136,6 +157,17 @@ def by_series_length(cells: pl.DataFrame) -> pl.DataFrame:
             .sort("_o").drop("_o"))
 
 
+def by_zs_rank(cells: pl.DataFrame) -> pl.DataFrame:
+    """Share of cells where fine-tuning helps, by the model's zero-shot rank quarter in its cell."""
+    q = pl.col("zs_rank") + 0.5  # 0 best .. 1 worst
+    bin_ = (pl.when(q <= 0.25).then(pl.lit("best quarter")).when(q <= 0.5).then(pl.lit("second"))
+            .when(q <= 0.75).then(pl.lit("third")).otherwise(pl.lit("worst quarter")))
+    return (cells.with_columns(bin_.alias("zero-shot rank"), q.alias("_k"))
+            .group_by("zero-shot rank").agg(pl.col("_k").min().alias("_o"), pl.len().alias("cells"),
+                                            pl.col("helps").mean().round(3).alias("helps"))
+            .sort("_o").drop("_o"))
+
+
 def design(df: pl.DataFrame, cols: list[str]) -> np.ndarray:
     X = [df.get_column(c).cast(pl.Float64).fill_null(np.nan).to_numpy() for c in cols]
     X += [(df.get_column("task") == t).to_numpy().astype(float) for t in TASKS[1:]]
@@ -180,8 +212,8 @@ def _scores(variant: str, learner: str, p: np.ndarray, y: np.ndarray) -> dict:
             "flagged": int(flag.sum()), "flags right": int((flag & (y == 0)).sum())}
 
 
-def stack_length(kb_path: Path) -> pl.DataFrame:
-    """The stack's P(fine-tuning helps) with and without the gain model's length input."""
+def stack_variants(kb_path: Path) -> pl.DataFrame:
+    """The stack's P(fine-tuning helps) in each of :data:`STACK_VARIANTS`, by task."""
     import warnings
 
     from timetic.estimate import TimeTic
@@ -192,8 +224,7 @@ def stack_length(kb_path: Path) -> pl.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = evaluate(kb, scenarios=("unseen-dataset",), baselines=False, make_estimator={
-            "with length (default)": lambda: TimeTic(kb, seed=0),
-            "gain_length=False": lambda: TimeTic(kb, seed=0, gain_length=False)})
+            name: (lambda kw=kw: TimeTic(kb, seed=0, **kw)) for name, kw in STACK_VARIANTS.items()})
     p = (res.predictions.filter(pl.col("p_improve").is_not_nan() & pl.col("observed_zs").is_not_nan())
          .with_columns((pl.col("observed") < pl.col("observed_zs")).cast(pl.Float64).alias("y")))
     out = []
@@ -207,7 +238,8 @@ def stack_length(kb_path: Path) -> pl.DataFrame:
                         "Brier": round(float(((q - y) ** 2).mean()), 4),
                         "base-rate Brier": round(float(((y.mean() - y) ** 2).mean()), 4),
                         "flag accuracy": round(float(((q >= 0.5) == (y == 1)).mean()), 3),
-                        "constant": round(float(max(y.mean(), 1 - y.mean())), 3)})
+                        "constant": round(float(max(y.mean(), 1 - y.mean())), 3),
+                        "flagged": int((q < 0.5).sum()), "flags right": int(((q < 0.5) & (y == 0)).sum())})
     return pl.DataFrame(out)
 
 
@@ -219,17 +251,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=5, help="nearest training datasets of gain_knn")
     ap.add_argument("--by-length-only", action="store_true", help="only the share of cells helped by series length")
     ap.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
-    ap.add_argument("--stack", action="store_true", help="the stack's own P(helps), with and without its length input")
+    ap.add_argument("--stack", action="store_true", help="the stack's own P(helps) in each of STACK_VARIANTS")
     args = ap.parse_args(argv)
     t0 = time.time()
     if args.stack:
-        table = stack_length(args.kb)
+        table = stack_variants(args.kb)
         with tables():
             text = f"{args.kb.name}: unseen dataset, {time.time() - t0:.0f} s\n{table}"
         print(text)
         if args.out:
             write_result(args.out, "helps_flag.py", text, args="--stack ",
-                         section="The stack's gain model with and without its length input")
+                         section="The stack's P(fine-tuning helps): logistic or residuals, with and without the zero-shot rank and length inputs")
         return 0
     cells, feats = load_cells(args.kb)
     by_length = by_series_length(cells)
@@ -240,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     took = time.time() - t0
     with tables():
         text = (f"{args.kb.name}: {cells.height} cells ({cells['dataset_id'].n_unique()} datasets), leave one dataset out, "
-                f"k={args.k}, {took:.0f} s\n{table}\nfine-tuning helps, by log10 mean series length of the dataset:\n{by_length}")
+                f"k={args.k}, {took:.0f} s\n{table}\nfine-tuning helps, by log10 mean series length of the dataset:\n{by_length}"
+                f"\nfine-tuning helps, by the model's zero-shot rank among the cell's models:\n{by_zs_rank(cells)}")
     print(text)
     if args.out:
         write_result(args.out, "helps_flag.py", text)

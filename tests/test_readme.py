@@ -197,3 +197,18 @@ def test_model_scale_range_is_the_readmes():
 
     m = _one(r"whose mean \|value\| lies outside ([0-9.e]+) to ([0-9.e]+) reaches them")
     assert (float(m[1]), float(m[2])) == MODEL_SCALE_RANGE
+
+
+def test_helps_by_zero_shot_rank_is_the_shipped_kbs():
+    """The README's shares of cells helped by fine-tuning, by zero-shot rank quarter, are
+    ``benchmarks/helps_flag.py``'s on the shipped KB."""
+    spec = importlib.util.spec_from_file_location("helps_flag_readme", ROOT / "benchmarks" / "helps_flag.py")
+    helps_flag = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helps_flag)
+    from timetic.kb import default_kb_path
+
+    m = _one(r"fine-tuning helped in ([0-9]+)% of the KB v2\s+cells of a dataset's\s+best-quarter zero-shot "
+             r"models and in ([0-9]+)% of its worst quarter's")
+    cells, _ = helps_flag.load_cells(Path(default_kb_path()))
+    table = dict(helps_flag.by_zs_rank(cells).select("zero-shot rank", "helps").iter_rows())
+    assert (f"{100 * table['best quarter']:.0f}", f"{100 * table['worst quarter']:.0f}") == (m[1], m[2])

@@ -35,7 +35,7 @@ from timetic.estimate import TargetRows, TimeTic
 
 #: prediction columns beyond the point score: name in EvalResult.predictions -> ranking column.
 _EXTRA = {"lower_90": "lower_90", "upper_90": "upper_90", "p_best": "p_best", "p_improve": "p_improve",
-          "p_beats_naive": "p_beats_naive", "naive_mase": "naive_mase"}
+          "predicted_gain": "predicted_gain", "p_beats_naive": "p_beats_naive", "naive_mase": "naive_mase"}
 
 
 def _num(v: Any) -> float:

@@ -171,6 +171,14 @@ class TimeTic:
             helps)) also reads log10(mean series length / the task's context + horizon) of the
             target and of each KB dataset (:class:`timetic.estimate.stack.StackedRanker`'s
             ``length``). The ranking does not depend on it.
+        gain_zs_rank: ``stack`` with zero-shot scores: the gain model also reads each candidate's
+            zero-shot rank among the candidates (:class:`timetic.estimate.stack.StackedRanker`'s
+            ``zs_rank``): the models best at zero-shot on a target gain least from fine-tuning
+            there. The ranking does not depend on it.
+        helps_model: ``stack`` with zero-shot scores: P(fine-tuning helps) from a logistic
+            regression on the gain model's inputs (``"logistic"``) or from the gain model's
+            residuals, recalibrated (``"residuals"``); :class:`timetic.estimate.stack.StackedRanker`'s
+            ``helps``. The ranking does not depend on it.
         profile_neighbours: ``stack``: how many KB models, nearest in entropy-profile space, a
             candidate new to the KB borrows its leaderboard and kNN priors from; ``"auto"``
             (default) chooses among 1, 2 and 3 by leave-one-model-out on the KB cells it is fitted
@@ -212,6 +220,8 @@ class TimeTic:
         stack_weights: str = "spearman",
         stack_task_weights: int | None = 8,
         gain_length: bool = True,
+        gain_zs_rank: bool = True,
+        helps_model: str = "logistic",
         profile_neighbours: int | str = "auto",
         new_model_weights: bool = False,
         seed: int = 0,
@@ -244,6 +254,8 @@ class TimeTic:
         self.stack_weights = stack_weights
         self.stack_task_weights = stack_task_weights
         self.gain_length = gain_length
+        self.gain_zs_rank = gain_zs_rank
+        self.helps_model = helps_model
         self.profile_neighbours = profile_neighbours
         self.new_model_weights = new_model_weights
         self.seed = seed
@@ -403,6 +415,7 @@ class TimeTic:
             else tuple(self.stack_inputs),
             scale=self.scale, combine=self.combine, probe=probe, zs_scale=self.zs_scale,
             weights=self.stack_weights, task_weights=self.stack_task_weights, length=self.gain_length,
+            zs_rank=self.gain_zs_rank, helps=self.helps_model,
             profile_neighbours=self.profile_neighbours, new_model_weights=self.new_model_weights,
         ).fit(
             cells, profiles
@@ -936,10 +949,10 @@ class TimeTic:
             zs_mase = np.exp(log_zs[ok])  # NaN for imputed candidates
             log_len = (np.log10(rows.series_length / rows.window_length)
                        if rows.series_length and rows.window_length else None)
-            g_point = ranker.predict_gain(pri, log_probe, log_len)[ok]
+            g_point = ranker.predict_gain(pri, log_probe, log_len, log_zs)[ok]
             gain = 1.0 - np.exp(g_point)
             Rg = ranker.residual_matrix(rows.task, keep, gain=True) * scale
-            gain_X = ranker.gain_inputs(pri, log_probe, log_len)[ok] if log_probe is not None else None
+            gain_X = ranker.gain_inputs(pri, log_probe, log_len, log_zs)[ok]
             p_improve = ranker.p_helps(Rg, g_point, gain_X) if Rg.shape[0] else np.full(G, np.nan)
             negative = [None if imputed[j] else bool(p_improve[j] < 0.5) for j in range(G)]
             gain = np.where(imputed, np.nan, gain)

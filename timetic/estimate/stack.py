@@ -28,11 +28,15 @@ nearest source cells' mean log(fine-tuned / zero-shot) (weight-free: their mean 
 MASE).
 
 With zero-shot scores, a second, *gain* model answers "does fine-tuning help this model here?":
-log(fine-tuned / zero-shot)_g = b0 + b1 * gain_leaderboard_g + b2 * gain_knn_g (ridge with an
-intercept on out-of-fold priors). The ranking model's within-cell view is regularised toward the
-mean (its zero-shot weight is below 1), which biases the gain of the models with the best zero-shot
-scores; the gain model has no such bias, so ``predicted_gain`` and P(fine-tuning helps) come from
-it, with its own out-of-fold residuals.
+log(fine-tuned / zero-shot)_g = b0 + b1 * gain_leaderboard_g + b2 * gain_knn_g + b3 * log_len
++ b4 * zs_rank_g (ridge with an intercept on out-of-fold priors; ``log_len``: log10 of the mean
+series length over the task's window length, ``zs_rank``: the candidate's zero-shot rank among the
+candidates, -0.5 best .. 0.5 worst: the models best at zero-shot on a dataset gain least there).
+The ranking model's within-cell view is regularised toward the mean (its zero-shot weight is below
+1), which biases the gain of the models with the best zero-shot scores; the gain model has no such
+bias, so ``predicted_gain`` comes from it, and P(fine-tuning helps) from a logistic regression on
+the same inputs, fitted on the source cells' out-of-fold inputs (``helps="logistic"``; or, with
+``helps="residuals"``, from the gain model's out-of-fold residuals, recalibrated).
 
 A candidate whose weights are absent (no zero-shot score) still ranks with the others: its
 zero-shot input is imputed from the nearest source cells (its mean relative log zero-shot MASE
@@ -97,6 +101,16 @@ class StackedRanker:
             is 0.1503 with it and 0.1547 without (base rate 0.1563; benchmarks/helps_flag.py
             --stack). Length over window length rather than length alone: on 985 cells of the
             then partial KB, 0.1565 against 0.1581.
+        zs_rank: the gain model also reads each candidate's zero-shot rank among the candidates
+            (scaled to -0.5 best .. 0.5 worst; 0 for a candidate without a zero-shot score). On KB v2
+            fine-tuning helped in 64 % of the cells of a dataset's best-quarter zero-shot models
+            and in 91 % of its worst quarter's; the log score centred over the candidates did not
+            tell them apart as well (benchmarks/results/helps_flag.md).
+        helps: P(fine-tuning helps) from a logistic regression on the gain model's inputs, fitted
+            on the source cells' out-of-fold inputs (``"logistic"``, default), or from the share of
+            the gain model's out-of-fold residuals that put the predicted gain below zero,
+            recalibrated by a logistic fit (``"residuals"``). Results on KB v2: the README and
+            benchmarks/results/helps_flag.md (``--stack``).
         zs_scale: the zero-shot (and probe) inputs as centred log scores (``"log"``), as centred
             ranks among the candidates (``"rank"``), or on each configuration's prior scale
             (``"match"``). Ranks are robust to the zero-shot outliers that fine-tuning repairs
@@ -135,8 +149,12 @@ class StackedRanker:
                  inputs: tuple[str, ...] | list | str | None = "auto", scale: str = "auto",
                  combine: str = "mean", probe: bool = False, zs_scale: str = "match", weights: str = "spearman",
                  task_weights: int | None = 8, length: bool = True, profile_neighbours: int | str = "auto",
-                 new_model_weights: bool = False):
+                 new_model_weights: bool = False, zs_rank: bool = True, helps: str = "logistic"):
+        if helps not in ("logistic", "residuals"):
+            raise ValueError(f"unknown helps {helps!r}; use 'logistic' or 'residuals'")
         self.zero_shot = zero_shot
+        self.zs_rank = zs_rank
+        self.helps = helps
         self.new_model_weights = new_model_weights
         self.profile_neighbours = profile_neighbours
         self.length = length
@@ -188,7 +206,8 @@ class StackedRanker:
         # prediction error of an imputed zero-shot input: each configuration's weight times its
         # input's imputation error, averaged like the predictions
         self.imputation_errors_ = np.mean([st["imputation_errors_"] for st in self.states_], axis=0)
-        self.helps_calibration_ = self._fit_helps_calibration() if self.zero_shot else None
+        self.helps_calibration_ = (self._fit_helps_calibration()
+                                   if self.zero_shot and getattr(self, "helps_classifier_", None) is None else None)
         self.best_temperature_ = self._fit_best_temperature(cells)
         return self
 
@@ -300,21 +319,23 @@ class StackedRanker:
             return None
         return _Linear.of(LogisticRegression().fit(_logit(np.asarray(raw))[:, None], hit))
 
-    @staticmethod
-    def _helps_inputs(gain_X: np.ndarray) -> np.ndarray:
-        """The probe's classifier reads the gain inputs plus whether the probe improved at all
-        (a run whose first K steps do not lower the validation loss mostly keeps its step-0
-        weights: fine-tuned = zero-shot, no help)."""
+    def _helps_inputs(self, gain_X: np.ndarray) -> np.ndarray:
+        """The helps classifier reads the gain inputs, plus, with the probe, whether the probe
+        improved at all (a run whose first K steps do not lower the validation loss mostly keeps
+        its step-0 weights: fine-tuned = zero-shot, no help)."""
+        if not self.probe:
+            return gain_X
         return np.column_stack([gain_X, (gain_X[:, -1] < 0).astype(float)])
 
     def p_helps(self, R: np.ndarray, point: np.ndarray, gain_X: np.ndarray | None = None) -> np.ndarray:
-        """(G,) calibrated P(fine-tuning helps) of candidates with gain predictions ``point``
-        (log ratio) and gain residuals ``R`` (:meth:`residual_matrix` with ``gain=True``). With
-        the probe and the candidates' gain inputs ``gain_X`` (:meth:`gain_inputs`): a logistic
-        regression on them and on whether the probe improved, fitted on the source cells'
-        out-of-fold inputs."""
+        """(G,) P(fine-tuning helps) of candidates with gain predictions ``point`` (log ratio),
+        gain residuals ``R`` (:meth:`residual_matrix` with ``gain=True``) and gain inputs
+        ``gain_X`` (:meth:`gain_inputs`). ``helps="logistic"`` (or with the probe): a logistic
+        regression on the gain inputs (and on whether the probe improved), fitted on the source
+        cells' out-of-fold inputs; ``"residuals"``: the share of the gain model's residuals that
+        put the point below 0, recalibrated by a logistic fit (:meth:`_fit_helps_calibration`)."""
         clf = getattr(self, "helps_classifier_", None)
-        if self.probe and clf is not None and gain_X is not None:
+        if clf is not None and gain_X is not None:
             return clf.predict_proba(self._helps_inputs(gain_X))[:, 1]
         p = self.p_below(R, point, np.zeros(len(point)))
         cal = getattr(self, "helps_calibration_", None)
@@ -366,7 +387,7 @@ class StackedRanker:
                     x_true, _ = self._inputs(p, cells.log_zs[c], obs, ["zero_shot"], log_probe[c], scale)
                     imputation[c, obs] = (x_true - x_imp)[obs, 0]
                     log_len = None if cells.log_len is None else cells.log_len[c]
-                    gX_rows.append(self.gain_inputs(p, log_probe[c], log_len)[obs])
+                    gX_rows.append(self.gain_inputs(p, log_probe[c], log_len, np.where(obs, cells.log_zs[c], np.nan))[obs])
                     g_rows.append(cells.log_ft[c, obs] - cells.log_zs[c, obs])
                 where.append((c, np.flatnonzero(obs)))
                 row_tasks.append(cells.tasks[c])
@@ -396,7 +417,7 @@ class StackedRanker:
                 gain_residuals[c, g] = r - gain_ridge.predict(X)
                 gain_truth[c, g] = r
         helps_classifier = None
-        if self.zero_shot and self.probe:
+        if self.zero_shot and (self.probe or self.helps == "logistic"):
             from sklearn.linear_model import LogisticRegression
 
             hit = (np.concatenate(g_rows) < 0).astype(int)
@@ -484,25 +505,30 @@ class StackedRanker:
         return np.column_stack([cols[n] for n in (names or self.input_names_)]), level
 
     def gain_inputs(self, p: PriorValues, log_probe: np.ndarray | None = None,
-                    log_len: float | None = None) -> np.ndarray:
-        """(G, 2 [+ 1] [+ 1]) the gain model's inputs: the leaderboard and kNN gains, [``log_len``,
-        log10(mean series length / window length), the source mean where unknown], [the probe,
-        always last]."""
+                    log_len: float | None = None, log_zs: np.ndarray | None = None) -> np.ndarray:
+        """(G, 2 [+ 1] [+ 1] [+ 1]) the gain model's inputs: the leaderboard and kNN gains,
+        [``log_len``, log10(mean series length / window length), the source mean where unknown],
+        [with ``zs_rank``: the candidate's zero-shot rank among the candidates with a zero-shot
+        score ``log_zs`` (G,), scaled to -0.5 (best) .. 0.5 (worst), 0 where it has none],
+        [the probe, always last]."""
         cols = [p.gain_leaderboard, p.gain_knn]
         if getattr(self, "use_length_", False):
             v = log_len if log_len is not None and np.isfinite(log_len) else self.len_fill_
             cols.append(np.full(len(p.gain_knn), v))
+        if self.zero_shot and getattr(self, "zs_rank", False):
+            cols.append(_centred_rank(log_zs, len(p.gain_knn)))
         if self.probe:
             cols.append(np.nan_to_num(log_probe))  # 0 = no improvement where unprobed
         return np.column_stack(cols)
 
     # -- predict ---------------------------------------------------------------------------------
     def predict_gain(self, p: PriorValues, log_probe: np.ndarray | None = None,
-                     log_len: float | None = None) -> np.ndarray:
+                     log_len: float | None = None, log_zs: np.ndarray | None = None) -> np.ndarray:
         """(G,) predicted log(fine-tuned / zero-shot) of the candidates the priors ``p`` describe
         (with ``probe``: and their probes ``log_probe``) on a target whose log10(mean series
-        length / window length) is ``log_len`` (``None``: unknown)."""
-        return self.gain_ridge_.predict(self.gain_inputs(p, log_probe, log_len))
+        length / window length) is ``log_len`` (``None``: unknown), where their log zero-shot
+        MASE are ``log_zs`` (G,; NaN: none)."""
+        return self.gain_ridge_.predict(self.gain_inputs(p, log_probe, log_len, log_zs))
 
     def predict(self, task: str, features: np.ndarray, models: list[str],
                 log_zs: np.ndarray | None = None,
@@ -795,6 +821,22 @@ def _tempered(p: np.ndarray, a: float) -> np.ndarray:
     """p ∝ (p + P_BEST_FLOOR)^a, normalised."""
     q = (p + P_BEST_FLOOR) ** a
     return q / q.sum()
+
+
+def _centred_rank(x: np.ndarray | None, n: int) -> np.ndarray:
+    """(n,) ranks of the finite entries of ``x`` (ties averaged) scaled to -0.5 (smallest) ..
+    0.5 (largest); 0 for the others, for all when fewer than two are finite or ``x`` is None."""
+    out = np.zeros(n)
+    if x is None:
+        return out
+    x = np.asarray(x, dtype=float)
+    ok = np.isfinite(x)
+    if ok.sum() < 2:
+        return out
+    from scipy.stats import rankdata
+
+    out[ok] = (rankdata(x[ok]) - 1.0) / (ok.sum() - 1.0) - 0.5
+    return out
 
 
 def _logit(p: np.ndarray, eps: float = 0.01) -> np.ndarray:
