@@ -710,7 +710,10 @@ def realism_section(kbs: list[str] | None, alone: bool = False) -> list[str]:
             "The last rows hold the fine-tuning fixed and vary the windows: the Spearman correlation between",
             "the rankings of two random halves of a cell's evaluation windows (mean over cells with two or",
             "more), and the same stepped up to all windows (Spearman-Brown 2r / (1 + r)). Windows of one",
-            "series overlap in time, so the step-up is an approximation.", "",
+            "series overlap in time, so the step-up is an approximation. The attainable ρ rows: an estimator",
+            "that knew each cell's expected ranking exactly would correlate with the cell's observed ranking",
+            "by about the square root of that reliability (classical test theory; mean over cells; seed noise",
+            "not counted, so an upper bound): the most any estimator can score against this truth.", "",
             realism.table(results), "", *notes,
             "", "Regenerate this section alone: `python benchmarks/evaluate.py --realism-only`.", REALISM_END, ""]
 

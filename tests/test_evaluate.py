@@ -234,3 +234,9 @@ def test_no_information_reference_of_held_out_model_scenarios_is_negative_by_con
     assert ev.add_no_information(res, "few-shot").height == 0
     # regret is on the MASE scale: the reference picks the worst model here (c1: 2.0 against 1.0)
     assert um["regret"].to_list() == pytest.approx([1.0] * 4)
+
+
+def test_attainable_rho_is_the_mean_square_root_of_the_clipped_reliabilities():
+    realism = _benchmark("realism")
+    assert realism.attainable_rho(np.array([0.81, 0.25, np.nan, -0.2, 1.3])) == pytest.approx((0.9 + 0.5 + 0 + 1) / 4)
+    assert np.isnan(realism.attainable_rho(np.array([np.nan])))

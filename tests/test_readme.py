@@ -8,6 +8,7 @@ import inspect
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,6 +191,11 @@ def test_window_split_agreement_is_the_shipped_kbs():
     got = [split.filter(pl.col("task") == t)[f"rho_{k}"].mean() for k in ("half", "full")
            for t in ("short", "medium", "long")]
     assert [f"{v:.3f}" for v in got] == [m[i] for i in range(1, 7)]
+    m = _one(r"exactly would score only\s+about ([0-9.]+) / ([0-9.]+) / ([0-9.]+) \(the square root")
+    bound = [realism.attainable_rho(split.filter(pl.col("task") == t)["rho_full"].to_numpy())
+             for t in ("short", "medium", "long")]
+    assert [f"{v:.3f}" for v in bound] == [m[i] for i in range(1, 4)]
+    assert _one(r"that bound's mean \(([0-9.]+)\)")[1] == f"{np.mean(bound):.3f}"
 
 
 def test_model_scale_range_is_the_readmes():
