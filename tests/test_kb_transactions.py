@@ -407,3 +407,23 @@ def test_a_full_disk_during_a_transaction_changes_nothing_and_leaves_nothing(tmp
             tx.add_windows(windows("d1", 3))
     monkeypatch.setattr(pl.DataFrame, "write_parquet", real)
     assert same(state(kb_dir), before) and leftovers(kb_dir) == []
+
+
+def test_check_reports_impossible_scores_and_never_drops_them(tmp_path):
+    """Writers refuse negative scores, but a file written by other means can hold them (or inf):
+    check names the column and a cell, repair leaves the rows alone."""
+    kb = seeded_kb(tmp_path / "kb")
+    path = kb.path / "observations.parquet"
+    obs = pl.read_parquet(path)
+    obs = obs.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(-1.0).otherwise(pl.col("ft_mase")).alias("ft_mase"),
+                           pl.when(pl.int_range(pl.len()) == 1).then(float("inf")).otherwise(pl.col("zs_wql")).alias("zs_wql"),
+                           pl.lit(float("nan")).alias("sn_wql"))  # NaN (undefined) is allowed
+    obs.write_parquet(path)
+    kb = KnowledgeBase.open(kb.path, clean=False)
+    problems = [p for p in kb.check() if p.kind == "bad-scores"]
+    assert len(problems) == 2 and not any(p.repairable for p in problems)
+    text = " ".join(p.message for p in problems)
+    assert "ft_mase below 0 or infinite" in text and "zs_wql below 0 or infinite" in text and "sn_wql" not in text
+    assert "d0/" in text
+    kb.check(repair=True)
+    assert pl.read_parquet(path).height == obs.height

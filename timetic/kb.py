@@ -1095,7 +1095,7 @@ class KnowledgeBase:
         Looked for: leftovers of dead writers (a stale ``.lock``, temporary files, staging folders of
         unfinished or committed-but-unapplied changes), duplicate keys, windows of datasets that are
         not registered, registered datasets without windows, observations whose dataset or model is
-        not registered.
+        not registered, observations whose scores are below 0 or infinite.
 
         With ``repair``, under the writer lock (waiting for live writers), what can be fixed safely is
         fixed in one transaction: leftovers are removed (a committed change is completed), duplicate
@@ -1224,7 +1224,7 @@ class Problem:
     Attributes:
         kind: what is wrong (``"stale-lock"``, ``"stray-file"``, ``"unfinished-change"``,
             ``"unapplied-change"``, ``"duplicate-keys"``, ``"orphan-windows"``,
-            ``"dataset-without-windows"``, ``"orphan-observations"``).
+            ``"dataset-without-windows"``, ``"orphan-observations"``, ``"bad-scores"``).
         message: one line saying where and what.
         repairable: whether ``check(repair=True)`` fixes it.
         fixed: whether it was fixed (by ``check(repair=True)``).
@@ -1323,7 +1323,31 @@ def _table_problems(
                     repairable=False,
                 )
             )
+    problems += _score_problems(obs)
     return problems, repaired
+
+
+def _score_problems(obs: pl.DataFrame) -> list[Problem]:
+    """Observations whose scores cannot be (below 0 or infinite: scaled errors are finite and
+    >= 0; NaN, undefined, is allowed), one problem per column. Writers refuse negative scores, so
+    these come from files written by other means; they are reported, never dropped."""
+    problems = []
+    for column in (c for c in SCORE_COLUMNS if c in obs.columns):
+        s = obs.get_column(column).cast(pl.Float64)
+        bad = obs.filter((s < 0) | s.is_infinite())
+        if bad.height:
+            cells = bad.select("dataset_id", "model_id", "task").unique()
+            problems.append(
+                Problem(
+                    "bad-scores",
+                    f"observations: {bad.height} row(s) with {column} below 0 or infinite, in {cells.height} "
+                    f"(dataset, model, task) cell(s), e.g. {'/'.join(cells.sort(cells.columns).row(0))}; "
+                    "re-run those cells (timetic finetune --kb DIR, or benchmarks/build_kb.py) "
+                    "(observations are never dropped)",
+                    repairable=False,
+                )
+            )
+    return problems
 
 
 class Transaction:
