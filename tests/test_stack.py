@@ -246,7 +246,7 @@ def test_readme_states_the_stack_defaults():
     assert TIME_TIE == TIE_CONFIDENCE and "fewer than 60% of the samples" in text
     assert sig["gain_length"].default is True and stk["length"].default is True
     assert sig["gain_zs_rank"].default is True and stk["zs_rank"].default is True
-    assert "and on the candidate's zero-shot rank among the candidates" in text
+    assert "and on the candidate's zero-shot rank among the KB's models" in text
     assert sig["helps_model"].default == stk["helps"].default == "logistic"
     assert "a logistic regression on the same inputs, fitted on the KB cells' out-of-fold inputs, gives P(fine-tuning helps)" in text
     assert "on log10 of the mean series length over the task's context + horizon" in text
@@ -518,3 +518,22 @@ def test_centred_rank_scales_ranks_of_the_finite_entries():
     assert not _centred_rank(np.array([np.nan, 1.0]), 2).any() and not _centred_rank(None, 3).any()
     with pytest.raises(ValueError, match="helps"):
         StackedRanker(helps="flag")
+
+
+def test_zero_shot_rank_is_among_all_kb_models_whatever_the_candidates():
+    """``--models a,b`` must not turn the better of two into "the best": the KB models left out take
+    their zero-shot scores imputed from the nearest source cells, so a candidate keeps its rank."""
+    from timetic.estimate.stack import _centred_rank
+
+    r = StackedRanker(zero_shot=True).fit(synthetic_cells(n=20, seed=4))
+    feats = synthetic_cells(n=20, seed=4).features[0]
+    p = r.priors_("short", feats, list(MODELS))
+    log_zs = 0.3 + p.zero_shot_knn  # a target whose scores the imputation reproduces
+    full = r.zs_ranks("short", feats, list(MODELS), log_zs)
+    np.testing.assert_allclose(full, _centred_rank(log_zs, len(MODELS)))
+    pick = [1, 4]
+    sub = r.zs_ranks("short", feats, list(MODELS[pick]), log_zs[pick])
+    np.testing.assert_allclose(sub, full[pick])
+    assert sorted(_centred_rank(log_zs[pick], 2)) == [-0.5, 0.5]  # what ranking among the two would say
+    g_sub = r.predict_gain(r.priors_("short", feats, list(MODELS[pick])), log_zs=log_zs[pick], zs_rank=sub)
+    np.testing.assert_allclose(g_sub, r.predict_gain(p, log_zs=log_zs, zs_rank=full)[pick])

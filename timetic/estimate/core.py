@@ -172,7 +172,7 @@ class TimeTic:
             target and of each KB dataset (:class:`timetic.estimate.stack.StackedRanker`'s
             ``length``). The ranking does not depend on it.
         gain_zs_rank: ``stack`` with zero-shot scores: the gain model also reads each candidate's
-            zero-shot rank among the candidates (:class:`timetic.estimate.stack.StackedRanker`'s
+            zero-shot rank among the KB's models (:class:`timetic.estimate.stack.StackedRanker`'s
             ``zs_rank``): the models best at zero-shot on a target gain least from fine-tuning
             there. The ranking does not depend on it.
         helps_model: ``stack`` with zero-shot scores: P(fine-tuning helps) from a logistic
@@ -949,10 +949,11 @@ class TimeTic:
             zs_mase = np.exp(log_zs[ok])  # NaN for imputed candidates
             log_len = (np.log10(rows.series_length / rows.window_length)
                        if rows.series_length and rows.window_length else None)
-            g_point = ranker.predict_gain(pri, log_probe, log_len, log_zs)[ok]
+            zs_rank = ranker.zs_ranks(rows.task, feats, cands, log_zs) if getattr(ranker, "zs_rank", False) else None
+            g_point = ranker.predict_gain(pri, log_probe, log_len, log_zs, zs_rank)[ok]
             gain = 1.0 - np.exp(g_point)
             Rg = ranker.residual_matrix(rows.task, keep, gain=True) * scale
-            gain_X = ranker.gain_inputs(pri, log_probe, log_len, log_zs)[ok]
+            gain_X = ranker.gain_inputs(pri, log_probe, log_len, log_zs, zs_rank)[ok]
             p_improve = ranker.p_helps(Rg, g_point, gain_X) if Rg.shape[0] else np.full(G, np.nan)
             negative = [None if imputed[j] else bool(p_improve[j] < 0.5) for j in range(G)]
             gain = np.where(imputed, np.nan, gain)

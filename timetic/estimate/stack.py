@@ -31,7 +31,7 @@ With zero-shot scores, a second, *gain* model answers "does fine-tuning help thi
 log(fine-tuned / zero-shot)_g = b0 + b1 * gain_leaderboard_g + b2 * gain_knn_g + b3 * log_len
 + b4 * zs_rank_g (ridge with an intercept on out-of-fold priors; ``log_len``: log10 of the mean
 series length over the task's window length, ``zs_rank``: the candidate's zero-shot rank among the
-candidates, -0.5 best .. 0.5 worst: the models best at zero-shot on a dataset gain least there).
+KB's models, -0.5 best .. 0.5 worst: the models best at zero-shot on a dataset gain least there).
 The ranking model's within-cell view is regularised toward the mean (its zero-shot weight is below
 1), which biases the gain of the models with the best zero-shot scores; the gain model has no such
 bias, so ``predicted_gain`` comes from it, and P(fine-tuning helps) from a logistic regression on
@@ -101,8 +101,9 @@ class StackedRanker:
             is 0.1503 with it and 0.1547 without (base rate 0.1563; benchmarks/helps_flag.py
             --stack). Length over window length rather than length alone: on 985 cells of the
             then partial KB, 0.1565 against 0.1581.
-        zs_rank: the gain model also reads each candidate's zero-shot rank among the candidates
-            (scaled to -0.5 best .. 0.5 worst; 0 for a candidate without a zero-shot score). On KB v2
+        zs_rank: the gain model also reads each candidate's zero-shot rank (scaled to -0.5 best ..
+            0.5 worst; 0 for a candidate without a zero-shot score): among a source cell's models
+            in fit, among all the KB's models at prediction time (:meth:`zs_ranks`). On KB v2
             fine-tuning helped in 64 % of the cells of a dataset's best-quarter zero-shot models
             and in 91 % of its worst quarter's; the log score centred over the candidates did not
             tell them apart as well (benchmarks/results/helps_flag.md).
@@ -505,30 +506,50 @@ class StackedRanker:
         return np.column_stack([cols[n] for n in (names or self.input_names_)]), level
 
     def gain_inputs(self, p: PriorValues, log_probe: np.ndarray | None = None,
-                    log_len: float | None = None, log_zs: np.ndarray | None = None) -> np.ndarray:
+                    log_len: float | None = None, log_zs: np.ndarray | None = None,
+                    zs_rank: np.ndarray | None = None) -> np.ndarray:
         """(G, 2 [+ 1] [+ 1] [+ 1]) the gain model's inputs: the leaderboard and kNN gains,
         [``log_len``, log10(mean series length / window length), the source mean where unknown],
         [with ``zs_rank``: the candidate's zero-shot rank among the candidates with a zero-shot
-        score ``log_zs`` (G,), scaled to -0.5 (best) .. 0.5 (worst), 0 where it has none],
-        [the probe, always last]."""
+        score ``log_zs`` (G,), scaled to -0.5 (best) .. 0.5 (worst), 0 where it has none; or
+        ``zs_rank`` (G,) when given, e.g. :meth:`zs_ranks`], [the probe, always last]."""
         cols = [p.gain_leaderboard, p.gain_knn]
         if getattr(self, "use_length_", False):
             v = log_len if log_len is not None and np.isfinite(log_len) else self.len_fill_
             cols.append(np.full(len(p.gain_knn), v))
         if self.zero_shot and getattr(self, "zs_rank", False):
-            cols.append(_centred_rank(log_zs, len(p.gain_knn)))
+            cols.append(_centred_rank(log_zs, len(p.gain_knn)) if zs_rank is None else np.asarray(zs_rank, dtype=float))
         if self.probe:
             cols.append(np.nan_to_num(log_probe))  # 0 = no improvement where unprobed
         return np.column_stack(cols)
 
     # -- predict ---------------------------------------------------------------------------------
     def predict_gain(self, p: PriorValues, log_probe: np.ndarray | None = None,
-                     log_len: float | None = None, log_zs: np.ndarray | None = None) -> np.ndarray:
+                     log_len: float | None = None, log_zs: np.ndarray | None = None,
+                     zs_rank: np.ndarray | None = None) -> np.ndarray:
         """(G,) predicted log(fine-tuned / zero-shot) of the candidates the priors ``p`` describe
         (with ``probe``: and their probes ``log_probe``) on a target whose log10(mean series
         length / window length) is ``log_len`` (``None``: unknown), where their log zero-shot
-        MASE are ``log_zs`` (G,; NaN: none)."""
-        return self.gain_ridge_.predict(self.gain_inputs(p, log_probe, log_len, log_zs))
+        MASE are ``log_zs`` (G,; NaN: none) or their zero-shot ranks ``zs_rank`` (:meth:`zs_ranks`)."""
+        return self.gain_ridge_.predict(self.gain_inputs(p, log_probe, log_len, log_zs, zs_rank))
+
+    def zs_ranks(self, task: str, features: np.ndarray, models: list[str], log_zs: np.ndarray) -> np.ndarray:
+        """(G,) the candidates' zero-shot ranks (scaled as in :meth:`gain_inputs`) among all the KB's
+        models on this target: a KB model that is not a candidate takes the zero-shot score imputed
+        from the nearest source cells (as a candidate without weights does), so a candidate's rank,
+        and with it its predicted gain and P(fine-tuning helps), does not hinge on which other
+        candidates are ranked with it (``--models a,b``). Candidates without a score get 0."""
+        log_zs = np.asarray(log_zs, dtype=float)
+        others = [m for m in getattr(self, "models_", []) if m not in set(models)]
+        obs = np.isfinite(log_zs)
+        if not others or not obs.any():
+            return _centred_rank(log_zs, len(models))
+        names = list(models) + others
+        full = np.concatenate([log_zs, np.full(len(others), np.nan)])
+        seen = np.concatenate([obs, np.zeros(len(others), dtype=bool)])
+        imputed = self._imputed_log_zs(full, self.priors_(task, features, names), seen,
+                                       np.concatenate([np.zeros(len(models), dtype=bool), np.ones(len(others), dtype=bool)]))
+        return _centred_rank(imputed, len(names))[: len(models)]
 
     def predict(self, task: str, features: np.ndarray, models: list[str],
                 log_zs: np.ndarray | None = None,
