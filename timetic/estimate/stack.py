@@ -540,7 +540,8 @@ class StackedRanker:
         and with it its predicted gain and P(fine-tuning helps), does not hinge on which other
         candidates are ranked with it (``--models a,b``). Candidates without a score get 0."""
         log_zs = np.asarray(log_zs, dtype=float)
-        others = [m for m in getattr(self, "models_", []) if m not in set(models)]
+        listed = set(models)
+        others = [m for m in getattr(self, "models_", []) if m not in listed]
         obs = np.isfinite(log_zs)
         if not others or not obs.any():
             return _centred_rank(log_zs, len(models))
