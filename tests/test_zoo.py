@@ -172,3 +172,27 @@ def test_family_learning_rates_are_the_selected_ones():
     chosen = json.loads(path.read_text())["chosen"]
     for family, lr in chosen.items():
         assert FAMILY_LEARNING_RATES[family] == pytest.approx(lr), family
+
+
+def test_finetune_fit_holds_out_the_last_windows(tmp_path):
+    """benchmarks/zoo/finetune_fit.py scores windows that the training part never contains."""
+    import polars as pl
+
+    spec = importlib.util.spec_from_file_location("finetune_fit", ROOT / "benchmarks" / "zoo" / "finetune_fit.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    n = 900
+    frame = pl.DataFrame({"item_id": ["a"] * n + ["b"] * n,
+                          "timestamp": list(range(n)) * 2,
+                          "target": np.concatenate([np.arange(n), 10_000 + np.arange(n)]).astype(float)})
+    path = tmp_path / "t.parquet"
+    frame.write_parquet(path)
+    train, ctx, fut = module.split(path)
+    H, N = module.H, module.N_TEST
+    assert [len(s) for s in train] == [n - N * H] * 2
+    assert ctx.shape == (2 * N, module.C) and fut.shape == (2 * N, H)
+    # every held-out future lies after its series' training part, and the windows are consecutive
+    np.testing.assert_array_equal(fut[0], np.arange(n - N * H, n - N * H + H))
+    np.testing.assert_array_equal(fut[N - 1], np.arange(n - H, n))
+    assert fut[N:].min() >= 10_000 + n - N * H and np.isnan(ctx).sum() == 0
+    np.testing.assert_array_equal(ctx[1][-1], fut[0][-1])
