@@ -75,7 +75,8 @@ def configs() -> dict[str, dict]:
         "weight-free-k=3": {"zero_shot": False, "k": 3},
         "weight-free-k=8": {"zero_shot": False, "k": 8},
         # held-out-model scenarios only (no model is new to the KB in the others)
-        "stack-new-model-weights": {"new_model_weights": True},
+        "stack-new-model-weights=always": {"new_model_weights": True},
+        "stack-new-model-weights=off": {"new_model_weights": False},
         "weight-free-new-model-weights": {"zero_shot": False, "new_model_weights": True},
     }
     if os.environ.get(TABPFN_ENV):
@@ -88,7 +89,7 @@ def configs() -> dict[str, dict]:
 #: methods every scenario runs (the ablations run on unseen-dataset only).
 MAIN_METHODS = ("timetic", "weight-free")
 #: methods that differ from the defaults only for models new to the KB: run where models are held out.
-NEW_MODEL_METHODS = ("stack-new-model-weights", "weight-free-new-model-weights")
+NEW_MODEL_METHODS = ("stack-new-model-weights=always", "stack-new-model-weights=off", "weight-free-new-model-weights")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -875,10 +876,11 @@ def write_report(args, kb, summary, res, made, walls, logme_note, total) -> None
           f"* `timetic-published`: TimeTic as published: {PUBLISHED}.",
           "* `window`: timetic 0.1's default (window rows, Rényi profile, GP learner, log-ratio target).",
           "* `stack-…`, `weight-free-…`, `window-…`: one change from the defaults each.",
-          "* `stack-new-model-weights`, `weight-free-new-model-weights` (unseen-model, both-unseen): models new",
-          "  to the KB weigh their inputs with weights fitted on the KB cells with every model's priors",
-          "  borrowed from its profile neighbours (`TimeTic(new_model_weights=True)`); the defaults use",
-          "  the known models' weights.",
+          "* `stack-new-model-weights=…`, `weight-free-new-model-weights` (unseen-model, both-unseen): models",
+          "  new to the KB weigh their inputs with weights fitted on the KB cells with every model's priors",
+          "  borrowed from its profile neighbours: `always` (`TimeTic(new_model_weights=True)`) or `off`",
+          "  (the known models' weights); the default (`'auto'`) uses them with zero-shot scores for a target",
+          "  that is not one of the KB's datasets (both-unseen), not for one that is (unseen-model).",
           "* `zero-shot`: rank by the observed mean zero-shot MASE on the held-out dataset.",
           "* `leaderboard`: rank by the mean fine-tuned rank over the training datasets.",
           "* `knn`: mean fine-tuned rank over the 3 nearest training datasets (standardised mean features).",

@@ -473,13 +473,28 @@ def test_models_new_to_the_kb_get_weights_fitted_for_borrowed_priors():
     # without a model new to the KB nothing extra is fitted
     assert StackedRanker(**kw, new_model_weights=True).fit(cells, {m: profiles[m] for m in models}).ridge_new_ is None
     # with them, a new model's own (far best) zero-shot score lifts it further than without
-    off = StackedRanker(**kw).fit(cells, profiles)
+    off = StackedRanker(**kw, new_model_weights=False).fit(cells, profiles)
     assert off.ridge_new_ is None
     cand = list(models[:4]) + ["new"]
     zs = np.array([0.0, 0.1, 0.2, 0.3, -2.0])  # the new model's zero-shot is far the best
     on_pred, _, _ = fitted.predict("short", cells.features[0], cand, log_zs=zs)
     off_pred, _, _ = off.predict("short", cells.features[0], cand, log_zs=zs)
     assert on_pred[4] - on_pred[:4].min() < off_pred[4] - off_pred[:4].min()
+    # "auto" (default): the new weights for a target that is not one of the KB's datasets, the
+    # known models' weights for one that is (the borrowed rows the new weights were fitted on
+    # never include the target's own dataset)
+    auto = StackedRanker(**kw).fit(cells, profiles)
+    assert auto.new_model_weights == "auto" and auto.ridge_new_ is not None
+    assert auto.is_kb_dataset("short", 0.0) and not auto.is_kb_dataset("short", np.inf)
+    at_kb, _, _ = auto.predict("short", cells.features[0], cand, log_zs=zs)
+    np.testing.assert_allclose(at_kb, off_pred)
+    far = cells.features[0] + 0.5 * (cells.features[1] - cells.features[0])  # between two KB datasets
+    assert not auto.is_kb_dataset("short", float(auto.priors_("short", far, cand).distance[0]))
+    np.testing.assert_allclose(auto.predict("short", far, cand, log_zs=zs)[0],
+                               fitted.predict("short", far, cand, log_zs=zs)[0])
+    assert not np.allclose(auto.predict("short", far, cand, log_zs=zs)[0], off.predict("short", far, cand, log_zs=zs)[0])
+    # weight-free: "auto" fits no new-model weights (they ranked worse there on KB v2)
+    assert StackedRanker(**{**kw, "inputs": ("leaderboard", "knn")}, zero_shot=False).fit(cells, profiles).ridge_new_ is None
 
 
 def test_gain_model_reads_the_zero_shot_rank():

@@ -184,9 +184,10 @@ class TimeTic:
             (default) chooses among 1, 2 and 3 by leave-one-model-out on the KB cells it is fitted
             on (:class:`timetic.estimate.stack.StackedRanker`'s ``profile_neighbours``).
         new_model_weights: ``stack``: candidates new to the KB get input weights fitted for them
-            (on the KB cells with every model's priors borrowed from its profile neighbours);
-            default ``False``: the known models' weights, which ranked held-out models better on
-            KB v2 (:class:`timetic.estimate.stack.StackedRanker`).
+            (on the KB cells with every model's priors borrowed from its profile neighbours).
+            ``"auto"`` (default): with zero-shot scores, for a target that is not one of the KB's
+            datasets; ``True`` / ``False``: always / never
+            (:class:`timetic.estimate.stack.StackedRanker`).
         seed: seeds every random step.
     """
 
@@ -223,7 +224,7 @@ class TimeTic:
         gain_zs_rank: bool = True,
         helps_model: str = "logistic",
         profile_neighbours: int | str = "auto",
-        new_model_weights: bool = False,
+        new_model_weights: bool | str = "auto",
         seed: int = 0,
     ):
         self.kb = kb

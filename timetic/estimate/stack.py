@@ -129,10 +129,15 @@ class StackedRanker:
             the KB), weigh their inputs with weights fitted for that situation: on the source
             cells with every model's priors borrowed from its profile neighbours, as a new
             model's are (leave one model out), its own zero-shot score kept. The weights of the
-            known models stay as they are. Default ``False``: new models use the known models'
-            weights. On KB v2 the option raised both-unseen ρ from 0.319 to 0.349 but lowered
-            unseen-model ρ from 0.499 to 0.458 (the borrowed rows leave the target's dataset out,
-            which the unseen-model scenario does not) and the weight-free ρ in both scenarios.
+            known models stay as they are. The borrowed rows leave each source cell's own dataset
+            out, so these weights fit a target that is not one of the KB's datasets. ``"auto"``
+            (default): with zero-shot scores, for a target farther from every source cell than
+            the nearest pair of KB datasets (leave-one-dataset-out, the task's smallest
+            ``oof_distance_``); the known models' weights for a target that is one of the KB's
+            datasets and without zero-shot scores. ``True``: always; ``False``: never. On KB v2
+            ``True`` raised both-unseen ρ from 0.319 to 0.349 but lowered unseen-model ρ (the
+            target's dataset in the KB) from 0.499 to 0.458, and lowered the weight-free ρ in both
+            scenarios (benchmarks/RESULTS.md, rows ``*new-model-weights*``).
         task_weights: with ``weights="spearman"``, a task (horizon) whose source cells number at
             least this many gets its own weights (the cheap rankings are not equally good at every
             horizon: kNN ranks the medium task better than the short one); the others, and
@@ -150,9 +155,11 @@ class StackedRanker:
                  inputs: tuple[str, ...] | list | str | None = "auto", scale: str = "auto",
                  combine: str = "mean", probe: bool = False, zs_scale: str = "match", weights: str = "spearman",
                  task_weights: int | None = 8, length: bool = True, profile_neighbours: int | str = "auto",
-                 new_model_weights: bool = False, zs_rank: bool = True, helps: str = "logistic"):
+                 new_model_weights: bool | str = "auto", zs_rank: bool = True, helps: str = "logistic"):
         if helps not in ("logistic", "residuals"):
             raise ValueError(f"unknown helps {helps!r}; use 'logistic' or 'residuals'")
+        if new_model_weights not in (True, False, "auto"):
+            raise ValueError(f"unknown new_model_weights {new_model_weights!r}; use True, False or 'auto'")
         self.zero_shot = zero_shot
         self.zs_rank = zs_rank
         self.helps = helps
@@ -182,7 +189,7 @@ class StackedRanker:
         self.profile_neighbours_, self.profile_neighbour_scores_ = self._choose_profile_neighbours(cells, profiles)
         self.new_models_ = sorted(m for m in (profiles or {}) if m not in set(cells.models))
         self.borrow_neighbours_ = None  # per KB model: its profile neighbours among the others (new_model_weights)
-        if self.new_model_weights and self.new_models_:
+        if self._new_weights_on() and self.new_models_:
             order = self._profile_order(cells, profiles)
             if order is not None:
                 self.borrow_neighbours_ = [o[: self.profile_neighbours_] for o in order]
@@ -211,6 +218,16 @@ class StackedRanker:
                                    if self.zero_shot and getattr(self, "helps_classifier_", None) is None else None)
         self.best_temperature_ = self._fit_best_temperature(cells)
         return self
+
+    def _new_weights_on(self) -> bool:
+        """Whether ``fit`` fits weights for models new to the KB (``new_model_weights``)."""
+        return self.new_model_weights is True or (self.new_model_weights == "auto" and self.zero_shot)
+
+    def is_kb_dataset(self, task: str, nearest: float) -> bool:
+        """Whether a target whose nearest source cell of ``task`` lies at ``nearest`` is one of the
+        KB's own datasets: nearer than any KB dataset lies to another (leave-one-dataset-out)."""
+        d = self.oof_distance_[(self.tasks_ == task) & np.isfinite(self.oof_distance_)]
+        return bool(d.size and np.isfinite(nearest) and nearest < d.min())
 
     def _choose_profile_neighbours(self, cells: Cells, profiles: dict[str, np.ndarray] | None) -> tuple[int, dict]:
         """(n, {candidate n: score}): how many profile neighbours a new model borrows its priors from.
@@ -569,6 +586,10 @@ class StackedRanker:
         p = self.priors_(task, features, models)
         out = np.full(len(models), np.nan)
         use = obs.copy()
+        # weights for models new to the KB: not for a target that is one of the KB's datasets
+        # ("auto"), whose source cells the borrowed rows they were fitted on never include
+        new_weights = self.new_model_weights is True or (
+            self.new_model_weights == "auto" and not self.is_kb_dataset(task, float(p.distance[0]) if p.distance.size else np.inf))
         if obs.any():
             if self.zero_shot and impute is not None:
                 use |= impute
@@ -580,7 +601,7 @@ class StackedRanker:
                     zs_in = self._imputed_log_zs(log_zs, pst, obs, impute)
                 X, level = self._inputs(pst, zs_in, obs, st["input_names_"], log_probe, st["scale_"])
                 pred = _predict(st["ridge_"], X[use], task)
-                if st.get("ridge_new_") is not None:  # models new to the KB: their own weights
+                if new_weights and st.get("ridge_new_") is not None:  # models new to the KB: their own weights
                     new = ~np.isin(np.asarray(models), st["models_"])[use]
                     if new.any():
                         pred = np.where(new, _predict(st["ridge_new_"], X[use], task), pred)
