@@ -552,3 +552,21 @@ def test_zero_shot_rank_is_among_all_kb_models_whatever_the_candidates():
     assert sorted(_centred_rank(log_zs[pick], 2)) == [-0.5, 0.5]  # what ranking among the two would say
     g_sub = r.predict_gain(r.priors_("short", feats, list(MODELS[pick])), log_zs=log_zs[pick], zs_rank=sub)
     np.testing.assert_allclose(g_sub, r.predict_gain(p, log_zs=log_zs, zs_rank=full)[pick])
+
+
+def test_average_ranks_is_scipys_rankdata():
+    """The stacking fit's numpy ranking gives scipy.stats.rankdata's ranks (ties averaged, NaN
+    omitted and kept NaN) along any axis."""
+    from scipy.stats import rankdata
+
+    from timetic.estimate.priors import average_ranks
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        shape = tuple(rng.integers(1, 7, size=rng.integers(1, 4)))
+        a = rng.integers(0, 4, size=shape).astype(float)  # many ties
+        a[rng.random(shape) < 0.2] = np.nan
+        a[rng.random(shape) < 0.05] = np.inf
+        for axis in range(a.ndim):
+            np.testing.assert_allclose(average_ranks(a, axis=axis), rankdata(a, axis=axis, nan_policy="omit"))
+    assert average_ranks(np.array([])).shape == (0,)

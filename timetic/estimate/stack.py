@@ -69,7 +69,7 @@ import math
 import numpy as np
 
 from timetic.estimate.cells import Cells
-from timetic.estimate.priors import Priors, PriorValues, _quiet, profile_distances
+from timetic.estimate.priors import Priors, PriorValues, _quiet, average_ranks, profile_distances
 
 
 class StackedRanker:
@@ -368,8 +368,6 @@ class StackedRanker:
     def _fit_k(self, cells: Cells, profiles: dict[str, np.ndarray] | None, k: int, names: list[str],
                scale: str = "log") -> dict:
         """Fitted state (attribute name -> value) for one k, input set and prior scale."""
-        from scipy.stats import spearmanr
-
         C, G = cells.log_ft.shape
         models = list(cells.models)
         if self.probe and cells.log_probe is None:
@@ -423,7 +421,7 @@ class StackedRanker:
             pred = _predict(ridge, X, cells.tasks[c])
             residuals[c, g] = cells.log_ft[c, g] - (level_oof[c] + pred)
             if len(g) > 2:
-                rhos.append(np.nan_to_num(spearmanr(pred, yc).statistic))
+                rhos.append(np.nan_to_num(_mean_row_spearman(pred[None, :], yc[None, :])))
         gain_residuals = np.full((C, G), np.nan)
         gain_truth = np.full((C, G), np.nan)
         gain_ridge = None
@@ -776,8 +774,7 @@ def _mean_row_spearman(A: np.ndarray, B: np.ndarray) -> float:
     constant on them, are skipped (NaN when every row is).
 
     A, B: (rows, columns). Rows are grouped by their pattern of finite entries, so each group is
-    ranked in one vectorised call (``scipy.stats.rankdata(axis=1)``)."""
-    from scipy.stats import rankdata
+    ranked in one vectorised call (:func:`timetic.estimate.priors.average_ranks`)."""
 
     ok = np.isfinite(A) & np.isfinite(B)
     patterns, inverse = np.unique(ok, axis=0, return_inverse=True)
@@ -786,7 +783,7 @@ def _mean_row_spearman(A: np.ndarray, B: np.ndarray) -> float:
         if mask.sum() < 3:
             continue
         rows = np.flatnonzero(inverse.ravel() == g)
-        ra, rb = (rankdata(M[np.ix_(rows, mask)], axis=1) for M in (A, B))
+        ra, rb = (average_ranks(M[np.ix_(rows, mask)], axis=1) for M in (A, B))
         ra, rb = ra - ra.mean(axis=1, keepdims=True), rb - rb.mean(axis=1, keepdims=True)
         na, nb = np.linalg.norm(ra, axis=1), np.linalg.norm(rb, axis=1)
         keep = (na > 0) & (nb > 0)
@@ -799,17 +796,15 @@ class _RankWeights:
     """Stacking weights that maximise the mean within-cell Spearman ρ (see ``weights``)."""
 
     def fit(self, X_rows: list[np.ndarray], y_rows: list[np.ndarray], step: float = 0.1) -> "_RankWeights":
-        from scipy.stats import rankdata
-
         m = X_rows[0].shape[1]
         grid = _simplex_grid(m, int(round(1 / step)))
         score = np.zeros(len(grid))
         for X, y in zip(X_rows, y_rows):
             if len(y) < 3:
                 continue
-            ry = rankdata(y)
+            ry = average_ranks(y)
             ry = (ry - ry.mean()) / (np.linalg.norm(ry - ry.mean()) or 1.0)
-            R = rankdata(X @ grid.T, axis=0)
+            R = average_ranks(X @ grid.T, axis=0)
             R = R - R.mean(axis=0)
             norm = np.linalg.norm(R, axis=0)
             score += np.where(norm > 0, (R.T @ ry) / np.where(norm > 0, norm, 1.0), 0.0)
@@ -876,9 +871,7 @@ def _centred_rank(x: np.ndarray | None, n: int) -> np.ndarray:
     ok = np.isfinite(x)
     if ok.sum() < 2:
         return out
-    from scipy.stats import rankdata
-
-    out[ok] = (rankdata(x[ok]) - 1.0) / (ok.sum() - 1.0) - 0.5
+    out[ok] = (average_ranks(x[ok]) - 1.0) / (ok.sum() - 1.0) - 0.5
     return out
 
 
