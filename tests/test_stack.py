@@ -570,3 +570,25 @@ def test_average_ranks_is_scipys_rankdata():
         for axis in range(a.ndim):
             np.testing.assert_allclose(average_ranks(a, axis=axis), rankdata(a, axis=axis, nan_policy="omit"))
     assert average_ranks(np.array([])).shape == (0,)
+
+
+@pytest.mark.parametrize("zero_shot", [True, False])
+def test_prediction_does_not_hinge_on_the_other_candidates(zero_shot):
+    """``--models a,b``: the inputs are centred over all the KB's models (those not listed take
+    their zero-shot scores imputed from the nearest source cells), so a candidate's predicted
+    score is the one it gets in the full ranking; centred over the two candidates alone it moves."""
+    cells = synthetic_cells(n=20, seed=4, cluster_order=not zero_shot)  # weight-free: the priors rank
+    r = StackedRanker(zero_shot=zero_shot).fit(cells)
+    feats = cells.features[0] + 0.1
+    p = r.priors_("short", feats, list(MODELS))
+    log_zs = 0.3 + p.zero_shot_knn if zero_shot else None  # scores the imputation reproduces
+    full, ok = r.predict_in_kb("short", feats, list(MODELS), log_zs)
+    assert ok.all()
+    np.testing.assert_allclose(full, r.predict("short", feats, list(MODELS), log_zs)[0])  # all listed: predict
+    pick = [1, 4]
+    sub_zs = None if log_zs is None else log_zs[pick]
+    sub, ok = r.predict_in_kb("short", feats, list(MODELS[pick]), sub_zs)
+    assert ok.all()
+    np.testing.assert_allclose(sub, full[pick])
+    alone = r.predict("short", feats, list(MODELS[pick]), sub_zs)[0]  # centred over the two
+    assert not np.allclose(alone, full[pick])

@@ -908,7 +908,9 @@ class TimeTic:
         log_probe = None
         if getattr(ranker, "probe", False):
             log_probe = np.array([(rows.probe or {}).get(c, np.nan) for c in cands], dtype=float)
-        pred, pri, ok = ranker.predict(rows.task, feats, cands, log_zs, impute=impute, log_probe=log_probe)
+        # centred over all the KB's models, so that --models does not move a candidate's prediction
+        pred, ok = ranker.predict_in_kb(rows.task, feats, cands, log_zs, impute=impute, log_probe=log_probe)
+        pri = ranker.priors_(rows.task, feats, cands)
         for m in (c for c, o in zip(cands, ok) if not o):
             warnings.warn(f"no scorable target window for {m}; it is left out", TimeticWarning)
         if not ok.any():

@@ -567,15 +567,43 @@ class StackedRanker:
                                        np.concatenate([np.zeros(len(models), dtype=bool), np.ones(len(others), dtype=bool)]))
         return _centred_rank(imputed, len(names))[: len(models)]
 
+    def predict_in_kb(self, task: str, features: np.ndarray, models: list[str],
+                      log_zs: np.ndarray | None = None, impute: np.ndarray | None = None,
+                      log_probe: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(G,) predictions and mask, as :meth:`predict` gives them, with every input centred over
+        all the KB's models: a KB model that is not among ``models`` joins the reference set with
+        its zero-shot score imputed from the nearest source cells (as a candidate without weights
+        does) and is then dropped. The weights were fitted on cells that hold (nearly) every KB
+        model, so this is the situation they know, and a candidate's predicted MASE does not hinge
+        on which other candidates are ranked with it (``--models a,b``). With every KB model
+        among ``models`` it is :meth:`predict`."""
+        listed = set(models)
+        others = [m for m in getattr(self, "models_", []) if m not in listed]
+        if not others:
+            pred, _, ok = self.predict(task, features, models, log_zs, impute, log_probe)
+            return pred, ok
+        G, extra = len(models), np.full(len(others), np.nan)
+        zs = imp = None
+        if self.zero_shot:
+            zs = np.concatenate([np.asarray(log_zs, dtype=float), extra])
+            imp = np.concatenate([np.zeros(G, dtype=bool) if impute is None else np.asarray(impute, dtype=bool),
+                                  np.ones(len(others), dtype=bool)])
+        probe = None if log_probe is None else np.concatenate([np.asarray(log_probe, dtype=float), extra])
+        pred, _, ok = self.predict(task, features, list(models) + others, zs, imp, probe, centre="used")
+        return pred[:G], ok[:G]
+
     def predict(self, task: str, features: np.ndarray, models: list[str],
                 log_zs: np.ndarray | None = None,
                 impute: np.ndarray | None = None,
-                log_probe: np.ndarray | None = None) -> tuple[np.ndarray, PriorValues, np.ndarray]:
+                log_probe: np.ndarray | None = None,
+                centre: str = "observed") -> tuple[np.ndarray, PriorValues, np.ndarray]:
         """Predicted log mean fine-tuned MASE (G,) of ``models`` (NaN where a needed zero-shot score
         is missing), the priors used, and the boolean mask of predicted candidates. ``impute``
         (G,) bool: candidates without a zero-shot score whose input is imputed (weights absent;
         with ``probe`` their probe input is the candidates' mean). ``log_probe`` (G,): the
-        candidates' learning-curve probes (with ``probe``)."""
+        candidates' learning-curve probes (with ``probe``). ``centre``: the inputs are centred over
+        the candidates with a zero-shot score (``"observed"``) or over those and the imputed ones
+        (``"used"``, :meth:`predict_in_kb`)."""
         if self.zero_shot and log_zs is None:
             raise ValueError("this ranker uses zero-shot scores; pass log_zs")
         if self.probe and log_probe is None:
@@ -597,7 +625,8 @@ class StackedRanker:
                 zs_in = log_zs
                 if self.zero_shot and impute is not None and impute.any():
                     zs_in = self._imputed_log_zs(log_zs, pst, obs, impute)
-                X, level = self._inputs(pst, zs_in, obs, st["input_names_"], log_probe, st["scale_"])
+                X, level = self._inputs(pst, zs_in, use if centre == "used" else obs, st["input_names_"], log_probe,
+                                        st["scale_"])
                 pred = _predict(st["ridge_"], X[use], task)
                 if new_weights and st.get("ridge_new_") is not None:  # models new to the KB: their own weights
                     new = ~np.isin(np.asarray(models), st["models_"])[use]
