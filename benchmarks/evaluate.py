@@ -72,6 +72,8 @@ def configs() -> dict[str, dict]:
         "stack-inputs=zero-shot+knn": {"stack_inputs": ("zero_shot", "knn")},
         "stack-inputs=zero-shot+leaderboard": {"stack_inputs": ("zero_shot", "leaderboard")},
         "stack-inputs=leaderboard+knn": {"stack_inputs": ("leaderboard", "knn")},
+        "stack-components=all": {"components": None},  # kNN neighbours over every meta-feature
+        "weight-free-components=all": {"zero_shot": False, "components": None},
         "weight-free-k=3": {"zero_shot": False, "k": 3},
         "weight-free-k=8": {"zero_shot": False, "k": 8},
         # held-out-model scenarios only (no model is new to the KB in the others)

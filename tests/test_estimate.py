@@ -11,6 +11,7 @@ from timetic.data import load_target
 from timetic.errors import TimeticInputError
 from timetic.estimate import RANKING_COLUMNS, TimeTic
 from timetic.estimate.core import TargetRows
+from timetic.estimate.stack import StackedRanker
 
 MODELS = ["chronos-bolt-tiny", "deepar-tiny", "patchtst-tiny", "timesfm-tiny"]
 
@@ -482,6 +483,8 @@ def test_a_model_added_without_observations_is_ranked_as_an_unseen_model(tmp_pat
     assert res.exit_code == 0, res.output
     info = json.loads(out.read_text())["info"]
     assert info["unobserved"] == ["tide-new"]
+    # the stack says how many principal components its kNN prior chose neighbours over
+    assert info["knn_components"] == "all" or info["knn_components"] in StackedRanker.COMPONENTS
 
 
 def test_task_all_ranks_the_tasks_the_series_are_long_enough_for(tiny_kb):

@@ -170,6 +170,10 @@ def test_p_best_temperatures_and_profile_neighbours_are_the_shipped_kbs():
     assert stack.profile_neighbours_ == 1
     assert [f"{stack.profile_neighbour_scores_[k]:.2f}" for k in (1, 2, 3)] == [n[1], n[2], n[3]]
     assert TimeTic(kb, zero_shot=False).fit().learner_.best_temperature_ == pytest.approx(float(m[2]))
+    c = _one(r"([0-9]+) on the shipped KB, mean within-dataset Spearman ([0-9.]+) against ([0-9.]+) over all "
+             r"([0-9]+)\s+features")
+    assert stack.components_ == int(c[1]) and len(stack.priors_.cells_.feature_names) == int(c[4])
+    assert [f"{stack.component_scores_[k]:.3f}" for k in (stack.components_, None)] == [c[2], c[3]]
 
 
 def test_window_split_agreement_is_the_shipped_kbs():

@@ -592,3 +592,46 @@ def test_prediction_does_not_hinge_on_the_other_candidates(zero_shot):
     np.testing.assert_allclose(sub, full[pick])
     alone = r.predict("short", feats, list(MODELS[pick]), sub_zs)[0]  # centred over the two
     assert not np.allclose(alone, full[pick])
+
+
+def _signal_and_noise_cells(n: int = 30, seed: int = 0) -> Cells:
+    """Datasets in two clusters with opposite model orders; the cluster shows in 8 correlated
+    meta-features, 100 more are independent noise (so over all 108 the distances are mostly noise)."""
+    rng = np.random.default_rng(seed)
+    G = len(MODELS)
+    cluster = np.arange(n) % 2
+    signal = cluster[:, None] * 1.0 + rng.normal(0, 0.4, (n, 8))
+    features = np.column_stack([signal, rng.normal(0, 1, (n, 100))])
+    order = np.where(cluster[:, None] == 0, np.arange(G)[None, :], np.arange(G)[::-1][None, :]) * 0.2
+    log_ft = order + rng.normal(0, 0.02, (n, G))
+    return Cells(np.array([f"d{i}" for i in range(n)]), np.array(["short"] * n), MODELS, log_ft,
+                 log_ft + rng.normal(0, 1.0, (n, G)), features, [f"f{j}" for j in range(108)])
+
+
+def test_knn_neighbours_over_principal_components():
+    """With ``components`` the kNN prior's neighbours are the nearest over the first principal
+    components of the standardised meta-features: where the signal lives in a few correlated
+    features among many noisy ones, they find the target's cluster; the out-of-domain distance
+    (``nearest``) stays the one over every feature."""
+    cells = _signal_and_noise_cells()
+    rel = cells.log_ft - cells.log_ft.mean(axis=1, keepdims=True)
+    hits = {}
+    for n in (1, None):
+        right = []
+        for d in range(len(cells.datasets)):
+            keep = np.arange(len(cells.datasets)) != d
+            pri = Priors(k=3, components=n).fit(cells.take(keep))
+            p = pri("short", cells.features[d], list(MODELS))
+            right.append(stats.spearmanr(p.knn, rel[d]).statistic)
+            rows, full = pri.distances("short", cells.features[d])
+            assert p.nearest == pytest.approx(full.min())
+            assert p.nearest_id == cells.take(keep).datasets[rows[np.argmin(full)]]
+        hits[n] = np.mean(right)
+    assert hits[1] > 0.9 and hits[1] > hits[None] + 0.2
+    # "auto" chooses on the source cells alone, by leave-one-dataset-out
+    r = StackedRanker(zero_shot=False, inputs=("knn",), scale="log").fit(cells)
+    assert r.components_ in (2, 3, 5) and set(r.component_scores_) == set(StackedRanker.COMPONENTS)
+    assert r.component_scores_[r.components_] > r.component_scores_[None]
+    assert StackedRanker(zero_shot=False, components=None).fit(cells).components_ is None
+    with pytest.raises(ValueError, match="components"):
+        StackedRanker(components="pca").fit(cells)

@@ -983,6 +983,8 @@ def _estimator_info(est, target, kb, seed: int, no_zero_shot: bool, tasks: list[
         if len(by_task) > 1:
             info["stack_weights_by_task"] = by_task
         info["out_of_domain"] = {t: round(v, 2) for t, v in getattr(used, "out_of_domain_", {}).items()}
+        n = getattr(used.learner_, "components_", None)
+        info["knn_components"] = "all" if n is None else int(n)
     return info
 
 

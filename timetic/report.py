@@ -103,7 +103,9 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
         shown = f"stack weights: {', '.join(f'{k} {v:.2f}' for k, v in weights.items())}; " if weights else ""
     console.print(
         f"[dim]{shown}"
-        + f"{info['n_context_rows']} context rows, {len(info['features'])} features, "
+        + f"{info['n_context_rows']} context rows, {len(info['features'])} features"
+        + (f" (kNN over {info['knn_components']} principal components)" if isinstance(info.get("knn_components"), int) else "")
+        + ", "
         f"zero-shot column {'on' if info['zero_shot'] else 'off'}"
         + (f" (no weights here for {', '.join(info['no_weights'])})" if info.get("no_weights") else "")
         + (f"; no KB observations for {', '.join(info['unobserved'])} (ranked as unseen models)"

@@ -188,6 +188,10 @@ class TimeTic:
             ``"auto"`` (default): with zero-shot scores, for a target that is not one of the KB's
             datasets; ``True`` / ``False``: always / never
             (:class:`timetic.estimate.stack.StackedRanker`).
+        components: ``stack``: the kNN priors choose their nearest KB datasets over this many
+            principal components of the standardised meta-features (``None``: all of them);
+            ``"auto"`` (default) chooses among 2, 3, 5, 8 and all by leave-one-dataset-out on the
+            KB cells it is fitted on (:class:`timetic.estimate.stack.StackedRanker`'s ``components``).
         seed: seeds every random step.
     """
 
@@ -225,6 +229,7 @@ class TimeTic:
         helps_model: str = "logistic",
         profile_neighbours: int | str = "auto",
         new_model_weights: bool | str = "auto",
+        components: int | str | None = "auto",
         seed: int = 0,
     ):
         self.kb = kb
@@ -259,6 +264,7 @@ class TimeTic:
         self.helps_model = helps_model
         self.profile_neighbours = profile_neighbours
         self.new_model_weights = new_model_weights
+        self.components = components
         self.seed = seed
 
     @classmethod
@@ -418,6 +424,7 @@ class TimeTic:
             weights=self.stack_weights, task_weights=self.stack_task_weights, length=self.gain_length,
             zs_rank=self.gain_zs_rank, helps=self.helps_model,
             profile_neighbours=self.profile_neighbours, new_model_weights=self.new_model_weights,
+            components=self.components,
         ).fit(
             cells, profiles
         )
@@ -918,13 +925,13 @@ class TimeTic:
         keep = [c for c, o in zip(cands, ok) if o]
         G = len(keep)
         point_log = pred[ok]
-        scale = ranker.out_of_domain(rows.task, float(pri.distance[0]) if pri.distance.size else np.inf)
+        scale = ranker.out_of_domain(rows.task, pri.nearest)
         self.out_of_domain_ = getattr(self, "out_of_domain_", {})
         self.out_of_domain_[rows.task] = scale
         if scale > 1.0:
             warnings.warn(
                 f"task {rows.task}: the target lies outside the knowledge base (nearest source dataset "
-                f"{pri.neighbours[0]} at distance {pri.distance[0]:.2f}, beyond every leave-one-dataset-out "
+                f"{pri.nearest_id} at distance {pri.nearest:.2f}, beyond every leave-one-dataset-out "
                 f"distance); intervals widened x{scale:.1f}; treat the ranking as a guess, or add similar "
                 "datasets to the KB (timetic add-dataset)",
                 TimeticWarning,

@@ -10,7 +10,10 @@ matters.
 - ``knn``: its mean over the ``k`` source cells of the task nearest to the target in meta-feature
   space (features standardised over the source cells and clipped to ±``clip`` standard deviations,
   so that one feature a target takes to an extreme cannot decide alone; distance = root mean
-  squared difference);
+  squared difference; with ``components``, this prior alone takes its neighbours over the first
+  principal components of those standardised features instead of all of them: many of the window
+  features vary together or not with fine-tuning results, and a few components find neighbours
+  that rank the models better; the other kNN quantities keep the neighbours over all features);
 - ``gain_leaderboard`` / ``gain_knn``: a model's mean log(fine-tuned / zero-shot) over the source
   cells of the task / over the nearest ones (what fine-tuning did to it there);
 - ``zero_shot_knn``: a model's mean relative log zero-shot MASE over the nearest source cells
@@ -44,8 +47,12 @@ class PriorValues:
         zero_shot_knn: (G,) relative log zero-shot MASE over the nearest source cells.
         level_knn: mean log fine-tuned MASE of the nearest source cells.
         gap_knn: mean log(fine-tuned / zero-shot) of the nearest source cells (NaN without zero-shot).
-        neighbours: (k,) dataset ids of the nearest source cells, nearest first.
+        neighbours: (k,) dataset ids of the nearest source cells over all the features, nearest
+            first (with ``components`` the ``knn`` prior's own neighbours may differ).
         distance: (k,) their distances.
+        nearest: the distance to the nearest source cell (what "outside the knowledge base" is
+            judged by).
+        nearest_id: that cell's dataset id.
     """
 
     leaderboard: np.ndarray
@@ -57,6 +64,8 @@ class PriorValues:
     gap_knn: float
     neighbours: np.ndarray
     distance: np.ndarray
+    nearest: float = float("inf")
+    nearest_id: str = ""
 
 
 class Priors:
@@ -65,13 +74,18 @@ class Priors:
     Args:
         k: number of nearest source cells.
         n_profile_neighbours: source models a new model borrows its priors from.
+        components: the ``knn`` prior's nearest source cells by distance over this many principal
+            components of the standardised, clipped source features of the task (``None``: over
+            all the features, as every other kNN quantity).
     """
 
-    def __init__(self, k: int = 5, n_profile_neighbours: int = 2, clip: float = 5.0, scale: str = "log"):
+    def __init__(self, k: int = 5, n_profile_neighbours: int = 2, clip: float = 5.0, scale: str = "log",
+                 components: int | None = None):
         self.k = k
         self.scale = scale
         self.n_profile_neighbours = n_profile_neighbours
         self.clip = clip
+        self.components = components
 
     def fit(self, cells: Cells, profiles: dict[str, np.ndarray] | None = None) -> "Priors":
         """``profiles``: model id -> entropy profile (L,), for every model that may be a candidate."""
@@ -88,6 +102,7 @@ class Priors:
             self.gap_ = np.nanmean(self.ratio_, axis=1)
         self.profiles_ = profiles or {}
         self.index_ = {m: g for g, m in enumerate(cells.models)}
+        self._bases: dict[str, tuple] = {}  # task -> principal-component basis (components)
         return self
 
     def source_rows(self, task: str) -> np.ndarray:
@@ -97,6 +112,14 @@ class Priors:
 
     def distances(self, task: str, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, distances) of the task's source cells to a target with mean features (p,)."""
+        rows, zF, zt = self._standardised(task, features)
+        with _quiet():
+            d = np.sqrt(np.nanmean((zF - zt) ** 2, axis=1))
+        return rows, np.where(np.isfinite(d), d, np.inf)
+
+    def _standardised(self, task: str, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, source z (n, p), target z (p,)): the task's source cells' and the target's
+        features standardised over the source cells and clipped (NaN where missing)."""
         rows = self.source_rows(task)
         F = self.cells_.features[rows]
         mu, sd = np.nanmean(F, axis=0), np.nanstd(F, axis=0)
@@ -104,16 +127,36 @@ class Priors:
         with _quiet():
             zF = np.clip((F - mu) / sd, -self.clip, self.clip)
             zt = np.clip((features - mu) / sd, -self.clip, self.clip)
-            d = np.sqrt(np.nanmean((zF - zt) ** 2, axis=1))
+        return rows, zF, zt
+
+    def component_distances(self, task: str, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, distances) of the task's source cells to a target over the first ``components``
+        principal components of the standardised, clipped source features (missing values at the
+        mean); root mean squared difference of the component scores."""
+        if task not in self._bases:
+            rows, zF, _ = self._standardised(task, np.zeros(self.cells_.features.shape[1]))
+            A = np.nan_to_num(zF)
+            centre = A.mean(axis=0)
+            _, _, Vt = np.linalg.svd(A - centre, full_matrices=False)
+            V = Vt[: self.components].T
+            self._bases[task] = (centre, V, (A - centre) @ V)
+        rows, _, zt = self._standardised(task, features)
+        centre, V, scores = self._bases[task]
+        t = (np.nan_to_num(zt) - centre) @ V
+        d = np.sqrt(((scores - t) ** 2).mean(axis=1))
         return rows, np.where(np.isfinite(d), d, np.inf)
 
     def __call__(self, task: str, features: np.ndarray, models: list[str] | np.ndarray) -> PriorValues:
         rows, dist = self.distances(task, features)
         order = np.argsort(dist, kind="stable")[: self.k]
         near = rows[order]
+        # the kNN ranking prior alone reads the neighbours over the principal components (what
+        # ``components`` is chosen for); gains, zero-shot scores and the level keep ``near``
+        near_rel = near if self.components is None else rows[
+            np.argsort(self.component_distances(task, features)[1], kind="stable")[: self.k]]
         with _quiet():
             lb_all = np.nanmean(self.rel_[rows], axis=0)  # (G_src,)
-            kn_all = np.nanmean(self.rel_[near], axis=0)
+            kn_all = np.nanmean(self.rel_[near_rel], axis=0)
             kn_all = np.where(np.isfinite(kn_all), kn_all, lb_all)
             glb_all = np.nanmean(self.ratio_[rows], axis=0)
             gkn_all = np.nanmean(self.ratio_[near], axis=0)
@@ -128,7 +171,9 @@ class Priors:
         glb = np.array([self._value(glb_all, m, gap0) for m in models])
         gkn = np.array([self._value(gkn_all, m, gap0) for m in models])
         zkn = np.array([self._value(zkn_all, m) for m in models])
-        return PriorValues(lb, kn, glb, gkn, zkn, level, gap, self.cells_.datasets[near], dist[order])
+        return PriorValues(lb, kn, glb, gkn, zkn, level, gap, self.cells_.datasets[near], dist[order],
+                           float(dist[order[0]]) if order.size else float("inf"),
+                           str(self.cells_.datasets[near[0]]) if order.size else "")
 
     def _value(self, values: np.ndarray, model: str, default: float = 0.0) -> float:
         g = self.index_.get(model)

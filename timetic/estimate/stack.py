@@ -6,7 +6,9 @@ For a target cell and candidate models g, the predicted log mean fine-tuned MASE
     rel_g = w_zs * zc_g + w_lb * leaderboard_g + w_knn * knn_g       (no intercept)
 
 with ``zc_g`` the candidate's zero-shot input (left out in the weight-free mode) and the priors of
-:mod:`timetic.estimate.priors`, all centred over the candidates. By default four such
+:mod:`timetic.estimate.priors`, all centred over the KB's models (:meth:`StackedRanker.predict_in_kb`;
+the kNN prior's neighbours chosen over the first ``components`` principal components of the
+meta-features, their number chosen on the source cells). By default four such
 configurations are averaged (``combine="mean"``): with and without the models' centred fine-tuning
 gains (``gain_leaderboard``, ``gain_knn``) as two more inputs, and with priors on the log and on
 the rank scale (the zero-shot input on the same scale, ``zs_scale="match"``: centred log zero-shot
@@ -135,9 +137,13 @@ class StackedRanker:
             the nearest pair of KB datasets (leave-one-dataset-out, the task's smallest
             ``oof_distance_``); the known models' weights for a target that is one of the KB's
             datasets and without zero-shot scores. ``True``: always; ``False``: never. On KB v2
-            ``True`` raised both-unseen ρ from 0.319 to 0.349 but lowered unseen-model ρ (the
-            target's dataset in the KB) from 0.499 to 0.458, and lowered the weight-free ρ in both
+            ``True`` raises both-unseen ρ from 0.311 to 0.340 but lowers unseen-model ρ (the
+            target's dataset in the KB) from 0.512 to 0.461, and lowers the weight-free ρ in both
             scenarios (benchmarks/RESULTS.md, rows ``*new-model-weights*``).
+        components: the kNN priors' nearest source cells are chosen over this many principal
+            components of the standardised meta-features (:class:`timetic.estimate.priors.Priors`),
+            ``None`` over all of them, or ``"auto"`` (default): one of :attr:`COMPONENTS`, chosen in
+            ``fit`` by leave-one-dataset-out on the source cells alone (:meth:`_choose_components`).
         task_weights: with ``weights="spearman"``, a task (horizon) whose source cells number at
             least this many gets its own weights (the cheap rankings are not equally good at every
             horizon: kNN ranks the medium task better than the short one); the others, and
@@ -150,17 +156,21 @@ class StackedRanker:
     AUTO_INPUTS = [DEFAULT_INPUTS, INPUTS[:5]]
     #: ``profile_neighbours="auto"`` chooses among these.
     PROFILE_NEIGHBOURS = (1, 2, 3)
+    #: ``components="auto"`` chooses among these (``None``: every meta-feature).
+    COMPONENTS = (2, 3, 5, 8, None)
 
     def __init__(self, zero_shot: bool = True, k: int | tuple[int, ...] = 5, alpha: float = 1.0, min_model_residuals: int = 10,
                  inputs: tuple[str, ...] | list | str | None = "auto", scale: str = "auto",
                  combine: str = "mean", probe: bool = False, zs_scale: str = "match", weights: str = "spearman",
                  task_weights: int | None = 8, length: bool = True, profile_neighbours: int | str = "auto",
-                 new_model_weights: bool | str = "auto", zs_rank: bool = True, helps: str = "logistic"):
+                 new_model_weights: bool | str = "auto", zs_rank: bool = True, helps: str = "logistic",
+                 components: int | str | None = "auto"):
         if helps not in ("logistic", "residuals"):
             raise ValueError(f"unknown helps {helps!r}; use 'logistic' or 'residuals'")
         if new_model_weights not in (True, False, "auto"):
             raise ValueError(f"unknown new_model_weights {new_model_weights!r}; use True, False or 'auto'")
         self.zero_shot = zero_shot
+        self.components = components
         self.zs_rank = zs_rank
         self.helps = helps
         self.new_model_weights = new_model_weights
@@ -187,6 +197,7 @@ class StackedRanker:
         self.use_length_ = bool(self.length and known.size)
         self.len_fill_ = float(known.mean()) if known.size else float("nan")
         self.profile_neighbours_, self.profile_neighbour_scores_ = self._choose_profile_neighbours(cells, profiles)
+        self.components_, self.component_scores_ = self._choose_components(cells, int(ks[0]))
         self.new_models_ = sorted(m for m in (profiles or {}) if m not in set(cells.models))
         self.borrow_neighbours_ = None  # per KB model: its profile neighbours among the others (new_model_weights)
         if self._new_weights_on() and self.new_models_:
@@ -228,6 +239,50 @@ class StackedRanker:
         KB's own datasets: nearer than any KB dataset lies to another (leave-one-dataset-out)."""
         d = self.oof_distance_[(self.tasks_ == task) & np.isfinite(self.oof_distance_)]
         return bool(d.size and np.isfinite(nearest) and nearest < d.min())
+
+    def _choose_components(self, cells: Cells, k: int) -> tuple[int | None, dict]:
+        """(n, {candidate n: score}): how many principal components of the meta-features the kNN
+        priors choose their neighbours over (``components``). Leave one dataset out on the source
+        cells: each source cell's kNN prior (k nearest, log scale) from the other datasets' cells;
+        the score of ``n`` is the mean within-cell Spearman ρ of that prior against the cell's
+        observed fine-tuned scores. The best ``n`` wins (ties: the earlier in
+        :attr:`COMPONENTS`). Only the cells ``fit`` is given are read."""
+        if not isinstance(self.components, str):
+            return self.components, {}
+        if self.components != "auto":
+            raise ValueError(f"unknown components {self.components!r}; use 'auto', an int or None")
+        datasets = np.unique(cells.datasets)
+        if len(datasets) < 3:
+            return None, {}
+        with _quiet():
+            rel = cells.log_ft - np.nanmean(cells.log_ft, axis=1, keepdims=True)
+        B = {n: np.full(rel.shape, np.nan) for n in self.COMPONENTS}
+        for d in datasets:
+            others = np.flatnonzero(cells.datasets != d)
+            pri = Priors(k, scale="log").fit(cells.take(cells.datasets != d))  # its standardisation
+            for task in np.unique(cells.tasks[cells.datasets == d]):
+                held = np.flatnonzero((cells.datasets == d) & (cells.tasks == task))
+                rows, zF, _ = pri._standardised(task, cells.features[held[0]])
+                zT = np.vstack([pri._standardised(task, cells.features[c])[2] for c in held])
+                with _quiet():
+                    full = np.sqrt(np.nanmean((zF[None, :, :] - zT[:, None, :]) ** 2, axis=2))  # (held, rows)
+                    lb = np.nanmean(rel[others[rows]], axis=0)
+                A = np.nan_to_num(zF)
+                centre = A.mean(axis=0)
+                Vt = np.linalg.svd(A - centre, full_matrices=False)[2]
+                S, T = (A - centre) @ Vt.T, (np.nan_to_num(zT) - centre) @ Vt.T
+                for n in self.COMPONENTS:
+                    dist = full if n is None else np.sqrt(((S[None, :, :n] - T[:, None, :n]) ** 2).mean(axis=2))
+                    dist = np.where(np.isfinite(dist), dist, np.inf)
+                    for i, c in enumerate(held):
+                        near = others[rows[np.argsort(dist[i], kind="stable")[:k]]]
+                        with _quiet():
+                            kn = np.nanmean(rel[near], axis=0)
+                        B[n][c] = np.where(np.isfinite(kn), kn, lb)
+        scores = {n: _mean_row_spearman(B[n], rel) for n in self.COMPONENTS}
+        finite = [n for n in self.COMPONENTS if np.isfinite(scores[n])]
+        best = max(finite, key=lambda n: scores[n]) if finite else None  # max keeps the first of ties
+        return best, scores
 
     def _choose_profile_neighbours(self, cells: Cells, profiles: dict[str, np.ndarray] | None) -> tuple[int, dict]:
         """(n, {candidate n: score}): how many profile neighbours a new model borrows its priors from.
@@ -383,7 +438,8 @@ class StackedRanker:
             others = cells.datasets != d
             if not others.any():
                 continue
-            pri = Priors(k, scale=scale, n_profile_neighbours=self.profile_neighbours_).fit(cells.take(others), profiles)
+            pri = Priors(k, scale=scale, n_profile_neighbours=self.profile_neighbours_,
+                         components=self.components_).fit(cells.take(others), profiles)
             for c in np.flatnonzero(~others):
                 obs = self._observed(cells.log_ft[c], cells.log_zs[c], log_probe[c])
                 if obs.sum() < 2:
@@ -408,7 +464,7 @@ class StackedRanker:
                 where.append((c, np.flatnonzero(obs)))
                 row_tasks.append(cells.tasks[c])
                 level_oof[c] = level
-                oof_distance[c] = p.distance[0] if p.distance.size else np.nan
+                oof_distance[c] = p.nearest
         if not X_rows:
             raise ValueError("no source cell has two models observed" + (" with a learning-curve probe" if self.probe else "")
                              + ": the knowledge base is too small to stack")
@@ -447,7 +503,9 @@ class StackedRanker:
                 "imputation_errors_": w_zs * imputation, "residuals_": residuals, "gain_ridge_": gain_ridge,
                 "gain_residuals_": gain_residuals,
                 "helps_classifier_": helps_classifier, "gain_truth_": gain_truth, "oof_distance_": oof_distance, "tasks_": cells.tasks,
-                "models_": np.asarray(models), "priors_": Priors(k, scale=scale, n_profile_neighbours=self.profile_neighbours_).fit(cells, profiles),
+                "models_": np.asarray(models),
+                "priors_": Priors(k, scale=scale, n_profile_neighbours=self.profile_neighbours_,
+                                  components=self.components_).fit(cells, profiles),
                 "n_rows_": len(X_all),
                 "oof_spearman": float(np.mean(rhos)) if rhos else float("nan")}
 
@@ -615,7 +673,7 @@ class StackedRanker:
         # weights for models new to the KB: not for a target that is one of the KB's datasets
         # ("auto"), whose source cells the borrowed rows they were fitted on never include
         new_weights = self.new_model_weights is True or (
-            self.new_model_weights == "auto" and not self.is_kb_dataset(task, float(p.distance[0]) if p.distance.size else np.inf))
+            self.new_model_weights == "auto" and not self.is_kb_dataset(task, p.nearest))
         if obs.any():
             if self.zero_shot and impute is not None:
                 use |= impute
