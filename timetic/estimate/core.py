@@ -188,7 +188,7 @@ class TimeTic:
             ``"auto"`` (default): with zero-shot scores, for a target that is not one of the KB's
             datasets; ``True`` / ``False``: always / never
             (:class:`timetic.estimate.stack.StackedRanker`).
-        components: ``stack``: the kNN priors choose their nearest KB datasets over this many
+        components: ``stack``: the kNN prior chooses its nearest KB datasets over this many
             principal components of the standardised meta-features (``None``: all of them);
             ``"auto"`` (default) chooses among 2, 3, 5, 8 and all by leave-one-dataset-out on the
             KB cells it is fitted on (:class:`timetic.estimate.stack.StackedRanker`'s ``components``).

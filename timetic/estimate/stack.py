@@ -140,8 +140,9 @@ class StackedRanker:
             ``True`` raises both-unseen ρ from 0.311 to 0.340 but lowers unseen-model ρ (the
             target's dataset in the KB) from 0.512 to 0.461, and lowers the weight-free ρ in both
             scenarios (benchmarks/RESULTS.md, rows ``*new-model-weights*``).
-        components: the kNN priors' nearest source cells are chosen over this many principal
-            components of the standardised meta-features (:class:`timetic.estimate.priors.Priors`),
+        components: the kNN prior's nearest source cells are chosen over this many principal
+            components of the standardised meta-features (:class:`timetic.estimate.priors.Priors`;
+            the gains, zero-shot imputation, level and out-of-domain check keep every feature),
             ``None`` over all of them, or ``"auto"`` (default): one of :attr:`COMPONENTS`, chosen in
             ``fit`` by leave-one-dataset-out on the source cells alone (:meth:`_choose_components`).
         task_weights: with ``weights="spearman"``, a task (horizon) whose source cells number at
