@@ -113,9 +113,7 @@ class Priors:
     def distances(self, task: str, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, distances) of the task's source cells to a target with mean features (p,)."""
         rows, zF, zt = self._standardised(task, features)
-        with _quiet():
-            d = np.sqrt(np.nanmean((zF - zt) ** 2, axis=1))
-        return rows, np.where(np.isfinite(d), d, np.inf)
+        return rows, _rms_distances(zF, zt)
 
     def _standardised(self, task: str, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, source z (n, p), target z (p,)): the task's source cells' and the target's
@@ -133,27 +131,32 @@ class Priors:
         """(rows, distances) of the task's source cells to a target over the first ``components``
         principal components of the standardised, clipped source features (missing values at the
         mean); root mean squared difference of the component scores."""
+        rows, _, zt = self._standardised(task, features)
+        return rows, self._component_distances(task, zt)
+
+    def _component_distances(self, task: str, zt: np.ndarray) -> np.ndarray:
+        """:meth:`component_distances` of a target already standardised (``zt``, p)."""
         if task not in self._bases:
-            rows, zF, _ = self._standardised(task, np.zeros(self.cells_.features.shape[1]))
+            _, zF, _ = self._standardised(task, np.zeros(self.cells_.features.shape[1]))
             A = np.nan_to_num(zF)
             centre = A.mean(axis=0)
             _, _, Vt = np.linalg.svd(A - centre, full_matrices=False)
             V = Vt[: self.components].T
             self._bases[task] = (centre, V, (A - centre) @ V)
-        rows, _, zt = self._standardised(task, features)
         centre, V, scores = self._bases[task]
         t = (np.nan_to_num(zt) - centre) @ V
         d = np.sqrt(((scores - t) ** 2).mean(axis=1))
-        return rows, np.where(np.isfinite(d), d, np.inf)
+        return np.where(np.isfinite(d), d, np.inf)
 
     def __call__(self, task: str, features: np.ndarray, models: list[str] | np.ndarray) -> PriorValues:
-        rows, dist = self.distances(task, features)
+        rows, zF, zt = self._standardised(task, features)  # once: both distances read it
+        dist = _rms_distances(zF, zt)
         order = np.argsort(dist, kind="stable")[: self.k]
         near = rows[order]
         # the kNN ranking prior alone reads the neighbours over the principal components (what
         # ``components`` is chosen for); gains, zero-shot scores and the level keep ``near``
         near_rel = near if self.components is None else rows[
-            np.argsort(self.component_distances(task, features)[1], kind="stable")[: self.k]]
+            np.argsort(self._component_distances(task, zt), kind="stable")[: self.k]]
         with _quiet():
             lb_all = np.nanmean(self.rel_[rows], axis=0)  # (G_src,)
             kn_all = np.nanmean(self.rel_[near_rel], axis=0)
@@ -196,6 +199,14 @@ def profile_distances(P: np.ndarray, profile: np.ndarray) -> np.ndarray:
     of the profiles standardised by ``P``'s per-position standard deviation."""
     sd = P.std(axis=0)
     return np.sqrt((((P - profile) / np.where(sd > 0, sd, 1.0)) ** 2).mean(axis=1))
+
+
+def _rms_distances(zF: np.ndarray, zt: np.ndarray) -> np.ndarray:
+    """(n,) root mean squared differences of the rows of ``zF`` (n, p) to ``zt`` (p,) over the
+    features both have; inf where they share none."""
+    with _quiet():
+        d = np.sqrt(np.nanmean((zF - zt) ** 2, axis=1))
+    return np.where(np.isfinite(d), d, np.inf)
 
 
 def average_ranks(values: np.ndarray, axis: int = -1) -> np.ndarray:
