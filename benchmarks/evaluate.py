@@ -73,6 +73,9 @@ def configs() -> dict[str, dict]:
         "stack-inputs=zero-shot+leaderboard": {"stack_inputs": ("zero_shot", "leaderboard")},
         "stack-inputs=leaderboard+knn": {"stack_inputs": ("leaderboard", "knn")},
         "stack-components=all": {"components": None},  # kNN neighbours over every meta-feature
+        # the previous default (until 2026-12-07): the auto input sets without the cross prior
+        "stack-cross=off": {"stack_inputs": [("zero_shot", "leaderboard", "knn"),
+                                             ("zero_shot", "leaderboard", "knn", "gain_leaderboard", "gain_knn")]},
         "weight-free-components=all": {"zero_shot": False, "components": None},
         "weight-free-k=3": {"zero_shot": False, "k": 3},
         "weight-free-k=8": {"zero_shot": False, "k": 8},
@@ -92,6 +95,8 @@ def configs() -> dict[str, dict]:
 MAIN_METHODS = ("timetic", "weight-free")
 #: methods that differ from the defaults only for models new to the KB: run where models are held out.
 NEW_MODEL_METHODS = ("stack-new-model-weights=always", "stack-new-model-weights=off", "weight-free-new-model-weights")
+#: ablations that also run where models are held out (the cross prior borrows for a new model).
+HELD_OUT_MODEL_ABLATIONS = ("stack-cross=off",)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -643,7 +648,8 @@ def main(argv: list[str] | None = None) -> int:
             if s == "unseen-dataset":
                 m = {k: v for k, v in makers.items() if k not in NEW_MODEL_METHODS}
             else:
-                names = MAIN_METHODS + (NEW_MODEL_METHODS if s in ("unseen-model", "both-unseen") else ())
+                names = MAIN_METHODS + (NEW_MODEL_METHODS + HELD_OUT_MODEL_ABLATIONS
+                                        if s in ("unseen-model", "both-unseen") else ())
                 m = {k: makers[k] for k in names if k in makers}
             res = evaluate(kb, [s], m, baselines=s in ("unseen-dataset", "few-shot"), seed=args.seed,
                            progress=lambda msg: print(msg, file=sys.stderr), model_groups=families)
@@ -816,8 +822,9 @@ def write_report(args, kb, summary, res, made, walls, logme_note, total) -> None
 
     stats = kb.stats()
     kb_hash = observations_hash(args.kb)
-    keep = [*MAIN_METHODS, *NEW_MODEL_METHODS, *BASELINES, "logme", "random", "no-information"]
-    main = summary.filter(pl.col("method").is_in(keep))
+    keep = [*MAIN_METHODS, *NEW_MODEL_METHODS, *HELD_OUT_MODEL_ABLATIONS, *BASELINES, "logme", "random", "no-information"]
+    main = summary.filter(pl.col("method").is_in(keep) & ~(pl.col("method").is_in(HELD_OUT_MODEL_ABLATIONS)
+                                                            & ~pl.col("scenario").is_in(["unseen-model", "both-unseen"])))
     head = main.filter(pl.col("task") == "mean")
     boot = pl.concat([
         paired_bootstrap(res.rows, "timetic", list(BASELINES), "spearman", seed=args.seed),

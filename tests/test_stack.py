@@ -635,3 +635,56 @@ def test_knn_neighbours_over_principal_components():
     assert StackedRanker(zero_shot=False, components=None).fit(cells).components_ is None
     with pytest.raises(ValueError, match="components"):
         StackedRanker(components="pca").fit(cells)
+
+
+def _zero_shot_signature_cells(n: int = 40, seed: int = 0) -> Cells:
+    """n datasets of two kinds that the meta-features (noise) cannot tell apart but the models'
+    zero-shot scores can: on kind 1 model m0 is the best zero-shot; the fine-tuned order of the
+    models is ascending on kind 0 and descending on kind 1, and no model's own zero-shot score
+    says where it ends (the others' zero-shot scores are noise)."""
+    rng = np.random.default_rng(seed)
+    G = len(MODELS)
+    kind = np.arange(n) % 2
+    log_zs = rng.normal(0, 0.3, (n, G))
+    log_zs[:, 0] = np.where(kind == 1, -1.0, 1.0) + rng.normal(0, 0.1, n)
+    order = np.where(kind[:, None] == 0, np.arange(G)[None, :], np.arange(G)[::-1][None, :]) * 0.2
+    log_ft = order + rng.normal(0, 0.02, (n, G))
+    return Cells(np.array([f"d{i}" for i in range(n)]), np.array(["short"] * n), MODELS, log_ft, log_zs,
+                 rng.normal(0, 1, (n, 4)), ["f0", "f1", "f2", "f3"])
+
+
+def test_cross_prior_reads_every_models_zero_shot_score():
+    """The ``cross`` prior predicts each model's fine-tuned score from *all* the models' zero-shot
+    ranks: where one model's zero-shot score tells the kind of dataset (and the kind decides the
+    fine-tuned order), it ranks held-out datasets right while kNN over the meta-features (noise)
+    and the zero-shot ranking cannot; the stack trusts it; weight-free does not read it."""
+    cells = _zero_shot_signature_cells()
+    rel = cells.log_ft - cells.log_ft.mean(axis=1, keepdims=True)
+    rho = {"cross": [], "knn": [], "zero_shot": []}
+    for d in range(len(cells.datasets)):
+        keep = np.arange(len(cells.datasets)) != d
+        p = Priors(k=3).fit(cells.take(keep))("short", cells.features[d], list(MODELS), log_zs=cells.log_zs[d])
+        rho["cross"].append(stats.spearmanr(p.cross, rel[d]).statistic)
+        rho["knn"].append(stats.spearmanr(p.knn, rel[d]).statistic)
+        rho["zero_shot"].append(stats.spearmanr(cells.log_zs[d], rel[d]).statistic)
+    assert np.mean(rho["cross"]) > 0.9
+    assert np.mean(rho["knn"]) < 0.5 and np.mean(rho["zero_shot"]) < 0.5
+    # without zero-shot scores there is no cross prior, nor with fewer than 4 source cells per
+    # regression input (6 models' ranks + length + one task: 32 cells)
+    assert Priors(k=3).fit(cells)("short", cells.features[0], list(MODELS)).cross is None
+    few = cells.take(np.arange(31))
+    assert Priors(k=3).fit(few)("short", cells.features[0], list(MODELS), log_zs=cells.log_zs[0]).cross is None
+    assert StackedRanker(zero_shot=True).fit(few).cross_alpha_ is None
+    assert "cross" not in StackedRanker(zero_shot=True).fit(few).weights_
+    r = StackedRanker(zero_shot=True).fit(cells)
+    assert r.cross_alpha_ in StackedRanker.CROSS_ALPHAS and set(r.cross_alpha_scores_) == set(StackedRanker.CROSS_ALPHAS)
+    assert r.weights_["cross"] > r.weights_["knn"] and r.weights_["cross"] > abs(r.weights_["zero_shot"])
+    test = _zero_shot_signature_cells(n=8, seed=1)
+    for i in range(8):
+        pred, _, ok = r.predict("short", test.features[i], list(MODELS), test.log_zs[i])
+        assert stats.spearmanr(pred, test.log_ft[i]).statistic > 0.9
+    wf = StackedRanker(zero_shot=False).fit(cells)
+    assert "cross" not in wf.weights_ and wf.cross_alpha_ is None
+    assert StackedRanker(zero_shot=True, cross_alpha=3.0).fit(cells).cross_alpha_ == 3.0
+    with pytest.raises(ValueError, match="cross_alpha"):
+        StackedRanker(cross_alpha="best").fit(cells)

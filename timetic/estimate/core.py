@@ -192,6 +192,10 @@ class TimeTic:
             principal components of the standardised meta-features (``None``: all of them);
             ``"auto"`` (default) chooses among 2, 3, 5, 8 and all by leave-one-dataset-out on the
             KB cells it is fitted on (:class:`timetic.estimate.stack.StackedRanker`'s ``components``).
+        cross_alpha: ``stack`` with zero-shot scores: the ridge penalty of the ``cross`` prior (every
+            model's fine-tuned score predicted from all the models' zero-shot ranks on the target,
+            :mod:`timetic.estimate.priors`); ``"auto"`` (default) chooses among 1, 2, 5, 10 and 20
+            by leave-one-dataset-out on the KB cells it is fitted on.
         seed: seeds every random step.
     """
 
@@ -230,6 +234,7 @@ class TimeTic:
         profile_neighbours: int | str = "auto",
         new_model_weights: bool | str = "auto",
         components: int | str | None = "auto",
+        cross_alpha: float | str = "auto",
         seed: int = 0,
     ):
         self.kb = kb
@@ -265,6 +270,7 @@ class TimeTic:
         self.profile_neighbours = profile_neighbours
         self.new_model_weights = new_model_weights
         self.components = components
+        self.cross_alpha = cross_alpha
         self.seed = seed
 
     @classmethod
@@ -424,7 +430,7 @@ class TimeTic:
             weights=self.stack_weights, task_weights=self.stack_task_weights, length=self.gain_length,
             zs_rank=self.gain_zs_rank, helps=self.helps_model,
             profile_neighbours=self.profile_neighbours, new_model_weights=self.new_model_weights,
-            components=self.components,
+            components=self.components, cross_alpha=self.cross_alpha,
         ).fit(
             cells, profiles
         )
@@ -915,8 +921,11 @@ class TimeTic:
         log_probe = None
         if getattr(ranker, "probe", False):
             log_probe = np.array([(rows.probe or {}).get(c, np.nan) for c in cands], dtype=float)
+        log_len = (np.log10(rows.series_length / rows.window_length)
+                   if rows.series_length and rows.window_length else None)
         # centred over all the KB's models, so that --models does not move a candidate's prediction
-        pred, ok = ranker.predict_in_kb(rows.task, feats, cands, log_zs, impute=impute, log_probe=log_probe)
+        pred, ok = ranker.predict_in_kb(rows.task, feats, cands, log_zs, impute=impute, log_probe=log_probe,
+                                        log_len=log_len)
         pri = ranker.priors_(rows.task, feats, cands)
         for m in (c for c, o in zip(cands, ok) if not o):
             warnings.warn(f"no scorable target window for {m}; it is left out", TimeticWarning)
@@ -957,8 +966,6 @@ class TimeTic:
         if log_zs is not None:
             # gain and P(fine-tuning helps) from the gain model (see timetic.estimate.stack)
             zs_mase = np.exp(log_zs[ok])  # NaN for imputed candidates
-            log_len = (np.log10(rows.series_length / rows.window_length)
-                       if rows.series_length and rows.window_length else None)
             zs_rank = ranker.zs_ranks(rows.task, feats, cands, log_zs) if getattr(ranker, "zs_rank", False) else None
             g_point = ranker.predict_gain(pri, log_probe, log_len, log_zs, zs_rank)[ok]
             gain = 1.0 - np.exp(g_point)

@@ -145,33 +145,43 @@ class StackedRanker:
             the gains, zero-shot imputation, level and out-of-domain check keep every feature),
             ``None`` over all of them, or ``"auto"`` (default): one of :attr:`COMPONENTS`, chosen in
             ``fit`` by leave-one-dataset-out on the source cells alone (:meth:`_choose_components`).
+        cross_alpha: the ridge penalty of the ``cross`` prior (:meth:`Priors.cross
+            <timetic.estimate.priors.Priors.cross>`: every model's relative fine-tuned score
+            predicted from all the KB models' zero-shot ranks on the target, its log length and the
+            task), which ``inputs="auto"`` reads with zero-shot scores; ``"auto"`` (default): one of
+            :attr:`CROSS_ALPHAS`, chosen in ``fit`` by leave-one-dataset-out on the source cells alone
+            (:meth:`_choose_cross_alpha`).
         task_weights: with ``weights="spearman"``, a task (horizon) whose source cells number at
             least this many gets its own weights (the cheap rankings are not equally good at every
             horizon: kNN ranks the medium task better than the short one); the others, and
             ``None``, use the weights fitted on all cells.
     """
 
-    INPUTS = ("zero_shot", "leaderboard", "knn", "gain_leaderboard", "gain_knn", "probe")
+    INPUTS = ("zero_shot", "leaderboard", "knn", "gain_leaderboard", "gain_knn", "probe", "cross")
     DEFAULT_INPUTS = ("zero_shot", "leaderboard", "knn")
-    #: ``inputs="auto"``: the three cheap rankings, or those plus the models' fine-tuning gains.
-    AUTO_INPUTS = [DEFAULT_INPUTS, INPUTS[:5]]
+    #: ``inputs="auto"``: the three cheap rankings, or those plus the models' fine-tuning gains;
+    #: each with the ``cross`` prior (:mod:`timetic.estimate.priors`) where zero-shot scores are read.
+    AUTO_INPUTS = [DEFAULT_INPUTS + ("cross",), INPUTS[:5] + ("cross",)]
     #: ``profile_neighbours="auto"`` chooses among these.
     PROFILE_NEIGHBOURS = (1, 2, 3)
     #: ``components="auto"`` chooses among these (``None``: every meta-feature).
     COMPONENTS = (2, 3, 5, 8, None)
+    #: ``cross_alpha="auto"`` chooses among these.
+    CROSS_ALPHAS = (1.0, 2.0, 5.0, 10.0, 20.0)
 
     def __init__(self, zero_shot: bool = True, k: int | tuple[int, ...] = 5, alpha: float = 1.0, min_model_residuals: int = 10,
                  inputs: tuple[str, ...] | list | str | None = "auto", scale: str = "auto",
                  combine: str = "mean", probe: bool = False, zs_scale: str = "match", weights: str = "spearman",
                  task_weights: int | None = 8, length: bool = True, profile_neighbours: int | str = "auto",
                  new_model_weights: bool | str = "auto", zs_rank: bool = True, helps: str = "logistic",
-                 components: int | str | None = "auto"):
+                 components: int | str | None = "auto", cross_alpha: float | str = "auto"):
         if helps not in ("logistic", "residuals"):
             raise ValueError(f"unknown helps {helps!r}; use 'logistic' or 'residuals'")
         if new_model_weights not in (True, False, "auto"):
             raise ValueError(f"unknown new_model_weights {new_model_weights!r}; use True, False or 'auto'")
         self.zero_shot = zero_shot
         self.components = components
+        self.cross_alpha = cross_alpha
         self.zs_rank = zs_rank
         self.helps = helps
         self.new_model_weights = new_model_weights
@@ -199,6 +209,7 @@ class StackedRanker:
         self.len_fill_ = float(known.mean()) if known.size else float("nan")
         self.profile_neighbours_, self.profile_neighbour_scores_ = self._choose_profile_neighbours(cells, profiles)
         self.components_, self.component_scores_ = self._choose_components(cells, int(ks[0]))
+        self.cross_alpha_, self.cross_alpha_scores_ = self._choose_cross_alpha(cells)
         self.new_models_ = sorted(m for m in (profiles or {}) if m not in set(cells.models))
         self.borrow_neighbours_ = None  # per KB model: its profile neighbours among the others (new_model_weights)
         if self._new_weights_on() and self.new_models_:
@@ -283,6 +294,43 @@ class StackedRanker:
         scores = {n: _mean_row_spearman(B[n], rel) for n in self.COMPONENTS}
         finite = [n for n in self.COMPONENTS if np.isfinite(scores[n])]
         best = max(finite, key=lambda n: scores[n]) if finite else None  # max keeps the first of ties
+        return best, scores
+
+    def _choose_cross_alpha(self, cells: Cells) -> tuple[float | None, dict]:
+        """(alpha, {candidate alpha: score}): the ridge penalty of the ``cross`` prior
+        (``cross_alpha``). Leave one dataset out on the source cells: each source cell's ``cross``
+        prior from a regression on the other datasets' cells; the score of an alpha is the mean
+        within-cell Spearman ρ of that prior against the cell's observed fine-tuned scores. The
+        best wins (ties: the earlier in :attr:`CROSS_ALPHAS`). Only the cells ``fit`` is given are
+        read. None without zero-shot scores or with fewer source cells than
+        :attr:`Priors.CROSS_CELLS_PER_INPUT <timetic.estimate.priors.Priors.CROSS_CELLS_PER_INPUT>`
+        per input of the regression: then the prior is not read."""
+        if not self.zero_shot:
+            return None, {}
+        if isinstance(self.cross_alpha, str) and self.cross_alpha != "auto":
+            raise ValueError(f"unknown cross_alpha {self.cross_alpha!r}; use 'auto' or a number")
+        datasets = np.unique(cells.datasets)
+        has = np.isfinite(cells.log_zs).sum(axis=1) >= 2
+        if len(datasets) < 3 or has.sum() < Priors.CROSS_CELLS_PER_INPUT * Priors.cross_inputs(cells):
+            return None, {}  # too few cells to fit the regression: the prior is not read
+        if not isinstance(self.cross_alpha, str):
+            return float(self.cross_alpha), {}
+        models = list(cells.models)
+        B = {a: np.full(cells.log_ft.shape, np.nan) for a in self.CROSS_ALPHAS}
+        for d in datasets:
+            held = np.flatnonzero(cells.datasets == d)
+            pri = Priors(scale="log").fit(cells.take(cells.datasets != d))
+            for a in self.CROSS_ALPHAS:
+                pri.cross_alpha = a
+                pri.cross_ = pri._fit_cross(pri.cells_)
+                for c in held:
+                    cross = pri.cross(cells.tasks[c], models, cells.log_zs[c],
+                                      None if cells.log_len is None else cells.log_len[c])
+                    if cross is not None:
+                        B[a][c] = cross
+        scores = {a: _mean_row_spearman(B[a], cells.log_ft) for a in self.CROSS_ALPHAS}
+        finite = [a for a in self.CROSS_ALPHAS if np.isfinite(scores[a])]
+        best = max(finite, key=lambda a: scores[a]) if finite else self.CROSS_ALPHAS[0]
         return best, scores
 
     def _choose_profile_neighbours(self, cells: Cells, profiles: dict[str, np.ndarray] | None) -> tuple[int, dict]:
@@ -440,12 +488,14 @@ class StackedRanker:
             if not others.any():
                 continue
             pri = Priors(k, scale=scale, n_profile_neighbours=self.profile_neighbours_,
-                         components=self.components_).fit(cells.take(others), profiles)
+                         components=self.components_, cross_alpha=self.cross_alpha_ or 1.0).fit(cells.take(others), profiles)
             for c in np.flatnonzero(~others):
                 obs = self._observed(cells.log_ft[c], cells.log_zs[c], log_probe[c])
                 if obs.sum() < 2:
                     continue
-                p = pri(cells.tasks[c], cells.features[c], models)
+                p = pri(cells.tasks[c], cells.features[c], models,
+                        log_zs=np.where(obs, cells.log_zs[c], np.nan) if "cross" in names else None,
+                        log_len=None if cells.log_len is None else cells.log_len[c])
                 X, level = self._inputs(p, cells.log_zs[c], obs, names, log_probe[c], scale)
                 yc = cells.log_ft[c, obs] - cells.log_ft[c, obs].mean()
                 X_rows.append(X[obs])
@@ -506,7 +556,7 @@ class StackedRanker:
                 "helps_classifier_": helps_classifier, "gain_truth_": gain_truth, "oof_distance_": oof_distance, "tasks_": cells.tasks,
                 "models_": np.asarray(models),
                 "priors_": Priors(k, scale=scale, n_profile_neighbours=self.profile_neighbours_,
-                                  components=self.components_).fit(cells, profiles),
+                                  components=self.components_, cross_alpha=self.cross_alpha_ or 1.0).fit(cells, profiles),
                 "n_rows_": len(X_all),
                 "oof_spearman": float(np.mean(rhos)) if rhos else float("nan")}
 
@@ -527,7 +577,9 @@ class StackedRanker:
             raise ValueError(f"unknown stack inputs {unknown}; choose from {', '.join(self.INPUTS)}")
         if self.probe and "probe" not in names:
             names.append("probe")
-        return [n for n in names if (self.zero_shot or n != "zero_shot") and (self.probe or n != "probe")]
+        cross = self.zero_shot and getattr(self, "cross_alpha_", None) is not None
+        return [n for n in names if (self.zero_shot or n != "zero_shot") and (cross or n != "cross")
+                and (self.probe or n != "probe")]
 
     @property
     def weights_(self) -> dict[str, float]:
@@ -577,6 +629,8 @@ class StackedRanker:
         cols["knn"] = p.knn - p.knn[obs].mean()
         cols["gain_leaderboard"] = p.gain_leaderboard - p.gain_leaderboard[obs].mean()
         cols["gain_knn"] = p.gain_knn - p.gain_knn[obs].mean()
+        # (a fold with too few cells for the regression: no information, the candidates' mean)
+        cols["cross"] = np.zeros(len(obs)) if p.cross is None else p.cross - p.cross[obs].mean()
         return np.column_stack([cols[n] for n in (names or self.input_names_)]), level
 
     def gain_inputs(self, p: PriorValues, log_probe: np.ndarray | None = None,
@@ -628,7 +682,7 @@ class StackedRanker:
 
     def predict_in_kb(self, task: str, features: np.ndarray, models: list[str],
                       log_zs: np.ndarray | None = None, impute: np.ndarray | None = None,
-                      log_probe: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      log_probe: np.ndarray | None = None, log_len: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(G,) predictions and mask, as :meth:`predict` gives them, with every input centred over
         all the KB's models: a KB model that is not among ``models`` joins the reference set with
         its zero-shot score imputed from the nearest source cells (as a candidate without weights
@@ -639,7 +693,7 @@ class StackedRanker:
         listed = set(models)
         others = [m for m in getattr(self, "models_", []) if m not in listed]
         if not others:
-            pred, _, ok = self.predict(task, features, models, log_zs, impute, log_probe)
+            pred, _, ok = self.predict(task, features, models, log_zs, impute, log_probe, log_len=log_len)
             return pred, ok
         G, extra = len(models), np.full(len(others), np.nan)
         zs = imp = None
@@ -648,21 +702,22 @@ class StackedRanker:
             imp = np.concatenate([np.zeros(G, dtype=bool) if impute is None else np.asarray(impute, dtype=bool),
                                   np.ones(len(others), dtype=bool)])
         probe = None if log_probe is None else np.concatenate([np.asarray(log_probe, dtype=float), extra])
-        pred, _, ok = self.predict(task, features, list(models) + others, zs, imp, probe, centre="used")
+        pred, _, ok = self.predict(task, features, list(models) + others, zs, imp, probe, centre="used", log_len=log_len)
         return pred[:G], ok[:G]
 
     def predict(self, task: str, features: np.ndarray, models: list[str],
                 log_zs: np.ndarray | None = None,
                 impute: np.ndarray | None = None,
                 log_probe: np.ndarray | None = None,
-                centre: str = "observed") -> tuple[np.ndarray, PriorValues, np.ndarray]:
+                centre: str = "observed", log_len: float | None = None) -> tuple[np.ndarray, PriorValues, np.ndarray]:
         """Predicted log mean fine-tuned MASE (G,) of ``models`` (NaN where a needed zero-shot score
         is missing), the priors used, and the boolean mask of predicted candidates. ``impute``
         (G,) bool: candidates without a zero-shot score whose input is imputed (weights absent;
         with ``probe`` their probe input is the candidates' mean). ``log_probe`` (G,): the
         candidates' learning-curve probes (with ``probe``). ``centre``: the inputs are centred over
         the candidates with a zero-shot score (``"observed"``) or over those and the imputed ones
-        (``"used"``, :meth:`predict_in_kb`)."""
+        (``"used"``, :meth:`predict_in_kb`). ``log_len``: log10 of the target's mean series length
+        over the task's window length (the ``cross`` prior; ``None``: unknown)."""
         if self.zero_shot and log_zs is None:
             raise ValueError("this ranker uses zero-shot scores; pass log_zs")
         if self.probe and log_probe is None:
@@ -684,6 +739,8 @@ class StackedRanker:
                 zs_in = log_zs
                 if self.zero_shot and impute is not None and impute.any():
                     zs_in = self._imputed_log_zs(log_zs, pst, obs, impute)
+                if self.zero_shot and "cross" in st["input_names_"]:
+                    pst = dataclasses.replace(pst, cross=st["priors_"].cross(task, models, zs_in, log_len))
                 X, level = self._inputs(pst, zs_in, use if centre == "used" else obs, st["input_names_"], log_probe,
                                         st["scale_"])
                 pred = _predict(st["ridge_"], X[use], task)
@@ -853,7 +910,8 @@ def _borrow(p: PriorValues, neighbours: list[np.ndarray]) -> PriorValues:
         return np.array([v[o].mean() if len(o) else v[g] for g, o in enumerate(neighbours)])
 
     return dataclasses.replace(p, leaderboard=b(p.leaderboard), knn=b(p.knn), gain_leaderboard=b(p.gain_leaderboard),
-                               gain_knn=b(p.gain_knn), zero_shot_knn=b(p.zero_shot_knn))
+                               gain_knn=b(p.gain_knn), zero_shot_knn=b(p.zero_shot_knn),
+                               cross=None if p.cross is None else b(p.cross))
 
 
 def _mean_row_spearman(A: np.ndarray, B: np.ndarray) -> float:
@@ -887,15 +945,21 @@ class _RankWeights:
         m = X_rows[0].shape[1]
         grid = _simplex_grid(m, int(round(1 / step)))
         score = np.zeros(len(grid))
-        for X, y in zip(X_rows, y_rows):
-            if len(y) < 3:
-                continue
-            ry = average_ranks(y)
-            ry = (ry - ry.mean()) / (np.linalg.norm(ry - ry.mean()) or 1.0)
-            R = average_ranks(X @ grid.T, axis=0)
-            R = R - R.mean(axis=0)
-            norm = np.linalg.norm(R, axis=0)
-            score += np.where(norm > 0, (R.T @ ry) / np.where(norm > 0, norm, 1.0), 0.0)
+        by_size: dict[int, list[int]] = {}  # cells with as many candidates are ranked in one call
+        for i, y in enumerate(y_rows):
+            if len(y) >= 3:
+                by_size.setdefault(len(y), []).append(i)
+        for idx in by_size.values():
+            Y = np.stack([y_rows[i] for i in idx])  # (cells, n)
+            ry = average_ranks(Y, axis=1)
+            ry = ry - ry.mean(axis=1, keepdims=True)
+            ny = np.linalg.norm(ry, axis=1, keepdims=True)
+            ry = ry / np.where(ny > 0, ny, 1.0)
+            R = average_ranks(np.stack([X_rows[i] for i in idx]) @ grid.T, axis=1)  # (cells, n, points)
+            R = R - R.mean(axis=1, keepdims=True)
+            norm = np.linalg.norm(R, axis=1)  # (cells, points)
+            dot = np.einsum("cnp,cn->cp", R, ry)
+            score += np.where(norm > 0, dot / np.where(norm > 0, norm, 1.0), 0.0).sum(axis=0)
         # ties between grid points: the one nearest equal weights (stable, no arbitrary corner)
         best = np.flatnonzero(score >= score.max() - 1e-9)
         w = grid[best[np.argmin(np.abs(grid[best] - 1.0 / m).sum(axis=1))]]
