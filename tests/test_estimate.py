@@ -485,6 +485,9 @@ def test_a_model_added_without_observations_is_ranked_as_an_unseen_model(tmp_pat
     assert info["unobserved"] == ["tide-new"]
     # the stack says how many principal components its kNN prior chose neighbours over
     assert info["knn_components"] == "all" or info["knn_components"] in StackedRanker.COMPONENTS
+    # and the cross prior's penalty, or null where the KB is too small for it (this tiny KB)
+    assert "cross_alpha" in info
+    assert info["cross_alpha"] is None or info["cross_alpha"] in StackedRanker.CROSS_ALPHAS
 
 
 def test_task_all_ranks_the_tasks_the_series_are_long_enough_for(tiny_kb):

@@ -144,6 +144,7 @@ def test_stack_fit_reads_only_the_given_context(tiny_kb):
     # the choices made inside fit (k, inputs, prior scale) are the same too
     assert a.learner_.choice_scores_ == b.learner_.choice_scores_
     assert (a.learner_.scale_, a.learner_.input_names_) == (b.learner_.scale_, b.learner_.input_names_)
+    assert (a.learner_.cross_alpha_, a.learner_.cross_alpha_scores_) == (b.learner_.cross_alpha_, b.learner_.cross_alpha_scores_)
     # ... while its own scores do change a fit that sees them
     c = TimeTic(tiny_kb, k=2).fit(perturbed)
     assert not c.rank(rows, models).equals(ra)

@@ -985,6 +985,8 @@ def _estimator_info(est, target, kb, seed: int, no_zero_shot: bool, tasks: list[
         info["out_of_domain"] = {t: round(v, 2) for t, v in getattr(used, "out_of_domain_", {}).items()}
         n = getattr(used.learner_, "components_", None)
         info["knn_components"] = "all" if n is None else int(n)
+        a = getattr(used.learner_, "cross_alpha_", None)
+        info["cross_alpha"] = None if a is None or not info["zero_shot"] else float(a)
     return info
 
 
