@@ -121,10 +121,14 @@ class Priors:
     CROSS_CELLS_PER_INPUT = 4
 
     @staticmethod
-    def cross_inputs(cells: Cells) -> int:
-        """How many inputs the ``cross`` regression on ``cells`` reads: one zero-shot rank per
-        model, the log length and one indicator per task."""
-        return len(cells.models) + 1 + len(np.unique(cells.tasks))
+    def cross_cells(cells: Cells) -> np.ndarray | None:
+        """(C,) bool: the cells the ``cross`` regression on ``cells`` is fitted on (two or more
+        zero-shot scores), or None when they number fewer than :attr:`CROSS_CELLS_PER_INPUT` per
+        input of the regression (one zero-shot rank per model, the log length, one indicator per
+        task): a small KB, where the regression would fit chance."""
+        has = np.isfinite(cells.log_zs).sum(axis=1) >= 2
+        inputs = len(cells.models) + 1 + len(np.unique(cells.tasks))
+        return has if has.sum() >= Priors.CROSS_CELLS_PER_INPUT * inputs else None
 
     def _cross_design(self, zs_ranks: np.ndarray, log_len: np.ndarray, tasks: np.ndarray) -> np.ndarray:
         """(n, G_src + 1 + T) inputs of the ``cross`` regression: centred zero-shot ranks (0 where a
@@ -135,10 +139,9 @@ class Priors:
 
     def _fit_cross(self, cells: Cells) -> tuple[np.ndarray, np.ndarray] | None:
         """(coef (q, G_src), intercept (G_src,)) of the ``cross`` ridge on the source cells with
-        zero-shot scores, or None when they number fewer than :attr:`CROSS_CELLS_PER_INPUT` per
-        input of the regression (a small KB: the regression would fit chance)."""
-        has = np.isfinite(cells.log_zs).sum(axis=1) >= 2
-        if has.sum() < self.CROSS_CELLS_PER_INPUT * self.cross_inputs(cells):
+        zero-shot scores, or None when they are too few (:meth:`cross_cells`)."""
+        has = self.cross_cells(cells)
+        if has is None:
             return None
         log_len = cells.log_len if cells.log_len is not None else np.full(len(cells), np.nan)
         with _quiet():
@@ -159,8 +162,8 @@ class Priors:
         centred zero-shot ranks (the target's are ranked among the KB models that are candidates
         with a score; the others count at the mean), the log10 of the mean series length over the
         window length (``log_len``; unknown: the source mean) and the task. A candidate that is
-        not a KB model borrows from its profile neighbours. None when the source cells hold no
-        zero-shot scores."""
+        not a KB model borrows from its profile neighbours. None when the source cells with zero-shot
+        scores are too few (:meth:`cross_cells`)."""
         if self.cross_ is None:
             return None
         coef, intercept = self.cross_

@@ -310,8 +310,7 @@ class StackedRanker:
         if isinstance(self.cross_alpha, str) and self.cross_alpha != "auto":
             raise ValueError(f"unknown cross_alpha {self.cross_alpha!r}; use 'auto' or a number")
         datasets = np.unique(cells.datasets)
-        has = np.isfinite(cells.log_zs).sum(axis=1) >= 2
-        if len(datasets) < 3 or has.sum() < Priors.CROSS_CELLS_PER_INPUT * Priors.cross_inputs(cells):
+        if len(datasets) < 3 or Priors.cross_cells(cells) is None:
             return None, {}  # too few cells to fit the regression: the prior is not read
         if not isinstance(self.cross_alpha, str):
             return float(self.cross_alpha), {}
