@@ -76,6 +76,9 @@ def configs() -> dict[str, dict]:
         # the previous default (until 2026-12-07): the auto input sets without the cross prior
         "stack-cross=off": {"stack_inputs": [("zero_shot", "leaderboard", "knn"),
                                              ("zero_shot", "leaderboard", "knn", "gain_leaderboard", "gain_knn")]},
+        # the previous weight-free default (until 2026-12-07): without the meta prior
+        "weight-free-meta=off": {"zero_shot": False, "meta": False},
+        "stack-meta=on": {"meta": True},  # the meta prior read with zero-shot scores as well
         "weight-free-components=all": {"zero_shot": False, "components": None},
         "weight-free-k=3": {"zero_shot": False, "k": 3},
         "weight-free-k=8": {"zero_shot": False, "k": 8},
@@ -95,8 +98,8 @@ def configs() -> dict[str, dict]:
 MAIN_METHODS = ("timetic", "weight-free")
 #: methods that differ from the defaults only for models new to the KB: run where models are held out.
 NEW_MODEL_METHODS = ("stack-new-model-weights=always", "stack-new-model-weights=off", "weight-free-new-model-weights")
-#: ablations that also run where models are held out (the cross prior borrows for a new model).
-HELD_OUT_MODEL_ABLATIONS = ("stack-cross=off",)
+#: ablations that also run where models are held out (the cross and meta priors borrow for a new model).
+HELD_OUT_MODEL_ABLATIONS = ("stack-cross=off", "weight-free-meta=off")
 
 
 # ---------------------------------------------------------------------------------------------

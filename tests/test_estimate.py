@@ -488,6 +488,9 @@ def test_a_model_added_without_observations_is_ranked_as_an_unseen_model(tmp_pat
     # and the cross prior's penalty, or null where the KB is too small for it (this tiny KB)
     assert "cross_alpha" in info
     assert info["cross_alpha"] is None or info["cross_alpha"] in StackedRanker.CROSS_ALPHAS
+    # and the meta prior's components and penalty (weight-free only), or null where it is not read
+    assert "meta_prior" in info
+    assert info["meta_prior"] is None or info["meta_prior"]["components"] in StackedRanker.META_COMPONENTS
 
 
 def test_task_all_ranks_the_tasks_the_series_are_long_enough_for(tiny_kb):

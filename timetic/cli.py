@@ -987,6 +987,8 @@ def _estimator_info(est, target, kb, seed: int, no_zero_shot: bool, tasks: list[
         info["knn_components"] = "all" if n is None else int(n)
         a = getattr(used.learner_, "cross_alpha_", None)
         info["cross_alpha"] = None if a is None or not info["zero_shot"] else float(a)
+        m = getattr(used.learner_, "meta_", None)
+        info["meta_prior"] = None if m is None else {"components": int(m[0]), "alpha": float(m[1])}
     return info
 
 

@@ -196,6 +196,11 @@ class TimeTic:
             model's fine-tuned score predicted from all the models' zero-shot ranks on the target,
             :mod:`timetic.estimate.priors`); ``"auto"`` (default) chooses among 1, 2, 5, 10 and 20
             by leave-one-dataset-out on the KB cells it is fitted on.
+        meta: ``stack``: read the ``meta`` prior (every model's fine-tuned score regressed on a few
+            principal components of the meta-features, the log length and the task,
+            :mod:`timetic.estimate.priors`): ``"auto"`` (default) without zero-shot scores only,
+            ``True`` always, ``False`` never; its components and penalty are chosen by
+            leave-one-dataset-out on the KB cells it is fitted on.
         seed: seeds every random step.
     """
 
@@ -235,6 +240,7 @@ class TimeTic:
         new_model_weights: bool | str = "auto",
         components: int | str | None = "auto",
         cross_alpha: float | str = "auto",
+        meta: bool | str = "auto",
         seed: int = 0,
     ):
         self.kb = kb
@@ -271,6 +277,7 @@ class TimeTic:
         self.new_model_weights = new_model_weights
         self.components = components
         self.cross_alpha = cross_alpha
+        self.meta = meta
         self.seed = seed
 
     @classmethod
@@ -430,7 +437,7 @@ class TimeTic:
             weights=self.stack_weights, task_weights=self.stack_task_weights, length=self.gain_length,
             zs_rank=self.gain_zs_rank, helps=self.helps_model,
             profile_neighbours=self.profile_neighbours, new_model_weights=self.new_model_weights,
-            components=self.components, cross_alpha=self.cross_alpha,
+            components=self.components, cross_alpha=self.cross_alpha, meta=self.meta,
         ).fit(
             cells, profiles
         )

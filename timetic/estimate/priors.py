@@ -27,6 +27,12 @@ matters.
   ranking of 13 models describes a dataset as the models see it, which the meta-features do not
   (on KB v2, leave one dataset out: Spearman 0.51 alone, against 0.43 for the zero-shot ranking and
   0.36 for the kNN prior).
+- ``meta`` (without zero-shot scores, the weight-free counterpart of ``cross``): every model's
+  relative fine-tuned score predicted from the first ``meta_components`` principal components of
+  the target's standardised, clipped meta-features (each scaled to unit variance over the source
+  cells), its log series length and the task, by one multi-output ridge regression over the source
+  cells (:meth:`Priors.meta`). Where the kNN prior averages the 5 nearest datasets, the regression
+  reads every source dataset along the few directions in which the datasets differ.
 
 A model without source cells for the task (a new model) borrows from the ``n_profile_neighbours``
 source models nearest in standardised entropy-profile space (how many: chosen by
@@ -61,6 +67,7 @@ class PriorValues:
             judged by).
         nearest_id: that cell's dataset id.
         cross: (G,) the ``cross`` prior (module docstring), or None without zero-shot scores.
+        meta: (G,) the ``meta`` prior (module docstring), or None where it is not fitted.
     """
 
     leaderboard: np.ndarray
@@ -75,6 +82,7 @@ class PriorValues:
     nearest: float = float("inf")
     nearest_id: str = ""
     cross: np.ndarray | None = None
+    meta: np.ndarray | None = None
 
 
 class Priors:
@@ -87,11 +95,17 @@ class Priors:
             components of the standardised, clipped source features of the task (``None``: over
             all the features, as every other kNN quantity).
         cross_alpha: ridge penalty of the ``cross`` prior (:meth:`cross`).
+        meta_components: principal components the ``meta`` prior reads (:meth:`meta`); ``None``: no
+            ``meta`` prior.
+        meta_alpha: its ridge penalty.
     """
 
     def __init__(self, k: int = 5, n_profile_neighbours: int = 2, clip: float = 5.0, scale: str = "log",
-                 components: int | None = None, cross_alpha: float = 5.0):
+                 components: int | None = None, cross_alpha: float = 5.0, meta_components: int | None = None,
+                 meta_alpha: float = 5.0):
         self.cross_alpha = cross_alpha
+        self.meta_components = meta_components
+        self.meta_alpha = meta_alpha
         self.k = k
         self.scale = scale
         self.n_profile_neighbours = n_profile_neighbours
@@ -115,6 +129,7 @@ class Priors:
         self.index_ = {m: g for g, m in enumerate(cells.models)}
         self._bases: dict[str, tuple] = {}  # task -> principal-component basis (components)
         self.cross_ = self._fit_cross(cells)
+        self.meta_ = self._fit_meta(cells, self.meta_components, self.meta_alpha)
         return self
 
     #: the ``cross`` regression is fitted only with at least this many source cells per input
@@ -176,6 +191,71 @@ class Priors:
         y = (A @ coef + intercept)[0]
         return np.array([self._value(y, m) for m in models])
 
+    @staticmethod
+    def meta_cells_enough(cells: Cells, n_components: int) -> bool:
+        """Whether ``cells`` number at least :attr:`CROSS_CELLS_PER_INPUT` per input of the ``meta``
+        regression with ``n_components`` components (the components, the log length, one indicator
+        per task) and have at least ``n_components + 1`` cells, as the ``cross`` rule."""
+        inputs = n_components + 1 + len(np.unique(cells.tasks))
+        return len(cells) >= max(Priors.CROSS_CELLS_PER_INPUT * inputs, n_components + 1)
+
+    def _fit_meta(self, cells: Cells, n_components: int | None, alpha: float) -> dict | None:
+        """Fitted state of the ``meta`` ridge on ``cells`` (:meth:`meta`), or None without
+        ``n_components`` or with too few cells (:meth:`meta_cells_enough`)."""
+        if n_components is None or not self.meta_cells_enough(cells, n_components):
+            return None
+        F = cells.features
+        with _quiet():
+            mu, sd = np.nanmean(F, axis=0), np.nanstd(F, axis=0)
+        mu, sd = np.nan_to_num(mu), np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+        with _quiet():
+            Z = np.nan_to_num(np.clip((F - mu) / sd, -self.clip, self.clip))  # missing: the mean
+        centre = Z.mean(axis=0)
+        _, S, Vt = np.linalg.svd(Z - centre, full_matrices=False)
+        V = Vt[:n_components].T
+        spread = S[:n_components] / np.sqrt(len(Z))
+        spread = np.where(spread > 1e-12, spread, 1.0)
+        log_len = cells.log_len if cells.log_len is not None else np.full(len(cells), np.nan)
+        with _quiet():
+            len_mean = float(np.nanmean(log_len)) if np.isfinite(log_len).any() else 0.0
+        state = {"mu": mu, "sd": sd, "centre": centre, "V": V, "spread": spread, "len_mean": len_mean,
+                 "tasks": np.unique(cells.tasks)}
+        A = self._meta_design(state, Z, log_len, cells.tasks)
+        Y = np.nan_to_num(self.rel_)  # an unobserved model counts at the cell's mean
+        a_mu, y_mu = A.mean(axis=0), Y.mean(axis=0)
+        Ac = A - a_mu
+        coef = np.linalg.solve(Ac.T @ Ac + alpha * np.eye(A.shape[1]), Ac.T @ (Y - y_mu))
+        state.update(coef=coef, intercept=y_mu - a_mu @ coef)
+        return state
+
+    @staticmethod
+    def _meta_design(state: dict, Z: np.ndarray, log_len: np.ndarray, tasks: np.ndarray) -> np.ndarray:
+        """(n, components + 1 + T) inputs of the ``meta`` regression from standardised, clipped
+        features ``Z`` (n, p): component scores over their source spread, the log length minus the
+        source mean (0 where unknown), task indicators."""
+        P = (Z - state["centre"]) @ state["V"] / state["spread"]
+        len_c = np.nan_to_num(np.asarray(log_len, dtype=float) - state["len_mean"])
+        onehot = (np.asarray(tasks)[:, None] == state["tasks"][None, :]).astype(float)
+        return np.column_stack([P, len_c, onehot])
+
+    def meta(self, task: str, features: np.ndarray, models: list[str] | np.ndarray,
+             log_len: float | None = None) -> np.ndarray | None:
+        """(G,) the ``meta`` prior of ``models`` on a target with mean features (p,): a multi-output
+        ridge regression (penalty ``meta_alpha``), fitted on the source cells, of every KB model's
+        relative fine-tuned score on the first ``meta_components`` principal components of the
+        features (standardised over all the source cells and clipped to ±``clip``, missing values at
+        the mean; each component scaled to unit variance), the log10 of the mean series length over
+        the window length (``log_len``; unknown: the source mean) and the task. A candidate that is
+        not a KB model borrows from its profile neighbours. None when the prior is not fitted."""
+        st = self.meta_
+        if st is None:
+            return None
+        with _quiet():
+            z = np.nan_to_num(np.clip((np.asarray(features, dtype=float) - st["mu"]) / st["sd"], -self.clip, self.clip))
+        A = self._meta_design(st, z[None, :], np.array([np.nan if log_len is None else log_len]), np.array([task]))
+        y = (A @ st["coef"] + st["intercept"])[0]
+        return np.array([self._value(y, m) for m in models])
+
     def source_rows(self, task: str) -> np.ndarray:
         """Indices of the source cells of ``task`` (all cells when the task has none)."""
         rows = np.flatnonzero(self.cells_.tasks == task)
@@ -222,7 +302,8 @@ class Priors:
     def __call__(self, task: str, features: np.ndarray, models: list[str] | np.ndarray,
                  log_zs: np.ndarray | None = None, log_len: float | None = None) -> PriorValues:
         """Priors of ``models`` for a target cell with mean features (p,); with the candidates' log
-        zero-shot MASE ``log_zs`` (G,) also the ``cross`` prior (log10 length ``log_len``)."""
+        zero-shot MASE ``log_zs`` (G,) also the ``cross`` prior; the ``meta`` prior where it is
+        fitted (both read the log10 length ``log_len``)."""
         rows, zF, zt = self._standardised(task, features)  # once: both distances read it
         dist = _rms_distances(zF, zt)
         order = np.argsort(dist, kind="stable")[: self.k]
@@ -251,7 +332,8 @@ class Priors:
         cross = None if log_zs is None else self.cross(task, models, np.asarray(log_zs, dtype=float), log_len)
         return PriorValues(lb, kn, glb, gkn, zkn, level, gap, self.cells_.datasets[near], dist[order],
                            float(dist[order[0]]) if order.size else float("inf"),
-                           str(self.cells_.datasets[near[0]]) if order.size else "", cross)
+                           str(self.cells_.datasets[near[0]]) if order.size else "", cross,
+                           self.meta(task, features, models, log_len))
 
     def _value(self, values: np.ndarray, model: str, default: float = 0.0) -> float:
         g = self.index_.get(model)

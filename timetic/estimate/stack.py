@@ -151,37 +151,53 @@ class StackedRanker:
             task), which ``inputs="auto"`` reads with zero-shot scores; ``"auto"`` (default): one of
             :attr:`CROSS_ALPHAS`, chosen in ``fit`` by leave-one-dataset-out on the source cells alone
             (:meth:`_choose_cross_alpha`).
+        meta: read the ``meta`` prior (:meth:`Priors.meta <timetic.estimate.priors.Priors.meta>`:
+            every model's relative fine-tuned score regressed on a few principal components of the
+            meta-features, the log length and the task): ``"auto"`` (default) without zero-shot
+            scores only (with them the ``cross`` prior reads the dataset better), ``True``
+            always, ``False`` never. Its number of components and ridge penalty are chosen in
+            ``fit`` among :attr:`META_COMPONENTS` x :attr:`META_ALPHAS` by leave-one-dataset-out on
+            the source cells alone (:meth:`_choose_meta`); the input sets of ``inputs="auto"`` then
+            read it.
         task_weights: with ``weights="spearman"``, a task (horizon) whose source cells number at
             least this many gets its own weights (the cheap rankings are not equally good at every
             horizon: kNN ranks the medium task better than the short one); the others, and
             ``None``, use the weights fitted on all cells.
     """
 
-    INPUTS = ("zero_shot", "leaderboard", "knn", "gain_leaderboard", "gain_knn", "probe", "cross")
+    INPUTS = ("zero_shot", "leaderboard", "knn", "gain_leaderboard", "gain_knn", "probe", "cross", "meta")
     DEFAULT_INPUTS = ("zero_shot", "leaderboard", "knn")
     #: ``inputs="auto"``: the three cheap rankings, or those plus the models' fine-tuning gains;
-    #: each with the ``cross`` prior (:mod:`timetic.estimate.priors`) where zero-shot scores are read.
-    AUTO_INPUTS = [DEFAULT_INPUTS + ("cross",), INPUTS[:5] + ("cross",)]
+    #: each with the ``cross`` prior (:mod:`timetic.estimate.priors`) where zero-shot scores are read
+    #: and the ``meta`` prior where ``meta`` says.
+    AUTO_INPUTS = [DEFAULT_INPUTS + ("cross", "meta"), INPUTS[:5] + ("cross", "meta")]
     #: ``profile_neighbours="auto"`` chooses among these.
     PROFILE_NEIGHBOURS = (1, 2, 3)
     #: ``components="auto"`` chooses among these (``None``: every meta-feature).
     COMPONENTS = (2, 3, 5, 8, None)
     #: ``cross_alpha="auto"`` chooses among these.
     CROSS_ALPHAS = (1.0, 2.0, 5.0, 10.0, 20.0)
+    #: the ``meta`` prior's number of principal components and ridge penalty are chosen among these.
+    META_COMPONENTS = (2, 3, 5, 8)
+    META_ALPHAS = (2.0, 5.0, 20.0)
 
     def __init__(self, zero_shot: bool = True, k: int | tuple[int, ...] = 5, alpha: float = 1.0, min_model_residuals: int = 10,
                  inputs: tuple[str, ...] | list | str | None = "auto", scale: str = "auto",
                  combine: str = "mean", probe: bool = False, zs_scale: str = "match", weights: str = "spearman",
                  task_weights: int | None = 8, length: bool = True, profile_neighbours: int | str = "auto",
                  new_model_weights: bool | str = "auto", zs_rank: bool = True, helps: str = "logistic",
-                 components: int | str | None = "auto", cross_alpha: float | str = "auto"):
+                 components: int | str | None = "auto", cross_alpha: float | str = "auto",
+                 meta: bool | str = "auto"):
         if helps not in ("logistic", "residuals"):
             raise ValueError(f"unknown helps {helps!r}; use 'logistic' or 'residuals'")
+        if meta not in (True, False, "auto"):
+            raise ValueError(f"unknown meta {meta!r}; use True, False or 'auto'")
         if new_model_weights not in (True, False, "auto"):
             raise ValueError(f"unknown new_model_weights {new_model_weights!r}; use True, False or 'auto'")
         self.zero_shot = zero_shot
         self.components = components
         self.cross_alpha = cross_alpha
+        self.meta = meta
         self.zs_rank = zs_rank
         self.helps = helps
         self.new_model_weights = new_model_weights
@@ -210,6 +226,7 @@ class StackedRanker:
         self.profile_neighbours_, self.profile_neighbour_scores_ = self._choose_profile_neighbours(cells, profiles)
         self.components_, self.component_scores_ = self._choose_components(cells, int(ks[0]))
         self.cross_alpha_, self.cross_alpha_scores_ = self._choose_cross_alpha(cells)
+        self.meta_, self.meta_scores_ = self._choose_meta(cells)
         self.new_models_ = sorted(m for m in (profiles or {}) if m not in set(cells.models))
         self.borrow_neighbours_ = None  # per KB model: its profile neighbours among the others (new_model_weights)
         if self._new_weights_on() and self.new_models_:
@@ -331,6 +348,46 @@ class StackedRanker:
         finite = [a for a in self.CROSS_ALPHAS if np.isfinite(scores[a])]
         best = max(finite, key=lambda a: scores[a]) if finite else self.CROSS_ALPHAS[0]
         return best, scores
+
+    def _choose_meta(self, cells: Cells) -> tuple[tuple[int, float] | None, dict]:
+        """((components, alpha), {candidate: score}): the ``meta`` prior's number of principal
+        components and ridge penalty, or None where it is not read (``meta``; fewer than 3 source
+        datasets; too few cells for every candidate, :meth:`Priors.meta_cells_enough
+        <timetic.estimate.priors.Priors.meta_cells_enough>`). Leave one dataset out on the source
+        cells: each source cell's ``meta`` prior from a regression on the other datasets' cells;
+        the score of a candidate is the mean within-cell Spearman ρ of that prior against the
+        cell's observed fine-tuned scores. The best wins (ties: the earlier, fewer components and
+        smaller penalty first). Only the cells ``fit`` is given are read."""
+        if not (self.meta is True or (self.meta == "auto" and not self.zero_shot)):
+            return None, {}
+        datasets = np.unique(cells.datasets)
+        cands = [(n, a) for n in self.META_COMPONENTS for a in self.META_ALPHAS]
+        if len(datasets) < 3:
+            return None, {}
+        models = list(cells.models)
+        B = {c: np.full(cells.log_ft.shape, np.nan) for c in cands}
+        for d in datasets:
+            held = np.flatnonzero(cells.datasets == d)
+            pri = Priors(scale="log").fit(cells.take(cells.datasets != d))
+            for n, a in cands:
+                pri.meta_ = pri._fit_meta(pri.cells_, n, a)
+                for c in held:
+                    m = pri.meta(cells.tasks[c], cells.features[c], models,
+                                 None if cells.log_len is None else cells.log_len[c])
+                    if m is not None:
+                        B[(n, a)][c] = m
+        scores = {c: _mean_row_spearman(B[c], cells.log_ft) for c in cands}
+        finite = [c for c in cands if np.isfinite(scores[c])]
+        if not finite:
+            return None, scores
+        return max(finite, key=lambda c: scores[c]), scores
+
+    def _priors(self, k: int, scale: str) -> Priors:
+        """An unfitted :class:`Priors` with this ranker's chosen settings."""
+        meta = getattr(self, "meta_", None)
+        return Priors(k, scale=scale, n_profile_neighbours=self.profile_neighbours_, components=self.components_,
+                      cross_alpha=self.cross_alpha_ or 1.0, meta_components=None if meta is None else meta[0],
+                      meta_alpha=5.0 if meta is None else meta[1])
 
     def _choose_profile_neighbours(self, cells: Cells, profiles: dict[str, np.ndarray] | None) -> tuple[int, dict]:
         """(n, {candidate n: score}): how many profile neighbours a new model borrows its priors from.
@@ -486,8 +543,7 @@ class StackedRanker:
             others = cells.datasets != d
             if not others.any():
                 continue
-            pri = Priors(k, scale=scale, n_profile_neighbours=self.profile_neighbours_,
-                         components=self.components_, cross_alpha=self.cross_alpha_ or 1.0).fit(cells.take(others), profiles)
+            pri = self._priors(k, scale).fit(cells.take(others), profiles)
             for c in np.flatnonzero(~others):
                 obs = self._observed(cells.log_ft[c], cells.log_zs[c], log_probe[c])
                 if obs.sum() < 2:
@@ -554,8 +610,7 @@ class StackedRanker:
                 "gain_residuals_": gain_residuals,
                 "helps_classifier_": helps_classifier, "gain_truth_": gain_truth, "oof_distance_": oof_distance, "tasks_": cells.tasks,
                 "models_": np.asarray(models),
-                "priors_": Priors(k, scale=scale, n_profile_neighbours=self.profile_neighbours_,
-                                  components=self.components_, cross_alpha=self.cross_alpha_ or 1.0).fit(cells, profiles),
+                "priors_": self._priors(k, scale).fit(cells, profiles),
                 "n_rows_": len(X_all),
                 "oof_spearman": float(np.mean(rhos)) if rhos else float("nan")}
 
@@ -577,8 +632,9 @@ class StackedRanker:
         if self.probe and "probe" not in names:
             names.append("probe")
         cross = self.zero_shot and getattr(self, "cross_alpha_", None) is not None
+        meta = getattr(self, "meta_", None) is not None
         return [n for n in names if (self.zero_shot or n != "zero_shot") and (cross or n != "cross")
-                and (self.probe or n != "probe")]
+                and (meta or n != "meta") and (self.probe or n != "probe")]
 
     @property
     def weights_(self) -> dict[str, float]:
@@ -630,6 +686,7 @@ class StackedRanker:
         cols["gain_knn"] = p.gain_knn - p.gain_knn[obs].mean()
         # (a fold with too few cells for the regression: no information, the candidates' mean)
         cols["cross"] = np.zeros(len(obs)) if p.cross is None else p.cross - p.cross[obs].mean()
+        cols["meta"] = np.zeros(len(obs)) if p.meta is None else p.meta - p.meta[obs].mean()
         return np.column_stack([cols[n] for n in (names or self.input_names_)]), level
 
     def gain_inputs(self, p: PriorValues, log_probe: np.ndarray | None = None,
@@ -722,7 +779,7 @@ class StackedRanker:
         if self.probe and log_probe is None:
             raise ValueError("this ranker reads learning-curve probes; pass log_probe")
         obs = np.isfinite(log_zs) if self.zero_shot else np.ones(len(models), dtype=bool)
-        p = self.priors_(task, features, models)
+        p = self.priors_(task, features, models, log_len=log_len)
         out = np.full(len(models), np.nan)
         use = obs.copy()
         # weights for models new to the KB: not for a target that is one of the KB's datasets
@@ -734,7 +791,7 @@ class StackedRanker:
                 use |= impute
             preds = []
             for st in getattr(self, "states_", None) or [self._state()]:
-                pst = st["priors_"](task, features, models)
+                pst = st["priors_"](task, features, models, log_len=log_len)
                 zs_in = log_zs
                 if self.zero_shot and impute is not None and impute.any():
                     zs_in = self._imputed_log_zs(log_zs, pst, obs, impute)
@@ -910,7 +967,7 @@ def _borrow(p: PriorValues, neighbours: list[np.ndarray]) -> PriorValues:
 
     return dataclasses.replace(p, leaderboard=b(p.leaderboard), knn=b(p.knn), gain_leaderboard=b(p.gain_leaderboard),
                                gain_knn=b(p.gain_knn), zero_shot_knn=b(p.zero_shot_knn),
-                               cross=None if p.cross is None else b(p.cross))
+                               cross=None if p.cross is None else b(p.cross), meta=None if p.meta is None else b(p.meta))
 
 
 def _mean_row_spearman(A: np.ndarray, B: np.ndarray) -> float:
