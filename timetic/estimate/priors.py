@@ -204,14 +204,17 @@ class Priors:
         ``n_components`` or with too few cells (:meth:`meta_cells_enough`)."""
         if n_components is None or not self.meta_cells_enough(cells, n_components):
             return None
-        F = cells.features
-        with _quiet():
-            mu, sd = np.nanmean(F, axis=0), np.nanstd(F, axis=0)
-        mu, sd = np.nan_to_num(mu), np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
-        with _quiet():
-            Z = np.nan_to_num(np.clip((F - mu) / sd, -self.clip, self.clip))  # missing: the mean
-        centre = Z.mean(axis=0)
-        _, S, Vt = np.linalg.svd(Z - centre, full_matrices=False)
+        if getattr(self, "_meta_basis", (None,))[0] is not cells:  # one SVD per cells, any components
+            F = cells.features
+            with _quiet():
+                mu, sd = np.nanmean(F, axis=0), np.nanstd(F, axis=0)
+            mu, sd = np.nan_to_num(mu), np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+            with _quiet():
+                Z = np.nan_to_num(np.clip((F - mu) / sd, -self.clip, self.clip))  # missing: the mean
+            centre = Z.mean(axis=0)
+            _, S, Vt = np.linalg.svd(Z - centre, full_matrices=False)
+            self._meta_basis = (cells, mu, sd, Z, centre, S, Vt)
+        _, mu, sd, Z, centre, S, Vt = self._meta_basis
         V = Vt[:n_components].T
         spread = S[:n_components] / np.sqrt(len(Z))
         spread = np.where(spread > 1e-12, spread, 1.0)

@@ -235,13 +235,17 @@ class StackedRanker:
                 self.borrow_neighbours_ = [o[: self.profile_neighbours_] for o in order]
         self.choice_scores_ = {}
         states = []
-        for scale in scales:
-            for names in sets:
-                names = self._names(names)
-                for k in ks:
-                    state = self._fit_k(cells, profiles, int(k), names, scale)
-                    self.choice_scores_[(scale, int(k), tuple(names))] = state["oof_spearman"]
-                    states.append(state)
+        self._oof_priors = {}  # (k, scale, cell, cross) -> out-of-fold priors, shared by the input sets
+        try:
+            for scale in scales:
+                for names in sets:
+                    names = self._names(names)
+                    for k in ks:
+                        state = self._fit_k(cells, profiles, int(k), names, scale)
+                        self.choice_scores_[(scale, int(k), tuple(names))] = state["oof_spearman"]
+                        states.append(state)
+        finally:
+            del self._oof_priors
         if self.combine not in ("mean", "select"):
             raise ValueError(f"unknown combine {self.combine!r}; use 'mean' or 'select'")
         best = max(states, key=lambda st: st["oof_spearman"] if np.isfinite(st["oof_spearman"]) else -np.inf)
@@ -543,14 +547,23 @@ class StackedRanker:
             others = cells.datasets != d
             if not others.any():
                 continue
-            pri = self._priors(k, scale).fit(cells.take(others), profiles)
+            pri = None
             for c in np.flatnonzero(~others):
                 obs = self._observed(cells.log_ft[c], cells.log_zs[c], log_probe[c])
                 if obs.sum() < 2:
                     continue
-                p = pri(cells.tasks[c], cells.features[c], models,
-                        log_zs=np.where(obs, cells.log_zs[c], np.nan) if "cross" in names else None,
-                        log_len=None if cells.log_len is None else cells.log_len[c])
+                # the out-of-fold priors of a cell are the same for every input set that reads the
+                # same priors: computed once per fit (``fit`` keeps them while it runs)
+                key = (k, scale, int(c), "cross" in names)
+                p = self._oof_priors.get(key) if hasattr(self, "_oof_priors") else None
+                if p is None:
+                    if pri is None:
+                        pri = self._priors(k, scale).fit(cells.take(others), profiles)
+                    p = pri(cells.tasks[c], cells.features[c], models,
+                            log_zs=np.where(obs, cells.log_zs[c], np.nan) if "cross" in names else None,
+                            log_len=None if cells.log_len is None else cells.log_len[c])
+                    if hasattr(self, "_oof_priors"):
+                        self._oof_priors[key] = p
                 X, level = self._inputs(p, cells.log_zs[c], obs, names, log_probe[c], scale)
                 yc = cells.log_ft[c, obs] - cells.log_ft[c, obs].mean()
                 X_rows.append(X[obs])
