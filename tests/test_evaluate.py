@@ -240,3 +240,55 @@ def test_attainable_rho_is_the_mean_square_root_of_the_clipped_reliabilities():
     realism = _benchmark("realism")
     assert realism.attainable_rho(np.array([0.81, 0.25, np.nan, -0.2, 1.3])) == pytest.approx((0.9 + 0.5 + 0 + 1) / 4)
     assert np.isnan(realism.attainable_rho(np.array([np.nan])))
+
+
+def test_rerun_replaces_only_the_named_methods():
+    """``evaluate.py --resume --rerun M`` keeps a cached scenario's other methods' rows and
+    predictions, replaces M's, keeps the methods' order, the full run's wall time and KB hash,
+    and appends a method the cached run lacked."""
+    ev = _benchmark("evaluate")
+    from timetic.evaluate import EvalResult
+
+    def rows(methods, value):
+        return pl.DataFrame({"scenario": "s", "method": methods, "dataset_id": "d", "task": "short",
+                             "spearman": [value] * len(methods)})
+
+    old = EvalResult(rows(["a", "b", "c"], 0.1).with_columns(pl.lit(99.0).alias("wall_s"), pl.lit("h").alias("kb_hash")),
+                     rows(["a", "b", "c"], 0.1).rename({"spearman": "predicted"}))
+    new = EvalResult(rows(["b", "new"], 0.5), rows(["b", "new"], 0.5).rename({"spearman": "predicted"}))
+    out = ev._merged(old, new, ["b", "new"])
+    assert out.rows["method"].to_list() == ["a", "b", "c", "new"]
+    assert out.rows["spearman"].to_list() == [0.1, 0.5, 0.1, 0.5]
+    assert out.rows["wall_s"].to_list() == [99.0] * 4 and set(out.rows["kb_hash"]) == {"h"}
+    assert out.predictions["predicted"].to_list() == [0.1, 0.5, 0.1, 0.5]
+    # the methods each scenario runs
+    makers = {k: None for k in ("timetic", "weight-free", "stack-k=3", *ev.NEW_MODEL_METHODS)}
+    assert ev._scenario_methods("unseen-dataset", makers) == ["timetic", "weight-free", "stack-k=3"]
+    assert ev._scenario_methods("few-shot", makers) == ["timetic", "weight-free"]
+    assert set(ev._scenario_methods("both-unseen", makers)) == {"timetic", "weight-free", *ev.NEW_MODEL_METHODS}
+
+
+def test_truth_from_judges_a_rerun_on_the_full_runs_windows(tiny_kb, tmp_path):
+    """The ground truth and target rows come from the first method's context (with zero-shot
+    scores: only windows that have a valid one); ``truth_from`` lets a run of a weight-free method
+    alone be judged on those windows, as it was in the run with every method."""
+    copy = tmp_path / "kb"
+    shutil.copytree(tiny_kb.path, copy)
+    kb2 = KnowledgeBase.open(copy)
+    obs = kb2.observations()
+    m0 = sorted(obs["model_id"].unique())[0]
+    bad = obs.filter((pl.col("dataset_id") == "ds1") & (pl.col("model_id") == m0))
+    bad = bad.sort("item_id", "window_start").head(bad.height // 2)
+    kb2.add_observations(bad.with_columns(pl.lit(1e9).alias("zs_mase"), pl.col("ft_mase") * 3.0))
+    both = {"timetic": lambda: TimeTic(kb2, learner="hgb"), "weight-free": lambda: TimeTic(kb2, zero_shot=False)}
+    full = evaluate(kb2, ["unseen-dataset"], both, baselines=False)
+    alone = evaluate(kb2, ["unseen-dataset"], {"weight-free": both["weight-free"]}, baselines=False,
+                     truth_from=both["timetic"])
+    plain = evaluate(kb2, ["unseen-dataset"], {"weight-free": both["weight-free"]}, baselines=False)
+    cols = ["dataset_id", "task", "model_id"]
+    a = full.predictions.filter(pl.col("method") == "weight-free").sort(cols)
+    b = alone.predictions.sort(cols)
+    c = plain.predictions.sort(cols)
+    np.testing.assert_allclose(a["observed"].to_numpy(), b["observed"].to_numpy())
+    np.testing.assert_allclose(a["predicted"].to_numpy(), b["predicted"].to_numpy())
+    assert not np.allclose(a["observed"].to_numpy(), c["observed"].to_numpy())  # all windows

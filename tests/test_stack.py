@@ -260,6 +260,10 @@ def test_readme_states_the_stack_defaults():
     assert "a task (horizon) with at least 8 KB datasets gets its own weights" in text
     assert MIN_TASK_DATASETS == 3 and "so is a task observed on fewer than 3 datasets" in text
     assert P_BEST_FLOOR == 1 / 400 and "p ∝ (p + 1/400)^a" in text
+    assert sig["meta"].default == stk["meta"].default == "auto"
+    assert StackedRanker.META_COMPONENTS == (2, 3, 5, 8) and StackedRanker.META_ALPHAS == (2.0, 5.0, 20.0)
+    assert "its number of components (2, 3, 5 or 8) and penalty (2, 5 or 20) are chosen at fit time" in text
+    assert StackedRanker.CROSS_ALPHAS == (1.0, 2.0, 5.0, 10.0, 20.0) and "its penalty (1, 2, 5, 10 or 20)" in text
 
 
 TIME_TIE = 0.6

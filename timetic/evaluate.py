@@ -206,13 +206,19 @@ def evaluate(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     model_groups: dict[str, str] | None = None,
+    truth_from: Callable[[], TimeTic] | None = None,
 ) -> EvalResult:
     """Run the scenarios. ``make_estimator``: a factory (or {method name: factory}) of unfitted
     :class:`TimeTic` estimators sharing ``kb``; default ``{"timetic": TimeTic(kb)}``.
 
     ``model_groups`` (model_id -> group, e.g. its family) makes ``both-unseen`` leave a whole group
     out with each dataset (stricter: no sibling of the held-out model stays in the context, and
-    fewer refits: datasets x groups instead of datasets x models)."""
+    fewer refits: datasets x groups instead of datasets x models).
+
+    The baselines, the held-out target rows and the ground truth read the context table of the
+    first method, or of ``truth_from``'s estimator (not fitted) when given: an estimator with
+    zero-shot scores keeps only the windows that have them, so a run that recomputes some methods
+    of an earlier run passes that run's first method to be judged on the same windows."""
     if make_estimator is None:
         make_estimator = {"timetic": lambda: TimeTic(kb, seed=seed)}
     elif callable(make_estimator):
@@ -234,6 +240,10 @@ def evaluate(
         raise ValueError(f"methods with different probe_steps {sorted(probes)}: evaluate them in separate runs")
     probe_steps = next(iter(probes), None)
     ctx = next(iter(ctxs.values()))
+    if truth_from is not None:
+        est = truth_from()
+        key = (est.profile or "knn", est.zero_shot or est.transform_ == "log_ratio")
+        ctx = built[key] if key in built else est.context_table()
     meta = ctx.meta
     datasets = meta.get_column("dataset_id").unique().sort().to_list()
     models = meta.get_column("model_id").unique().sort().to_list()
