@@ -94,14 +94,15 @@ class Priors:
         components: the ``knn`` prior's nearest source cells by distance over this many principal
             components of the standardised, clipped source features of the task (``None``: over
             all the features, as every other kNN quantity).
-        cross_alpha: ridge penalty of the ``cross`` prior (:meth:`cross`).
+        cross_alpha: ridge penalty of the ``cross`` prior (:meth:`cross`); ``None``: no ``cross``
+            prior.
         meta_components: principal components the ``meta`` prior reads (:meth:`meta`); ``None``: no
             ``meta`` prior.
         meta_alpha: its ridge penalty.
     """
 
     def __init__(self, k: int = 5, n_profile_neighbours: int = 2, clip: float = 5.0, scale: str = "log",
-                 components: int | None = None, cross_alpha: float = 5.0, meta_components: int | None = None,
+                 components: int | None = None, cross_alpha: float | None = 5.0, meta_components: int | None = None,
                  meta_alpha: float = 5.0):
         self.cross_alpha = cross_alpha
         self.meta_components = meta_components
@@ -154,8 +155,8 @@ class Priors:
 
     def _fit_cross(self, cells: Cells) -> tuple[np.ndarray, np.ndarray] | None:
         """(coef (q, G_src), intercept (G_src,)) of the ``cross`` ridge on the source cells with
-        zero-shot scores, or None when they are too few (:meth:`cross_cells`)."""
-        has = self.cross_cells(cells)
+        zero-shot scores, or None when they are too few (:meth:`cross_cells`) or without ``cross_alpha``."""
+        has = None if self.cross_alpha is None else self.cross_cells(cells)
         if has is None:
             return None
         log_len = cells.log_len if cells.log_len is not None else np.full(len(cells), np.nan)

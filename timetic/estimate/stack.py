@@ -292,7 +292,7 @@ class StackedRanker:
         B = {n: np.full(rel.shape, np.nan) for n in self.COMPONENTS}
         for d in datasets:
             others = np.flatnonzero(cells.datasets != d)
-            pri = Priors(k, scale="log").fit(cells.take(cells.datasets != d))  # its standardisation
+            pri = Priors(k, scale="log", cross_alpha=None).fit(cells.take(cells.datasets != d))  # its standardisation
             for task in np.unique(cells.tasks[cells.datasets == d]):
                 held = np.flatnonzero((cells.datasets == d) & (cells.tasks == task))
                 rows, zF, _ = pri._standardised(task, cells.features[held[0]])
@@ -368,18 +368,20 @@ class StackedRanker:
         cands = [(n, a) for n in self.META_COMPONENTS for a in self.META_ALPHAS]
         if len(datasets) < 3:
             return None, {}
-        models = list(cells.models)
         B = {c: np.full(cells.log_ft.shape, np.nan) for c in cands}
+        log_len = cells.log_len if cells.log_len is not None else np.full(len(cells), np.nan)
         for d in datasets:
             held = np.flatnonzero(cells.datasets == d)
-            pri = Priors(scale="log").fit(cells.take(cells.datasets != d))
+            pri = Priors(scale="log", cross_alpha=None).fit(cells.take(cells.datasets != d))
             for n, a in cands:
-                pri.meta_ = pri._fit_meta(pri.cells_, n, a)
-                for c in held:
-                    m = pri.meta(cells.tasks[c], cells.features[c], models,
-                                 None if cells.log_len is None else cells.log_len[c])
-                    if m is not None:
-                        B[(n, a)][c] = m
+                st = pri._fit_meta(pri.cells_, n, a)
+                if st is None:
+                    continue
+                # Priors.meta of every held-out cell at once (every model is a KB model here)
+                with _quiet():
+                    Z = np.nan_to_num(np.clip((cells.features[held] - st["mu"]) / st["sd"], -pri.clip, pri.clip))
+                A = Priors._meta_design(st, Z, log_len[held], cells.tasks[held])
+                B[(n, a)][held] = A @ st["coef"] + st["intercept"]
         scores = {c: _mean_row_spearman(B[c], cells.log_ft) for c in cands}
         finite = [c for c in cands if np.isfinite(scores[c])]
         if not finite:
@@ -390,7 +392,7 @@ class StackedRanker:
         """An unfitted :class:`Priors` with this ranker's chosen settings."""
         meta = getattr(self, "meta_", None)
         return Priors(k, scale=scale, n_profile_neighbours=self.profile_neighbours_, components=self.components_,
-                      cross_alpha=self.cross_alpha_ or 1.0, meta_components=None if meta is None else meta[0],
+                      cross_alpha=self.cross_alpha_, meta_components=None if meta is None else meta[0],
                       meta_alpha=5.0 if meta is None else meta[1])
 
     def _choose_profile_neighbours(self, cells: Cells, profiles: dict[str, np.ndarray] | None) -> tuple[int, dict]:
