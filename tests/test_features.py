@@ -227,3 +227,17 @@ def test_dataset_descriptors_and_add_descriptors():
         dataset_descriptors("h", np.array([]))
     with pytest.raises(TimeticInputError):
         dataset_descriptors("fortnightly", [10])
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 17, 127, 128, 129, 700])
+def test_welch_is_scipys(length):
+    """The spectral entropy's Welch spectrum, written out to spare predict the import of
+    ``scipy.signal``, is what ``scipy.signal.welch`` computes with its defaults."""
+    from scipy import signal
+
+    from timetic.features import _welch
+
+    rng = np.random.default_rng(length)
+    z = rng.normal(size=(5, length)) + np.sin(np.arange(length) / 3.0)[None, :] * 4.0
+    expected = signal.welch(z, nperseg=min(length, 128), axis=1)[1]
+    np.testing.assert_allclose(_welch(z, min(length, 128)), expected, rtol=1e-10, atol=1e-12)
