@@ -164,11 +164,7 @@ class Priors:
             self.cross_len_mean_ = float(np.nanmean(log_len[has])) if np.isfinite(log_len[has]).any() else 0.0
         self.cross_tasks_ = np.unique(cells.tasks[has])
         A = self._cross_design(_centred_ranks(cells.log_zs[has]), log_len[has], cells.tasks[has])
-        Y = np.nan_to_num(self.rel_[has])  # an unobserved model counts at the cell's mean
-        a_mu, y_mu = A.mean(axis=0), Y.mean(axis=0)
-        Ac = A - a_mu
-        coef = np.linalg.solve(Ac.T @ Ac + self.cross_alpha * np.eye(A.shape[1]), Ac.T @ (Y - y_mu))
-        return coef, y_mu - a_mu @ coef
+        return _ridge(A, np.nan_to_num(self.rel_[has]), self.cross_alpha)  # unobserved: at the cell's mean
 
     def cross(self, task: str, models: list[str] | np.ndarray, log_zs: np.ndarray,
               log_len: float | None = None) -> np.ndarray | None:
@@ -225,11 +221,8 @@ class Priors:
         state = {"mu": mu, "sd": sd, "centre": centre, "V": V, "spread": spread, "len_mean": len_mean,
                  "tasks": np.unique(cells.tasks)}
         A = self._meta_design(state, Z, log_len, cells.tasks)
-        Y = np.nan_to_num(self.rel_)  # an unobserved model counts at the cell's mean
-        a_mu, y_mu = A.mean(axis=0), Y.mean(axis=0)
-        Ac = A - a_mu
-        coef = np.linalg.solve(Ac.T @ Ac + alpha * np.eye(A.shape[1]), Ac.T @ (Y - y_mu))
-        state.update(coef=coef, intercept=y_mu - a_mu @ coef)
+        coef, intercept = _ridge(A, np.nan_to_num(self.rel_), alpha)  # unobserved: at the cell's mean
+        state.update(coef=coef, intercept=intercept)
         return state
 
     @staticmethod
@@ -353,6 +346,15 @@ class Priors:
         d = profile_distances(np.vstack([self.profiles_[m] for m in have]), self.profiles_[model])
         near = np.argsort(d, kind="stable")[: self.n_profile_neighbours]
         return float(np.mean([values[self.index_[have[i]]] for i in near]))
+
+
+def _ridge(A: np.ndarray, Y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """(coef (q, k), intercept (k,)) of the multi-output ridge regression of Y (n, k) on A (n, q)
+    with an unpenalised intercept (the ``cross`` and ``meta`` priors)."""
+    a_mu, y_mu = A.mean(axis=0), Y.mean(axis=0)
+    Ac = A - a_mu
+    coef = np.linalg.solve(Ac.T @ Ac + alpha * np.eye(A.shape[1]), Ac.T @ (Y - y_mu))
+    return coef, y_mu - a_mu @ coef
 
 
 def profile_distances(P: np.ndarray, profile: np.ndarray) -> np.ndarray:
