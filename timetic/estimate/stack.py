@@ -8,7 +8,10 @@ For a target cell and candidate models g, the predicted log mean fine-tuned MASE
 with ``zc_g`` the candidate's zero-shot input (left out in the weight-free mode) and the priors of
 :mod:`timetic.estimate.priors`, all centred over the KB's models (:meth:`StackedRanker.predict_in_kb`;
 the kNN prior's neighbours chosen over the first ``components`` principal components of the
-meta-features, their number chosen on the source cells). By default four such
+meta-features, their number chosen on the source cells), plus, where the KB is large enough, the
+``cross`` prior with zero-shot scores and the ``meta`` prior without them (a ridge regression of
+the models' scores on the target's zero-shot ranks or on its meta-features' principal components;
+``w_cross * cross_g`` or ``w_meta * meta_g``). By default four such
 configurations are averaged (``combine="mean"``): with and without the models' centred fine-tuning
 gains (``gain_leaderboard``, ``gain_knn``) as two more inputs, and with priors on the log and on
 the rank scale (the zero-shot input on the same scale, ``zs_scale="match"``: centred log zero-shot
