@@ -752,3 +752,15 @@ def test_meta_prior_regresses_on_the_principal_components():
     assert StackedRanker(zero_shot=True, meta=True)._choose_meta(cells)[0] is not None
     with pytest.raises(ValueError, match="meta"):
         StackedRanker(meta="on")
+
+
+def test_simplex_grid_lists_every_weight_vector_in_lexicographic_order():
+    """The rank-weight search's grid: every vector of non-negative multiples of 1/n summing to one,
+    in lexicographic order of the numerators (the order breaks ties between grid points)."""
+    from itertools import product
+
+    from timetic.estimate.stack import _simplex_grid
+
+    for m, n in [(1, 10), (2, 3), (3, 10), (6, 10)]:
+        expected = np.array([c for c in product(range(n + 1), repeat=m) if sum(c) == n], dtype=float) / n
+        np.testing.assert_array_equal(_simplex_grid(m, n), expected)

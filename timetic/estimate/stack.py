@@ -1053,9 +1053,15 @@ class _RankWeights:
 def _simplex_grid(m: int, n: int) -> np.ndarray:
     """(points, m) weights in steps of 1/n that are >= 0 and sum to 1, in lexicographic order of
     their numerators (read-only: shared between fits)."""
-    from itertools import product
+    def compositions(m: int, n: int):  # the tuples of m non-negative ints summing to n, in that order
+        if m == 1:
+            yield (n,)
+            return
+        for first in range(n + 1):
+            for rest in compositions(m - 1, n - first):
+                yield (first, *rest)
 
-    grid = np.array([c for c in product(range(n + 1), repeat=m) if sum(c) == n], dtype=float) / n
+    grid = np.array(list(compositions(m, n)), dtype=float).reshape(-1, m) / n
     grid.setflags(write=False)
     return grid
 
