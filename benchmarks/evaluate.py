@@ -658,7 +658,6 @@ def main(argv: list[str] | None = None) -> int:
         cfg = {k: v for k, v in cfg.items() if k in args.methods.split(",")}
     makers = {k: (lambda c=c: TimeTic(kb, seed=args.seed, **c)) for k, c in cfg.items()}
     parts, preds, walls, reran = [], [], {}, {}
-    args.reran = reran  # (the report says which methods were recomputed)
     # RESULTS.md keeps results/ and figures/; another --out (e.g. RESULTS-v2.md) gets its own subfolders
     sub = "" if args.out.name == "RESULTS.md" else args.out.stem
     results = args.out.parent / "results" / sub
@@ -726,7 +725,7 @@ def main(argv: list[str] | None = None) -> int:
         res.predictions.write_parquet(results / "predictions.parquet")
     made = figures(res, args.out.parent / "figures" / sub) if "unseen-dataset" in scen else []
     made = [str(Path(sub) / m) if sub else m for m in made]
-    write_report(args, kb, summary, res, made, walls, logme_note, time.time() - started)
+    write_report(args, kb, summary, res, made, walls, logme_note, time.time() - started, reran)
     print(f"wrote {args.out} ({time.time() - started:.0f} s)")
     return 0
 
@@ -861,7 +860,8 @@ def update_readme(block: str, path: Path = ROOT / "README.md") -> None:
     path.write_text(text[:a] + block + text[b + len(README_END):])
 
 
-def write_report(args, kb, summary, res, made, walls, logme_note, total) -> None:
+def write_report(args, kb, summary, res, made, walls, logme_note, total, reran: dict | None = None) -> None:
+    """RESULTS.md; ``reran``: scenario -> (methods recomputed with ``--rerun``, seconds)."""
     import timetic
 
     stats = kb.stats()
@@ -890,7 +890,7 @@ def write_report(args, kb, summary, res, made, walls, logme_note, total) -> None
          f"* Wall time: this run {total:.0f} s; per scenario (when computed, with `--resume` possibly in an earlier run "
          "on the same KB and code): " + ", ".join(f"{k} {v:.0f} s" for k, v in walls.items()) + f"; LogME {logme_note}."
          + ("".join(f" Recomputed in {k} with `--rerun` ({v[1]:.0f} s; the other methods' rows kept from that run): "
-                    + ", ".join(f"`{m}`" for m in v[0]) + "." for k, v in getattr(args, "reran", {}).items() if v[0])),
+                    + ", ".join(f"`{m}`" for m in v[0]) + "." for k, v in (reran or {}).items() if v[0])),
          "* Ground truth per held-out dataset and task: the observed mean fine-tuned MASE of each model.",
          "  Metrics per (dataset, task), then averaged; `mean` rows average the three horizons.", "",
          "## Headline (unseen dataset, mean over horizons)", "",
