@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import platform
 import sys
@@ -86,6 +87,10 @@ def configs() -> dict[str, dict]:
         "stack-new-model-weights=always": {"new_model_weights": True},
         "stack-new-model-weights=off": {"new_model_weights": False},
         "weight-free-new-model-weights": {"zero_shot": False, "new_model_weights": True},
+        # the previous default (until 2026-12-08): a new model borrows from its nearest profiles,
+        # whatever their family
+        "stack-families=off": {"families": False},
+        "weight-free-families=off": {"zero_shot": False, "families": False},
     }
     if os.environ.get(TABPFN_ENV):
         out["window-tabpfn"] = {"method": "window", "learner": "tabpfn"}
@@ -97,7 +102,8 @@ def configs() -> dict[str, dict]:
 #: methods every scenario runs (the ablations run on unseen-dataset only).
 MAIN_METHODS = ("timetic", "weight-free")
 #: methods that differ from the defaults only for models new to the KB: run where models are held out.
-NEW_MODEL_METHODS = ("stack-new-model-weights=always", "stack-new-model-weights=off", "weight-free-new-model-weights")
+NEW_MODEL_METHODS = ("stack-new-model-weights=always", "stack-new-model-weights=off", "weight-free-new-model-weights",
+                     "stack-families=off", "weight-free-families=off")
 #: ablations that also run where models are held out (the cross and meta priors borrow for a new model).
 HELD_OUT_MODEL_ABLATIONS = ("stack-cross=off", "weight-free-meta=off")
 
@@ -384,6 +390,26 @@ def _write_scenario(path: Path, res: EvalResult, wall: float, kb_hash: str = "")
     res.rows.with_columns(pl.lit(wall).alias("wall_s"), pl.lit(kb_hash).alias("kb_hash")).write_parquet(path)
     if res.predictions is not None:
         res.predictions.write_parquet(path.with_suffix(".predictions.parquet"))
+
+
+def _reruns_path(path: Path) -> Path:
+    """The ``--rerun`` record of a scenario cache (``scenario-S.reruns.json``)."""
+    return path.with_suffix(".reruns.json")
+
+
+def _reruns(path: Path, kb_hash: str) -> list[dict]:
+    """The ``--rerun`` runs on a scenario cache, oldest first: ``{"methods": [...], "seconds": s}``
+    (none when the cache was recomputed in full or is of other KB observations)."""
+    p = _reruns_path(path)
+    if not p.exists():
+        return []
+    rec = json.loads(p.read_text())
+    return rec["runs"] if rec.get("kb_hash") == kb_hash else []
+
+
+def _add_rerun(path: Path, kb_hash: str, methods: list[str], seconds: float) -> None:
+    runs = _reruns(path, kb_hash) + [{"methods": sorted(methods), "seconds": round(float(seconds))}]
+    _reruns_path(path).write_text(json.dumps({"kb_hash": kb_hash, "runs": runs}, indent=1) + "\n")
 
 
 def _read_scenario(path: Path) -> EvalResult:
@@ -683,9 +709,10 @@ def main(argv: list[str] | None = None) -> int:
                                progress=lambda msg: print(msg, file=sys.stderr), model_groups=families,
                                truth_from=makers[names[0]])
                 res = _merged(cached, new, list(redo))
-            reran[s] = (sorted(redo), time.time() - t0)
             walls[s] = float(cached.rows["wall_s"][0])
             _write_scenario(cache, EvalResult(res.rows.drop("wall_s", "kb_hash"), res.predictions), walls[s], kb_hash)
+            if redo:
+                _add_rerun(cache, kb_hash, list(redo), time.time() - t0)
             res = EvalResult(res.rows.drop("wall_s", "kb_hash"), res.predictions)
         elif cached is not None:  # a finished scenario of an earlier run on the same KB observations
             res = cached
@@ -698,6 +725,8 @@ def main(argv: list[str] | None = None) -> int:
                            progress=lambda msg: print(msg, file=sys.stderr), model_groups=families)
             walls[s] = time.time() - t0
             _write_scenario(cache, res, walls[s], kb_hash)
+            _reruns_path(cache).unlink(missing_ok=True)  # every method computed afresh
+        reran[s] = _reruns(cache, kb_hash)
         parts.append(res.rows)
         if res.predictions is not None:
             preds.append(res.predictions)
@@ -861,7 +890,7 @@ def update_readme(block: str, path: Path = ROOT / "README.md") -> None:
 
 
 def write_report(args, kb, summary, res, made, walls, logme_note, total, reran: dict | None = None) -> None:
-    """RESULTS.md; ``reran``: scenario -> (methods recomputed with ``--rerun``, seconds)."""
+    """RESULTS.md; ``reran``: scenario -> the ``--rerun`` runs on its cache, oldest first."""
     import timetic
 
     stats = kb.stats()
@@ -889,8 +918,8 @@ def write_report(args, kb, summary, res, made, walls, logme_note, total, reran: 
          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs.",
          f"* Wall time: this run {total:.0f} s; per scenario (when computed, with `--resume` possibly in an earlier run "
          "on the same KB and code): " + ", ".join(f"{k} {v:.0f} s" for k, v in walls.items()) + f"; LogME {logme_note}."
-         + ("".join(f" Recomputed in {k} with `--rerun` ({v[1]:.0f} s; the other methods' rows kept from that run): "
-                    + ", ".join(f"`{m}`" for m in v[0]) + "." for k, v in (reran or {}).items() if v[0])),
+         + ("".join(f" Recomputed in {k} with `--rerun` ({r['seconds']:.0f} s; the other methods' rows kept): "
+                    + ", ".join(f"`{m}`" for m in r["methods"]) + "." for k, runs in (reran or {}).items() for r in runs)),
          "* Ground truth per held-out dataset and task: the observed mean fine-tuned MASE of each model.",
          "  Metrics per (dataset, task), then averaged; `mean` rows average the three horizons.", "",
          "## Headline (unseen dataset, mean over horizons)", "",
@@ -921,12 +950,18 @@ def write_report(args, kb, summary, res, made, walls, logme_note, total, reran: 
         L += ["## Figures", ""] + [f"![{m}](figures/{m})" for m in made] + [""]
     stack = TimeTic(kb, seed=args.seed).fit().learner_
     pn = ", ".join(f"{n}: {v:.2f}" for n, v in stack.profile_neighbour_scores_.items())
+    on = ", ".join(f"{n}: {v:.3f}" for n, v in stack.other_family_neighbour_scores_.items())
     L += ["## Methods", "",
           "* `timetic`: the defaults of `TimeTic` (the `stack` formulation, see the README).",
-          f"  A model new to the KB borrows its priors from its {stack.profile_neighbours_} nearest "
-          "KB model(s) in entropy-profile space,",
-          "  chosen in each fold from the fold's own source cells by leaving one model out",
-          f"  (`profile_neighbours='auto'`; on the whole KB, mean within-cell Spearman per number: {pn}).",
+          f"  A model new to the KB whose family (adapter) is in the KB borrows its priors from its {stack.profile_neighbours_}",
+          "  nearest KB model(s) of that family in entropy-profile space, chosen in each fold from the fold's own",
+          "  source cells by leaving one model out (`profile_neighbours='auto'`; on the whole KB, mean within-cell",
+          f"  Spearman per number: {pn}); one whose family the KB lacks from its {stack.other_family_neighbours_}",
+          "  nearest KB model(s) of other families, chosen by leaving one family out (0: none, its priors are",
+          f"  the mean; on the whole KB, mean within-cell Spearman of the placement per number: {on}).",
+          "* `stack-families=off`, `weight-free-families=off` (unseen-model, both-unseen): every new model",
+          "  borrows from its nearest profiles whatever their family (`TimeTic(families=False)`, the default",
+          "  until 2026-12-08).",
           "* `weight-free`: the defaults without the zero-shot pass (`--no-zero-shot`).",
           f"* `timetic-published`: TimeTic as published: {PUBLISHED}.",
           "* `window`: timetic 0.1's default (window rows, Rényi profile, GP learner, log-ratio target).",

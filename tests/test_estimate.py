@@ -459,8 +459,11 @@ def test_a_model_added_without_observations_is_ranked_as_an_unseen_model(tmp_pat
     assert "tide-new" not in kb.observations()["model_id"].to_list()
 
     est = TimeTic(kb, seed=0, k=2)
-    with pytest.warns(TimeticWarning, match="no fine-tuning observations.*tide-new"):
+    with pytest.warns(TimeticWarning, match="no fine-tuning observations.*tide-new.*priors borrowed: tide-new from"):
         r = est.predict(target, n_windows=12)
+    # no TiDE in this KB: it borrows from other families only as many as leave-one-family-out chose
+    lenders = est.lenders(["tide-new"])["tide-new"]
+    assert len(lenders) == est.learner_.other_family_neighbours_ and set(lenders) <= set(MODELS)
     assert set(r["model_id"]) == set(MODELS) | {"tide-new"}
     row = r.filter(pl.col("model_id") == "tide-new").row(0, named=True)
     assert row["zero_shot_mase"] is not None and np.isfinite(row["predicted_mase"])
@@ -470,6 +473,11 @@ def test_a_model_added_without_observations_is_ranked_as_an_unseen_model(tmp_pat
     assert set(two["model_id"]) == {"tide-new", MODELS[0]}
     with pytest.raises(TimeticInputError, match="unknown model"):
         est.predict(target, models=["no-such-model"], n_windows=12)
+
+    # the families are the KB models' adapters; families=False borrows by profile alone
+    assert est.learner_.families_ == dict(kb.models().select("model_id", "adapter").iter_rows())
+    legacy = TimeTic(kb, seed=0, k=2, families=False).fit().learner_
+    assert legacy.families_ == {} and legacy.other_family_neighbours_ is None
 
     window = TimeTic(kb, method="window", seed=0)
     assert set(window.predict(target, n_windows=12)["model_id"]) == set(MODELS)
@@ -483,6 +491,7 @@ def test_a_model_added_without_observations_is_ranked_as_an_unseen_model(tmp_pat
     assert res.exit_code == 0, res.output
     info = json.loads(out.read_text())["info"]
     assert info["unobserved"] == ["tide-new"]
+    assert set(info["priors_from"]) == {"tide-new"} and set(info["priors_from"]["tide-new"]) <= set(MODELS)
     # the stack says how many principal components its kNN prior chose neighbours over
     assert info["knn_components"] == "all" or info["knn_components"] in StackedRanker.COMPONENTS
     # and the cross prior's penalty, or null where the KB is too small for it (this tiny KB)

@@ -268,6 +268,20 @@ def test_rerun_replaces_only_the_named_methods():
     assert set(ev._scenario_methods("both-unseen", makers)) == {"timetic", "weight-free", *ev.NEW_MODEL_METHODS}
 
 
+def test_rerun_runs_are_recorded_with_the_scenario_cache(tmp_path):
+    """Every ``--rerun`` run on a scenario cache is kept beside it (RESULTS.md lists them in any
+    later report), for the cache's KB observations only."""
+    ev = _benchmark("evaluate")
+    cache = tmp_path / "scenario-s.parquet"
+    assert ev._reruns(cache, "h") == []
+    ev._add_rerun(cache, "h", ["b", "a"], 12.3)
+    ev._add_rerun(cache, "h", ["c"], 4.0)
+    assert ev._reruns(cache, "h") == [{"methods": ["a", "b"], "seconds": 12}, {"methods": ["c"], "seconds": 4}]
+    assert ev._reruns(cache, "other observations") == []
+    ev._add_rerun(cache, "other observations", ["d"], 1.0)  # a cache of other observations starts afresh
+    assert ev._reruns(cache, "other observations") == [{"methods": ["d"], "seconds": 1}]
+
+
 def test_truth_from_judges_a_rerun_on_the_full_runs_windows(tiny_kb, tmp_path):
     """The ground truth and target rows come from the first method's context (with zero-shot
     scores: only windows that have a valid one); ``truth_from`` lets a run of a weight-free method

@@ -165,10 +165,26 @@ def test_p_best_temperatures_and_profile_neighbours_are_the_shipped_kbs():
     kb = KnowledgeBase.open(default_kb_path())
     stack = TimeTic(kb).fit().learner_
     assert stack.best_temperature_ == pytest.approx(float(m[1]))
-    n = _one(r"On KB v2 one neighbour wins\s+clearly \(within-cell Spearman ([0-9.]+) against ([0-9.]+) for two "
-             r"and ([0-9.]+) for three\)")
+    n = _one(r"every\s+number\s+scores\s+within-cell\s+Spearman\s+([0-9.]+),\s+so\s+one\)")
     assert stack.profile_neighbours_ == 1
-    assert [f"{stack.profile_neighbour_scores_[k]:.2f}" for k in (1, 2, 3)] == [n[1], n[2], n[3]]
+    assert [f"{stack.profile_neighbour_scores_[k]:.2f}" for k in (1, 2, 3)] == [n[1]] * 3
+    o = _one(r"mean\s+within-cell\s+Spearman\s+([0-9.]+),\s+([0-9.]+)\s+and\s+([0-9.]+)\s+for\s+one,\s+two\s+and\s+"
+             r"three\s+neighbours\s+against\s+([0-9.]+)\s+at\s+the\s+mean")
+    assert stack.other_family_neighbours_ == 0
+    assert [f"{stack.other_family_neighbour_scores_[k]:.3f}" for k in (1, 2, 3, 0)] == [o[1], o[2], o[3], o[4]]
+    f = _one(r"is\s+of\s+its\s+own\s+family\s+for\s+([0-9]+)\s+of\s+the\s+([0-9]+)\s+zoo\s+models")
+    from timetic.estimate.priors import profile_distances
+
+    fam, prof = stack.families_, TimeTic(kb)._profiles()
+    zoo = [g for g in prof if sum(fam[o] == fam[g] for o in prof) > 1]  # the models with a sibling
+    ids = list(prof)
+    P = np.vstack([prof[g] for g in ids])
+    hits = 0
+    for i, g in enumerate(ids):
+        if g in zoo:
+            others = [j for j in range(len(ids)) if j != i]
+            hits += fam[ids[others[int(np.argmin(profile_distances(P[others], P[i])))]]] == fam[g]
+    assert (hits, len(zoo)) == (int(f[1]), int(f[2]))
     assert TimeTic(kb, zero_shot=False).fit().learner_.best_temperature_ == pytest.approx(float(m[2]))
     c = _one(r"([0-9]+) on the shipped KB, mean within-dataset Spearman ([0-9.]+) against ([0-9.]+) over all "
              r"([0-9]+)\s+features")

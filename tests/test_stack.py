@@ -82,6 +82,82 @@ def test_new_model_borrows_priors_from_its_profile_neighbour():
     assert np.isfinite(v.leaderboard).all()
 
 
+def test_a_new_model_borrows_from_its_family_or_as_other_family_neighbours_says():
+    cells = synthetic_cells(cluster_order=True)
+    profiles = {m: np.array([g, g ** 2], dtype=float) for g, m in enumerate(MODELS)}
+    families = {"m0": "a", "m1": "a", "m2": "b", "m3": "b", "m4": "c", "m5": "c"}
+    profiles["sib"] = profiles["m5"] + 0.01  # nearest to m5 in profile, but of family "a"
+    profiles["alien"] = profiles["m5"] + 0.01  # a family the KB lacks
+    fam = {**families, "sib": "a", "alien": "z"}
+    models = ["m0", "m1", "m5", "sib", "alien"]
+    p = Priors(k=3, n_profile_neighbours=1, n_other_family_neighbours=0).fit(cells, profiles, fam)("short", cells.features[0], models)
+    assert p.leaderboard[3] == pytest.approx(p.leaderboard[1])  # m1: the nearer of its family
+    assert p.knn[3] == pytest.approx(p.knn[1])
+    assert p.leaderboard[4] == 0.0 and p.knn[4] == 0.0  # borrows nothing: the mean
+    one = Priors(k=3, n_profile_neighbours=1, n_other_family_neighbours=1).fit(cells, profiles, fam)("short", cells.features[0], models)
+    assert one.leaderboard[4] == pytest.approx(one.leaderboard[2])  # m5, nearest of any family
+    legacy = Priors(k=3, n_profile_neighbours=1).fit(cells, profiles)("short", cells.features[0], models)
+    assert legacy.leaderboard[3] == pytest.approx(legacy.leaderboard[2])  # without families: m5
+
+
+def test_other_family_neighbours_are_chosen_by_leave_one_family_out():
+    # sibling pairs share a score; profiles find siblings; across families the profile either
+    # carries the score (a smooth function of it) or says nothing about it
+    rng = np.random.default_rng(0)
+    n, G = 20, 8
+    models = np.array([f"m{g}" for g in range(G)])
+    families = {m: f"f{g // 2}" for g, m in enumerate(models)}
+    for informative in (False, True):
+        pos = np.arange(G // 2, dtype=float) if informative else rng.permutation(G // 2).astype(float)
+        fam_score = np.linspace(-1, 1, G // 2)[None, :] + rng.normal(0, 0.05, (n, G // 2))
+        log_ft = np.repeat(fam_score, 2, axis=1) + rng.normal(0, 0.01, (n, G))
+        cells = Cells(np.array([f"d{i}" for i in range(n)]), np.array(["short"] * n), models, log_ft,
+                      log_ft + rng.normal(0, 0.3, (n, G)), rng.normal(0, 1, (n, 2)), ["f0", "f1"])
+        profiles = {m: np.array([pos[g // 2], 0.01 * g]) for g, m in enumerate(models)}
+        r = StackedRanker(zero_shot=False, inputs=("leaderboard",), scale="log").fit(cells, profiles, families)
+        assert set(r.other_family_neighbour_scores_) == set(StackedRanker.OTHER_FAMILY_NEIGHBOURS)
+        if informative:  # the nearest other family's score places a model well
+            assert r.other_family_neighbours_ >= 1
+            assert r.other_family_neighbour_scores_[1] > r.other_family_neighbour_scores_[0]
+        else:
+            assert r.other_family_neighbours_ == 0
+    # without families, or fixed, nothing is chosen
+    assert StackedRanker(zero_shot=False).fit(cells, profiles).other_family_neighbours_ is None
+    fixed = StackedRanker(zero_shot=False, other_family_neighbours=2).fit(cells, profiles, families)
+    assert fixed.other_family_neighbours_ == 2 and fixed.other_family_neighbour_scores_ == {}
+    with pytest.raises(ValueError, match="other_family_neighbours"):
+        StackedRanker(zero_shot=False, other_family_neighbours="some").fit(cells, profiles, families)
+
+
+def test_new_model_weights_are_fitted_for_the_situation_of_the_new_models():
+    rng = np.random.default_rng(2)
+    n, models = 24, np.array([f"m{g}" for g in range(8)])
+    families = {m: f"f{g // 2}" for g, m in enumerate(models)}
+    fam_score = np.array([0.8, -0.5, 0.2, -0.9]) + rng.normal(0, 0.1, (n, 4))  # steady family levels
+    log_ft = np.repeat(fam_score, 2, axis=1) + rng.normal(0, 0.05, (n, 8))
+    cells = Cells(np.array([f"d{i}" for i in range(n)]), np.array(["short"] * n), models, log_ft,
+                  log_ft + rng.normal(0, 0.5, (n, 8)), rng.normal(0, 1, (n, 2)), ["f0", "f1"])
+    # profiles find siblings but are unrelated to the levels across families
+    profiles = {m: np.array([(3 * (g // 2)) % 4, 0.01 * g], dtype=float) for g, m in enumerate(models)}
+    kw = dict(inputs=("zero_shot", "leaderboard"), scale="log", task_weights=None, new_model_weights=True)
+    sib = StackedRanker(**kw).fit(cells, {**profiles, "new": profiles["m0"]}, {**families, "new": "f0"})
+    assert set(sib.ridge_new_) == {"kin"} and sib.situation("new", models) == "kin"
+    alien = StackedRanker(**kw).fit(cells, {**profiles, "new": profiles["m0"]}, {**families, "new": "f9"})
+    assert set(alien.ridge_new_) == {"other"} and alien.situation("new", models) == "other"
+    assert alien.other_family_neighbours_ == 0
+    # a sibling's borrowed leaderboard is its family's level: it is trusted over the noisy zero-shot
+    assert sib.ridge_new_["kin"].pooled_.w_[1] > sib.ridge_new_["kin"].pooled_.w_[0]
+    # a new family's borrowed priors are the mean: its rank follows its own zero-shot score
+    cand = ["m0", "m2", "m4", "m6", "new"]
+    zs = np.array([0.8, -0.5, 0.2, -0.9, 0.0])
+    for z_new, place in ((-2.0, 0), (2.0, 4)):
+        pred, _, _ = alien.predict("short", cells.features[0], cand, log_zs=np.r_[zs[:4], z_new])
+        assert np.argsort(np.argsort(pred))[4] == place
+    # m0's sibling (the worst family) is placed near m0 although its zero-shot score is the best
+    pred, _, _ = sib.predict("short", cells.features[0], cand, log_zs=np.r_[zs[:4], -2.0])
+    assert abs(pred[4] - pred[0]) < abs(pred[4] - pred[3])
+
+
 def test_profile_neighbours_are_chosen_by_leave_one_model_out_on_the_source_cells():
     # three sibling pairs: siblings share a profile and a score, the pairs differ and sit far apart
     rng = np.random.default_rng(0)
@@ -472,7 +548,7 @@ def test_models_new_to_the_kb_get_weights_fitted_for_borrowed_priors():
     kw = dict(inputs=("zero_shot", "leaderboard"), scale="log", task_weights=None)
     fitted = StackedRanker(**kw, new_model_weights=True).fit(cells, profiles)
     known = fitted.ridge_.pooled_.w_
-    new = fitted.ridge_new_.pooled_.w_
+    new = fitted.ridge_new_["kin"].pooled_.w_  # families unknown: a new model borrows as a sibling would
     assert known[1] > known[0]  # the leaderboard wins for known models
     assert new[0] > new[1]  # the zero-shot score wins for new ones
     # without a model new to the KB nothing extra is fitted

@@ -989,6 +989,7 @@ def _estimator_info(est, target, kb, seed: int, no_zero_shot: bool, tasks: list[
         info["cross_alpha"] = None if a is None or not info["zero_shot"] else float(a)
         m = getattr(used.learner_, "meta_", None)
         info["meta_prior"] = None if m is None else {"components": int(m[0]), "alpha": float(m[1])}
+        info["priors_from"] = used.lenders(info["unobserved"]) or {}
     return info
 
 

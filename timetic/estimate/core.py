@@ -183,8 +183,16 @@ class TimeTic:
             candidate new to the KB borrows its leaderboard and kNN priors from; ``"auto"``
             (default) chooses among 1, 2 and 3 by leave-one-model-out on the KB cells it is fitted
             on (:class:`timetic.estimate.stack.StackedRanker`'s ``profile_neighbours``).
+        families: ``stack``: read the KB models' families (their adapters): a candidate new to the
+            KB borrows its priors from the KB models of its family (nearest in profile first), and
+            one whose family the KB lacks from the number of other-family models chosen by
+            leave-one-family-out on the KB cells (0 on KB v2: none, its priors are the mean;
+            :class:`timetic.estimate.stack.StackedRanker`'s ``other_family_neighbours``).
+            ``False``: every new model borrows from its nearest profiles, whatever their family.
         new_model_weights: ``stack``: candidates new to the KB get input weights fitted for them
-            (on the KB cells with every model's priors borrowed from its profile neighbours).
+            (on the KB cells with every model's priors borrowed from its profile neighbours, as
+            the new model's are: from its family's models or, for a family new to the KB, as
+            ``families`` says).
             ``"auto"`` (default): with zero-shot scores, for a target that is not one of the KB's
             datasets; ``True`` / ``False``: always / never
             (:class:`timetic.estimate.stack.StackedRanker`).
@@ -238,6 +246,7 @@ class TimeTic:
         helps_model: str = "logistic",
         profile_neighbours: int | str = "auto",
         new_model_weights: bool | str = "auto",
+        families: bool = True,
         components: int | str | None = "auto",
         cross_alpha: float | str = "auto",
         meta: bool | str = "auto",
@@ -275,6 +284,7 @@ class TimeTic:
         self.helps_model = helps_model
         self.profile_neighbours = profile_neighbours
         self.new_model_weights = new_model_weights
+        self.families = families
         self.components = components
         self.cross_alpha = cross_alpha
         self.meta = meta
@@ -439,12 +449,19 @@ class TimeTic:
             profile_neighbours=self.profile_neighbours, new_model_weights=self.new_model_weights,
             components=self.components, cross_alpha=self.cross_alpha, meta=self.meta,
         ).fit(
-            cells, profiles
+            cells, profiles, self._families() if self.families else None
         )
         self.learner_name_ = "stack"
         self.features_ = list(cells.feature_names)
         self.n_context_rows_ = self.learner_.n_rows_
         return self
+
+    def _families(self) -> dict[str, str]:
+        """model id -> family (its adapter), for every model of the KB."""
+        models = self._require_kb().models()
+        if "adapter" not in models.columns:
+            return {}
+        return {m: a for m, a in models.select("model_id", "adapter").iter_rows() if a}
 
     def _profiles(self) -> dict[str, np.ndarray]:
         """model id -> entropy profile, for every model of the KB (new models borrow by profile)."""
@@ -816,15 +833,27 @@ class TimeTic:
         new = [m for m in candidates if m in getattr(self, "unobserved_models_", [])]
         self.unobserved_ranked_ = new
         if new:
+            lenders = self.lenders(new)
+            how = ("; ".join(f"{m} from {', '.join(lenders[m])}" if lenders[m] else f"{m} from none (its family is not in "
+                             "the KB: placed by its zero-shot score where it runs, else at the mean)" for m in new) if lenders is not None
+                   else "from the models nearest their entropy profile")
             warnings.warn(
                 f"no fine-tuning observations in the knowledge base for {', '.join(new)}: ranked as unseen "
-                "models (priors from the models nearest their entropy profile, plus their zero-shot scores "
+                f"models (priors borrowed: {how}; plus their zero-shot scores "
                 "where they run; intervals from the other models' errors; how well this works: "
-                "benchmarks/RESULTS.md, scenario unseen-model); "
+                "benchmarks/RESULTS.md, scenarios unseen-model and both-unseen); "
                 "fine-tune them on a few KB datasets (timetic finetune --kb) or run timetic verify",
                 TimeticWarning,
                 stacklevel=3,
             )
+
+    def lenders(self, models: Sequence[str]) -> dict[str, list[str]] | None:
+        """``stack``: model id -> the KB models each of ``models`` (new to the KB) borrows its priors
+        from, nearest in entropy profile first (empty: none); None for the window formulation."""
+        priors = getattr(getattr(self, "learner_", None), "priors_", None)
+        if getattr(self, "method_", None) != "stack" or priors is None:
+            return None
+        return {m: priors.lenders(m) for m in models}
 
     def rank(self, rows: TargetRows, candidates: Sequence[str]) -> pl.DataFrame:
         """Predict every candidate on the target rows and rank (see the module docstring)."""

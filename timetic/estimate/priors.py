@@ -37,6 +37,14 @@ matters.
 A model without source cells for the task (a new model) borrows from the ``n_profile_neighbours``
 source models nearest in standardised entropy-profile space (how many: chosen by
 :class:`timetic.estimate.stack.StackedRanker` on the source cells); without profiles it gets 0 (the mean).
+With model families (``Priors.fit(..., families=)``; timetic's are the adapters), a new model whose
+family has source models borrows from those alone (nearest first), and one whose family has none
+from its ``n_other_family_neighbours`` nearest source models, 0 meaning none: it then gets 0. On KB
+v2 the entropy profile finds a model's sibling (its nearest other model is of its family for 11 of
+the 12 zoo models) but says nothing useful across families: placing each model among the others'
+observed scores by the mean score of its 1-3 nearest other-family models ranks worse (mean
+within-cell Spearman 0.913-0.935) than placing it at the mean of the others (0.943; ``StackedRanker``'s
+``other_family_neighbour_scores_``).
 """
 
 from __future__ import annotations
@@ -90,7 +98,11 @@ class Priors:
 
     Args:
         k: number of nearest source cells.
-        n_profile_neighbours: source models a new model borrows its priors from.
+        n_profile_neighbours: source models a new model borrows its priors from (with ``families``:
+            models of its family, where the source has any).
+        n_other_family_neighbours: with ``families``, source models (of other families) that a new
+            model whose family has no source model borrows from; 0: none (it gets 0, the mean);
+            ``None``: ``n_profile_neighbours``.
         components: the ``knn`` prior's nearest source cells by distance over this many principal
             components of the standardised, clipped source features of the task (``None``: over
             all the features, as every other kNN quantity).
@@ -103,7 +115,8 @@ class Priors:
 
     def __init__(self, k: int = 5, n_profile_neighbours: int = 2, clip: float = 5.0, scale: str = "log",
                  components: int | None = None, cross_alpha: float | None = 5.0, meta_components: int | None = None,
-                 meta_alpha: float = 5.0):
+                 meta_alpha: float = 5.0, n_other_family_neighbours: int | None = None):
+        self.n_other_family_neighbours = n_other_family_neighbours
         self.cross_alpha = cross_alpha
         self.meta_components = meta_components
         self.meta_alpha = meta_alpha
@@ -113,9 +126,12 @@ class Priors:
         self.clip = clip
         self.components = components
 
-    def fit(self, cells: Cells, profiles: dict[str, np.ndarray] | None = None) -> "Priors":
-        """``profiles``: model id -> entropy profile (L,), for every model that may be a candidate."""
+    def fit(self, cells: Cells, profiles: dict[str, np.ndarray] | None = None,
+            families: dict[str, str] | None = None) -> "Priors":
+        """``profiles``: model id -> entropy profile (L,), for every model that may be a candidate;
+        ``families``: model id -> family (which models are siblings; None: unknown)."""
         self.cells_ = cells
+        self.families_ = dict(families or {})
         with np.errstate(invalid="ignore"), _quiet():
             self.rel_ = cells.log_ft - np.nanmean(cells.log_ft, axis=1, keepdims=True)
             if self.scale == "rank":
@@ -339,13 +355,29 @@ class Priors:
         return self._borrowed(values, model, default)
 
     def _borrowed(self, values: np.ndarray, model: str, default: float = 0.0) -> float:
-        """A model without source cells: mean over its nearest source models in profile space."""
-        have = [m for g, m in enumerate(self.cells_.models) if np.isfinite(values[g]) and m in self.profiles_]
+        """A model without source cells: mean over its nearest source models in profile space (with
+        ``families``: of its family where the source has any, else :attr:`n_other_family_neighbours`)."""
+        near = self.lenders(model, [m for g, m in enumerate(self.cells_.models) if np.isfinite(values[g])])
+        return float(np.mean([values[self.index_[m]] for m in near])) if near else default
+
+    def lenders(self, model: str, have: list[str] | None = None) -> list[str]:
+        """The source models (among ``have``, default all) a model without source cells borrows
+        its priors from, nearest in profile first; empty: none (its priors are the mean)."""
+        have = [m for m in (self.cells_.models if have is None else have) if m in self.profiles_]
         if model not in self.profiles_ or not have:
-            return default
+            return []
+        pool, n = np.arange(len(have)), self.n_profile_neighbours
+        family = getattr(self, "families_", {}).get(model)
+        if family is not None:
+            kin = np.array([i for i, m in enumerate(have) if self.families_.get(m) == family], dtype=int)
+            if kin.size:
+                pool = kin
+            elif self.n_other_family_neighbours is not None:
+                n = self.n_other_family_neighbours
+        if n < 1:
+            return []
         d = profile_distances(np.vstack([self.profiles_[m] for m in have]), self.profiles_[model])
-        near = np.argsort(d, kind="stable")[: self.n_profile_neighbours]
-        return float(np.mean([values[self.index_[have[i]]] for i in near]))
+        return [str(have[i]) for i in pool[np.argsort(d[pool], kind="stable")[:n]]]
 
 
 def _ridge(A: np.ndarray, Y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:

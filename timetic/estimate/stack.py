@@ -162,6 +162,13 @@ class StackedRanker:
             ``fit`` among :attr:`META_COMPONENTS` x :attr:`META_ALPHAS` by leave-one-dataset-out on
             the source cells alone (:meth:`_choose_meta`); the input sets of ``inputs="auto"`` then
             read it.
+        other_family_neighbours: with ``families`` given to ``fit``, how many nearest KB models of
+            other families a new model whose family has no KB model borrows its priors from (a new
+            model of a known family borrows from its siblings alone); 0: none, its priors are the
+            mean. ``"auto"`` (default): one of :attr:`OTHER_FAMILY_NEIGHBOURS`, chosen in ``fit``
+            by leave-one-family-out on the source cells alone (:meth:`_choose_other_family_neighbours`).
+            The weights for new models (``new_model_weights``) are fitted for each situation that
+            the new models are in, with every model's priors borrowed as in that situation.
         task_weights: with ``weights="spearman"``, a task (horizon) whose source cells number at
             least this many gets its own weights (the cheap rankings are not equally good at every
             horizon: kNN ranks the medium task better than the short one); the others, and
@@ -190,7 +197,7 @@ class StackedRanker:
                  task_weights: int | None = 8, length: bool = True, profile_neighbours: int | str = "auto",
                  new_model_weights: bool | str = "auto", zs_rank: bool = True, helps: str = "logistic",
                  components: int | str | None = "auto", cross_alpha: float | str = "auto",
-                 meta: bool | str = "auto"):
+                 meta: bool | str = "auto", other_family_neighbours: int | str = "auto"):
         if helps not in ("logistic", "residuals"):
             raise ValueError(f"unknown helps {helps!r}; use 'logistic' or 'residuals'")
         if meta not in (True, False, "auto"):
@@ -198,6 +205,7 @@ class StackedRanker:
         if new_model_weights not in (True, False, "auto"):
             raise ValueError(f"unknown new_model_weights {new_model_weights!r}; use True, False or 'auto'")
         self.zero_shot = zero_shot
+        self.other_family_neighbours = other_family_neighbours
         self.components = components
         self.cross_alpha = cross_alpha
         self.meta = meta
@@ -218,7 +226,11 @@ class StackedRanker:
         self.combine = combine
 
     # -- fit -------------------------------------------------------------------------------------
-    def fit(self, cells: Cells, profiles: dict[str, np.ndarray] | None = None) -> "StackedRanker":
+    def fit(self, cells: Cells, profiles: dict[str, np.ndarray] | None = None,
+            families: dict[str, str] | None = None) -> "StackedRanker":
+        """Fit on ``cells``; ``profiles``: model id -> entropy profile, for every model that may be
+        a candidate (models without cells are new to the KB); ``families``: model id -> family
+        (which models are siblings, e.g. the adapter; None: unknown), see ``other_family_neighbours``."""
         ks = (self.k,) if np.isscalar(self.k) else tuple(self.k)
         sets = (self.AUTO_INPUTS if isinstance(self.inputs, str) and self.inputs == "auto"
                 else self.inputs if isinstance(self.inputs, list) else [self.inputs])
@@ -226,16 +238,24 @@ class StackedRanker:
         known = np.array([]) if cells.log_len is None else cells.log_len[np.isfinite(cells.log_len)]
         self.use_length_ = bool(self.length and known.size)
         self.len_fill_ = float(known.mean()) if known.size else float("nan")
+        self.families_ = dict(families or {})
         self.profile_neighbours_, self.profile_neighbour_scores_ = self._choose_profile_neighbours(cells, profiles)
+        self.other_family_neighbours_, self.other_family_neighbour_scores_ = self._choose_other_family_neighbours(
+            cells, profiles)
         self.components_, self.component_scores_ = self._choose_components(cells, int(ks[0]))
         self.cross_alpha_, self.cross_alpha_scores_ = self._choose_cross_alpha(cells)
         self.meta_, self.meta_scores_ = self._choose_meta(cells)
         self.new_models_ = sorted(m for m in (profiles or {}) if m not in set(cells.models))
-        self.borrow_neighbours_ = None  # per KB model: its profile neighbours among the others (new_model_weights)
+        # per situation of a new model ("kin": its family has KB models, or families are unknown;
+        # "other": it has none), per KB model: the neighbours it borrows from when treated as such
+        # a new model (new_model_weights)
+        self.borrow_neighbours_ = {}
         if self._new_weights_on() and self.new_models_:
-            order = self._profile_order(cells, profiles)
-            if order is not None:
-                self.borrow_neighbours_ = [o[: self.profile_neighbours_] for o in order]
+            for situation in sorted({self.situation(m, cells.models) for m in self.new_models_}):
+                order = self._profile_order(cells, profiles, situation)
+                n = self.profile_neighbours_ if situation == "kin" else self.other_family_neighbours_
+                if order is not None:
+                    self.borrow_neighbours_[situation] = [None if o is None else o[:n] for o in order]
         self.choice_scores_ = {}
         states = []
         self._oof_priors = {}  # (k, scale, cell, cross) -> out-of-fold priors, shared by the input sets
@@ -396,7 +416,17 @@ class StackedRanker:
         meta = getattr(self, "meta_", None)
         return Priors(k, scale=scale, n_profile_neighbours=self.profile_neighbours_, components=self.components_,
                       cross_alpha=self.cross_alpha_, meta_components=None if meta is None else meta[0],
-                      meta_alpha=5.0 if meta is None else meta[1])
+                      meta_alpha=5.0 if meta is None else meta[1],
+                      n_other_family_neighbours=getattr(self, "other_family_neighbours_", None))
+
+    def situation(self, model: str, kb_models) -> str:
+        """``"other"`` for a model whose family (``families``) has no model among ``kb_models``,
+        ``"kin"`` otherwise (and where families are unknown)."""
+        fams = getattr(self, "families_", {})
+        family = fams.get(model)
+        if family is None or not fams:
+            return "kin"
+        return "kin" if any(fams.get(m) == family for m in kb_models if m != model) else "other"
 
     def _choose_profile_neighbours(self, cells: Cells, profiles: dict[str, np.ndarray] | None) -> tuple[int, dict]:
         """(n, {candidate n: score}): how many profile neighbours a new model borrows its priors from.
@@ -405,16 +435,22 @@ class StackedRanker:
         given the mean centred log fine-tuned score of its ``n`` nearest other source models
         (standardised profile distance, as :meth:`Priors._borrowed` does); the score of ``n`` is the
         mean within-cell Spearman ρ of those borrowed scores against the observed ones. The most
-        informative ``n`` wins (ties: the smaller). Only the cells ``fit`` is given are read."""
+        informative ``n`` wins (ties: the smaller). With ``families``, only the models that have a
+        sibling count, each borrowing from its siblings (nearest first). Only the cells ``fit`` is
+        given are read."""
         if not isinstance(self.profile_neighbours, str):
             return int(self.profile_neighbours), {}
         if self.profile_neighbours != "auto":
             raise ValueError(f"unknown profile_neighbours {self.profile_neighbours!r}; use 'auto' or an int")
         default = 2
-        order = self._profile_order(cells, profiles)
+        order = self._profile_order(cells, profiles, "kin")
         if order is None:
             return default, {}
-        idx = np.array([g for g, o in enumerate(order) if len(o)])
+        idx = np.array([g for g, o in enumerate(order) if o is not None and len(o)])
+        if self.families_:  # models without a sibling borrow as other_family_neighbours says
+            idx = np.array([g for g in idx if self.situation(cells.models[g], cells.models) == "kin"], dtype=int)
+            if len(idx) < 2:
+                return default, {}
         with _quiet():
             rel = cells.log_ft - np.nanmean(cells.log_ft[:, idx], axis=1, keepdims=True)
         scores = {}
@@ -425,21 +461,72 @@ class StackedRanker:
         finite = {n: v for n, v in scores.items() if np.isfinite(v)}
         return (max(finite, key=lambda n: (finite[n], -n)) if finite else default), scores
 
-    @staticmethod
-    def _profile_order(cells: Cells, profiles: dict[str, np.ndarray] | None) -> list[np.ndarray] | None:
+    def _profile_order(self, cells: Cells, profiles: dict[str, np.ndarray] | None,
+                       situation: str = "kin") -> list[np.ndarray | None] | None:
         """Per KB model (the columns of ``cells``), the column indices of the other KB models with
-        profiles, nearest first in entropy-profile space (profiles standardised over those others,
-        as :meth:`Priors._borrowed` does; empty for a model without a profile); None when fewer
-        than 4 KB models have profiles."""
+        profiles that it would borrow from as a new model in ``situation`` (:meth:`situation`),
+        nearest first in entropy-profile space (profiles standardised over all the others, as
+        :meth:`Priors._borrowed` does): ``"kin"``, those of its family where it has any
+        (with ``families``), else all; ``"other"``, those of other families. None for a model
+        without a profile; None in all when fewer than 4 KB models have profiles."""
         idx = np.array([g for g, m in enumerate(cells.models) if profiles and m in profiles], dtype=int)
         if len(idx) < 4:
             return None
+        fams = getattr(self, "families_", {})
+        fam = [fams.get(cells.models[g]) for g in idx]
         P = np.vstack([np.asarray(profiles[cells.models[g]], dtype=float) for g in idx])
-        order = [np.array([], dtype=int)] * len(cells.models)
+        order: list[np.ndarray | None] = [None] * len(cells.models)
         for i, g in enumerate(idx):
             others = np.delete(np.arange(len(idx)), i)
-            order[g] = idx[others[np.argsort(profile_distances(P[others], P[i]), kind="stable")]]
+            near = others[np.argsort(profile_distances(P[others], P[i]), kind="stable")]
+            if fam[i] is not None:
+                kin = np.array([fam[j] == fam[i] for j in near], dtype=bool)
+                if situation == "other":
+                    near = near[~kin]
+                elif kin.any():
+                    near = near[kin]
+            order[g] = idx[near]
         return order
+
+    #: ``other_family_neighbours="auto"`` chooses among these (0: borrow nothing).
+    OTHER_FAMILY_NEIGHBOURS = (0, 1, 2, 3)
+
+    def _choose_other_family_neighbours(self, cells: Cells, profiles: dict[str, np.ndarray] | None) -> tuple[int | None, dict]:
+        """(n, {candidate n: score}): how many nearest KB models of other families a new model whose
+        family has no KB model borrows its priors from (0: none, it gets the mean).
+
+        Leave one family out on the source cells: each source model in turn is placed among the
+        others' observed log fine-tuned scores at the mean score of its ``n`` nearest models of
+        other families (0: at the mean of the others' scores); the score of ``n`` is the mean over
+        models of the mean within-cell Spearman ρ of that placement against the observed scores
+        (over the cells where the model is observed). The best ``n``
+        wins (ties: the smaller). ``None`` (new models borrow as known families' do) without
+        ``families``, with fewer than 3 families among the profiled models, or for a fixed
+        ``other_family_neighbours`` (then that number)."""
+        if not isinstance(self.other_family_neighbours, str):
+            return int(self.other_family_neighbours), {}
+        if self.other_family_neighbours != "auto":
+            raise ValueError(f"unknown other_family_neighbours {self.other_family_neighbours!r}; use 'auto' or an int")
+        order = self._profile_order(cells, profiles, "other")
+        fams = {self.families_.get(m) for m in cells.models if profiles and m in profiles} - {None}
+        if order is None or len(fams) < 3:
+            return None, {}
+        idx = np.array([g for g, o in enumerate(order) if o is not None and len(o)])
+        truth = cells.log_ft[:, idx]
+        scores = {}
+        for n in self.OTHER_FAMILY_NEIGHBOURS:
+            rhos = []
+            for i, g in enumerate(idx):
+                V = truth.copy()
+                with _quiet():  # at the mean of the others' scores (not of a mean that includes its own)
+                    mean_others = np.nanmean(np.delete(truth, i, axis=1), axis=1)
+                    V[:, i] = np.nanmean(cells.log_ft[:, order[g][:n]], axis=1) if n else mean_others
+                V[:, i] = np.where(np.isfinite(V[:, i]), V[:, i], mean_others)
+                seen = np.isfinite(truth[:, i])  # the cells where the model is observed
+                rhos.append(_mean_row_spearman(V[seen], truth[seen]))
+            scores[n] = float(np.nanmean(rhos)) if np.isfinite(rhos).any() else float("nan")
+        finite = {n: v for n, v in scores.items() if np.isfinite(v)}
+        return (max(finite, key=lambda n: (finite[n], -n)) if finite else None), scores
 
     #: exponents tried by the P(best) temperature (1 = the joint samples' frequencies as they are).
     TEMPERATURES = tuple(np.round(np.arange(0.1, 2.01, 0.05), 2))
@@ -543,7 +630,7 @@ class StackedRanker:
             raise ValueError("probe=True needs cells built with probe_steps (build_cells(ctx, probe_steps=K))")
         log_probe = cells.log_probe if self.probe else np.zeros((C, G))
         X_rows, y_rows, where, row_tasks = [], [], [], []
-        Xb_rows = []  # the same rows with every model's priors borrowed (new-model weights)
+        Xb_rows = {sit: [] for sit in self.borrow_neighbours_}  # the rows with every model's priors borrowed
         gX_rows, g_rows = [], []
         imputation = np.full((C, G), np.nan)
         level_oof = np.full(C, np.nan)
@@ -563,7 +650,7 @@ class StackedRanker:
                 p = self._oof_priors.get(key) if hasattr(self, "_oof_priors") else None
                 if p is None:
                     if pri is None:
-                        pri = self._priors(k, scale).fit(cells.take(others), profiles)
+                        pri = self._priors(k, scale).fit(cells.take(others), profiles, self.families_)
                     p = pri(cells.tasks[c], cells.features[c], models,
                             log_zs=np.where(obs, cells.log_zs[c], np.nan) if "cross" in names else None,
                             log_len=None if cells.log_len is None else cells.log_len[c])
@@ -573,9 +660,9 @@ class StackedRanker:
                 yc = cells.log_ft[c, obs] - cells.log_ft[c, obs].mean()
                 X_rows.append(X[obs])
                 y_rows.append(yc)
-                if self.borrow_neighbours_ is not None:
-                    Xb, _ = self._inputs(_borrow(p, self.borrow_neighbours_), cells.log_zs[c], obs, names, log_probe[c], scale)
-                    Xb_rows.append(Xb[obs])
+                for sit, nbrs in self.borrow_neighbours_.items():
+                    Xb, _ = self._inputs(_borrow(p, nbrs), cells.log_zs[c], obs, names, log_probe[c], scale)
+                    Xb_rows[sit].append(Xb[obs])
                 if self.zero_shot:
                     zc = cells.log_zs[c] - cells.log_zs[c, obs].mean()
                     imputed = self._imputed_log_zs(cells.log_zs[c], p, obs, np.ones(G, dtype=bool))
@@ -594,7 +681,7 @@ class StackedRanker:
                              + ": the knowledge base is too small to stack")
         X_all = np.vstack(X_rows)
         ridge = self._fit_weights(X_rows, y_rows, row_tasks)
-        ridge_new = self._fit_weights(Xb_rows, y_rows, row_tasks) if Xb_rows else None
+        ridge_new = {sit: self._fit_weights(rows, y_rows, row_tasks) for sit, rows in Xb_rows.items() if rows} or None
         residuals = np.full((C, G), np.nan)
         rhos = []
         for X, yc, (c, g) in zip(X_rows, y_rows, where):
@@ -628,7 +715,7 @@ class StackedRanker:
                 "gain_residuals_": gain_residuals,
                 "helps_classifier_": helps_classifier, "gain_truth_": gain_truth, "oof_distance_": oof_distance, "tasks_": cells.tasks,
                 "models_": np.asarray(models),
-                "priors_": self._priors(k, scale).fit(cells, profiles),
+                "priors_": self._priors(k, scale).fit(cells, profiles, self.families_),
                 "n_rows_": len(X_all),
                 "oof_spearman": float(np.mean(rhos)) if rhos else float("nan")}
 
@@ -819,9 +906,12 @@ class StackedRanker:
                                         st["scale_"])
                 pred = _predict(st["ridge_"], X[use], task)
                 if new_weights and st.get("ridge_new_") is not None:  # models new to the KB: their own weights
-                    new = ~np.isin(np.asarray(models), st["models_"])[use]
-                    if new.any():
-                        pred = np.where(new, _predict(st["ridge_new_"], X[use], task), pred)
+                    cand = np.asarray(models)[use]
+                    new = ~np.isin(cand, st["models_"])
+                    for sit, ridge_new in st["ridge_new_"].items():
+                        here = new & np.array([self.situation(m, st["models_"]) == sit for m in cand], dtype=bool)
+                        if here.any():
+                            pred = np.where(here, _predict(ridge_new, X[use], task), pred)
                 preds.append(level + pred)
             out[use] = np.mean(preds, axis=0)
         return out, p, use
@@ -977,14 +1067,17 @@ class _TaskWeights:
         return X @ (self.coef_ if task is None else self.coef_for(task))
 
 
-def _borrow(p: PriorValues, neighbours: list[np.ndarray]) -> PriorValues:
+def _borrow(p: PriorValues, neighbours: list[np.ndarray | None]) -> PriorValues:
     """``p`` with each model's per-model priors replaced by the mean over its ``neighbours`` (column
-    indices of the same candidates; empty: kept), as if every model were new to the KB."""
-    def b(v: np.ndarray) -> np.ndarray:
-        return np.array([v[o].mean() if len(o) else v[g] for g, o in enumerate(neighbours)])
+    indices of the same candidates; None: kept; empty: the value of a model that borrows nothing,
+    as :class:`Priors` gives it: 0, the gains the neighbours' gap), as if every model were new to the KB."""
+    gap = p.gap_knn if np.isfinite(p.gap_knn) else 0.0
 
-    return dataclasses.replace(p, leaderboard=b(p.leaderboard), knn=b(p.knn), gain_leaderboard=b(p.gain_leaderboard),
-                               gain_knn=b(p.gain_knn), zero_shot_knn=b(p.zero_shot_knn),
+    def b(v: np.ndarray, default: float = 0.0) -> np.ndarray:
+        return np.array([v[g] if o is None else v[o].mean() if len(o) else default for g, o in enumerate(neighbours)])
+
+    return dataclasses.replace(p, leaderboard=b(p.leaderboard), knn=b(p.knn), gain_leaderboard=b(p.gain_leaderboard, gap),
+                               gain_knn=b(p.gain_knn, gap), zero_shot_knn=b(p.zero_shot_knn),
                                cross=None if p.cross is None else b(p.cross), meta=None if p.meta is None else b(p.meta))
 
 
