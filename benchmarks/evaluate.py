@@ -547,15 +547,18 @@ def targets(summary: pl.DataFrame, boot: pl.DataFrame, cal: dict, ceiling: float
     return out
 
 
-def unseen_model_coverage(pred: pl.DataFrame, method: str) -> str:
-    """Coverage of the 90% intervals of held-out models (scenario unseen-model: each model's
-    prediction from the fold without it, as predict ranks a model added without observations)."""
-    t = pred.filter((pl.col("scenario") == "unseen-model") & (pl.col("method") == method)
+def unseen_model_coverage(pred: pl.DataFrame, method: str, scenario: str = "unseen-model") -> str:
+    """Coverage of the 90% intervals of held-out models, all and per horizon (scenario
+    unseen-model: each model's prediction from the fold without it, as predict ranks a model added
+    without observations; both-unseen: from the fold without its dataset and its family)."""
+    t = pred.filter((pl.col("scenario") == scenario) & (pl.col("method") == method)
                     & pl.col("lower_90").is_not_nan() & pl.col("upper_90").is_not_nan())
     if not t.height:
         return "–"
-    c = ((t["observed"] >= t["lower_90"]) & (t["observed"] <= t["upper_90"])).mean()
-    return f"{float(c):.3f} (n={t.height})"
+    t = t.with_columns(((pl.col("observed") >= pl.col("lower_90")) & (pl.col("observed") <= pl.col("upper_90"))).alias("in"))
+    per = t.group_by("task").agg(pl.col("in").mean()).sort("task")
+    return (f"{float(t['in'].mean()):.3f} (n={t.height}; "
+            + ", ".join(f"{k} {v:.2f}" for k, v in per.iter_rows()) + ")")
 
 
 def calibration_section(cal: dict, wf: dict, pred: pl.DataFrame | None = None) -> list[str]:
@@ -572,7 +575,10 @@ def calibration_section(cal: dict, wf: dict, pred: pl.DataFrame | None = None) -
         L.append(f"| 90% interval coverage, {t} | {cv(cal)} | {cv(wf)} |")
     L += [f"| 90% interval coverage, all | {cal['coverage_all']:.3f} | {wf['coverage_all']:.3f} |",
           *([f"| 90% interval coverage of held-out models (scenario unseen-model) | "
-             f"{unseen_model_coverage(pred, 'timetic')} | {unseen_model_coverage(pred, 'weight-free')} |"]
+             f"{unseen_model_coverage(pred, 'timetic')} | {unseen_model_coverage(pred, 'weight-free')} |",
+             f"| 90% interval coverage of held-out families (scenario both-unseen) | "
+             f"{unseen_model_coverage(pred, 'timetic', 'both-unseen')} | "
+             f"{unseen_model_coverage(pred, 'weight-free', 'both-unseen')} |"]
             if pred is not None else []),
           f"| P(best) Brier (base rate 1/G) | {cal['p_best_brier']:.4f} ({cal['p_best_brier_base']:.4f}) "
           f"| {wf['p_best_brier']:.4f} ({wf['p_best_brier_base']:.4f}) |",

@@ -492,6 +492,12 @@ def test_a_model_added_without_observations_is_ranked_as_an_unseen_model(tmp_pat
     info = json.loads(out.read_text())["info"]
     assert info["unobserved"] == ["tide-new"]
     assert set(info["priors_from"]) == {"tide-new"} and set(info["priors_from"]["tide-new"]) <= set(MODELS)
+    # the table's footer names them too
+    table = CliRunner().invoke(main, ["predict", "--target", str(data), "--kb", str(kb.path), "--windows", "8", "-q"],
+                               env={"COLUMNS": "400"})
+    assert table.exit_code == 0, table.output
+    lent = ", ".join(info["priors_from"]["tide-new"]) or "none"
+    assert f"ranked as unseen models; priors from {lent} (tide-new)" in " ".join(table.output.split())
     # the stack says how many principal components its kNN prior chose neighbours over
     assert info["knn_components"] == "all" or info["knn_components"] in StackedRanker.COMPONENTS
     # and the cross prior's penalty, or null where the KB is too small for it (this tiny KB)

@@ -34,6 +34,14 @@ def naive_verdict(part: pl.DataFrame) -> str | None:
             f"the best P(beats seasonal naive) is {best:.2f}): consider the seasonal-naive forecast.")
 
 
+def _lenders(info: dict) -> str:
+    """``; priors from a, b (new), none (other)`` for the unseen models of ``info``, or ""."""
+    lenders = info.get("priors_from") or {}
+    if not lenders:
+        return ""
+    return "; priors from " + "; ".join(f"{', '.join(v) or 'none'} ({m})" for m, v in lenders.items())
+
+
 def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info: dict[str, Any]) -> None:
     """Print the ranking (and nearest source datasets) as rich tables on stdout."""
     from rich.console import Console
@@ -108,8 +116,8 @@ def render_table(ranking: pl.DataFrame, explanations: pl.DataFrame | None, info:
         + ", "
         f"zero-shot column {'on' if info['zero_shot'] else 'off'}"
         + (f" (no weights here for {', '.join(info['no_weights'])})" if info.get("no_weights") else "")
-        + (f"; no KB observations for {', '.join(info['unobserved'])} (ranked as unseen models)"
-           if info.get("unobserved") else "")
+        + (f"; no KB observations for {', '.join(info['unobserved'])} (ranked as unseen models"
+           + _lenders(info) + ")" if info.get("unobserved") else "")
         + f", seed {info['seed']}, {info['seconds']:.1f} s[/dim]"
         + "".join(f"\n[yellow]task {t}: outside the knowledge base, intervals widened x{v:.2f}[/yellow]"
                   for t, v in (info.get("out_of_domain") or {}).items() if v > 1)
@@ -224,8 +232,8 @@ def html_report(result: dict[str, Any], info: dict[str, Any], source_means: pl.D
            f"<code>{_esc(info['kb'])}</code>; method {_esc(info.get('method', ''))}, learner {_esc(info['learner'])}; zero-shot column "
            f"{'on' if info['zero_shot'] else 'off'}"
            + (f" (no weights here for {_esc(', '.join(info['no_weights']))})" if info.get("no_weights") else "")
-           + (f"; no knowledge-base observations for {_esc(', '.join(info['unobserved']))} (ranked as unseen models)"
-              if info.get("unobserved") else "")
+           + (f"; no knowledge-base observations for {_esc(', '.join(info['unobserved']))} (ranked as unseen models"
+              + _esc(_lenders(info)) + ")" if info.get("unobserved") else "")
            + f"; seed {_esc(info['seed'])}; {_num(info['seconds'], '{:.1f}')} s.</p>",
            "<p class=\"small\">Predicted fine-tuned MASE is the mean over the target's sampled windows of each "
            "model's predicted score after timetic's uniform fine-tuning recipe; intervals are 90%. Rows in red: "
