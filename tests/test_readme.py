@@ -238,3 +238,56 @@ def test_helps_by_zero_shot_rank_is_the_shipped_kbs():
     cells, _ = helps_flag.load_cells(Path(default_kb_path()))
     table = dict(helps_flag.by_zs_rank(cells).select("zero-shot rank", "helps").iter_rows())
     assert (f"{100 * table['best quarter']:.0f}", f"{100 * table['worst quarter']:.0f}") == (m[1], m[2])
+
+
+def test_family_borrowing_figures_are_the_benchmarks():
+    """The README's figures for borrowing by family are benchmarks/results/summary.parquet's
+    (written by benchmarks/evaluate.py with RESULTS.md): the defaults against ``*-families=off``,
+    and the new-model weights against ``stack-new-model-weights=*``."""
+    import polars as pl
+
+    summary = pl.read_parquet(ROOT / "benchmarks" / "results" / "summary.parquet")
+
+    def get(scenario: str, method: str, task: str = "mean", metric: str = "spearman") -> float:
+        row = summary.filter((pl.col("scenario") == scenario) & (pl.col("method") == method) & (pl.col("task") == task))
+        return float(row[metric][0])
+
+    num = r"(−?[0-9.]+)"
+    arrow = r"\s+→\s+"
+    m = _one(r"this\s+lifts\s+both\s+unseen\s+from\s+" + num + r"\s+to\s+" + num + r"\s+\(short\s+" + num + arrow + num
+             + r",\s+medium\s+" + num + arrow + num + r",\s+long\s+" + num + arrow + num + r";\s+τ_w\s+" + num + arrow
+             + num + r",\s+regret\s+" + num + r"\s+%" + arrow + num + r"\s+%\),\s+unseen\s+model\s+from\s+" + num
+             + r"\s+to\s+" + num + r"\s+\(τ_w\s+" + num + arrow + num + r"\s+and\s+regret\s+" + num + r"\s+%" + arrow
+             + num + r"\s+%,\s+within\s+noise\)\s+and\s+weight-free\s+unseen\s+model\s+from\s+" + num + r"\s+to\s+"
+             + num + r"\s+\(regret\s+" + num + r"\s+%" + arrow + num + r"\s+%\)\.\s+Weight-free\s+both\s+unseen\s+"
+             + r"falls\s+from\s+" + num + r"\s+to\s+" + num)
+    v = [float(x.replace("−", "-")) for x in m.groups()]
+    bu, um = "both-unseen", "unseen-model"
+    want = [get(bu, "stack-families=off"), get(bu, "timetic")]
+    for t in ("short", "medium", "long"):
+        want += [get(bu, "stack-families=off", t), get(bu, "timetic", t)]
+    want += [get(bu, "stack-families=off", metric="weighted_tau"), get(bu, "timetic", metric="weighted_tau"),
+             100 * get(bu, "stack-families=off", metric="regret"), 100 * get(bu, "timetic", metric="regret"),
+             get(um, "stack-families=off"), get(um, "timetic"),
+             get(um, "stack-families=off", metric="weighted_tau"), get(um, "timetic", metric="weighted_tau"),
+             100 * get(um, "stack-families=off", metric="regret"), 100 * get(um, "timetic", metric="regret"),
+             get(um, "weight-free-families=off"), get(um, "weight-free"),
+             100 * get(um, "weight-free-families=off", metric="regret"), 100 * get(um, "weight-free", metric="regret"),
+             get(bu, "weight-free-families=off"), get(bu, "weight-free")]
+    regrets = {10, 11, 16, 17, 20, 21}  # percentages with one decimal; the rest with three
+    for i, (said, measured) in enumerate(zip(v, want, strict=True)):
+        assert said == pytest.approx(measured, abs=0.051 if i in regrets else 0.0006), (i, said, measured)
+    # the new-model weights: the default ("auto") against the known models' weights and "always"
+    w = _one(r"raises\s+both\s+unseen\s+from\s+" + num + r"\s+\(the\s+known\s+models'\s+weights.*?to\s+" + num
+             + r"\s+\(short\s+/\s+medium\s+/\s+long\s+" + num + arrow + num + r",\s+" + num + arrow + num + r",\s+"
+             + num + arrow + num + r";\s+regret\s+" + num + r"\s+%" + arrow + num + r"\s+%\)\s+and\s+leaves\s+unseen"
+             r"\s+model\s+at\s+" + num + r";\s+using\s+them\s+always\s+\(`new_model_weights=True`\)\s+gives\s+" + num
+             + r"\s+both\s+unseen\s+but\s+" + num + r"\s+unseen\s+model")
+    off, always = "stack-new-model-weights=off", "stack-new-model-weights=always"
+    want = [get(bu, off), get(bu, "timetic")]
+    for t in ("short", "medium", "long"):
+        want += [get(bu, off, t), get(bu, "timetic", t)]
+    want += [100 * get(bu, off, metric="regret"), 100 * get(bu, "timetic", metric="regret"), get(um, "timetic"),
+             get(bu, always), get(um, always)]
+    for i, (said, measured) in enumerate(zip([float(x) for x in w.groups()], want, strict=True)):
+        assert said == pytest.approx(measured, abs=0.051 if i in (8, 9) else 0.0006), (i, said, measured)
