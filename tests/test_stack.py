@@ -153,6 +153,24 @@ def test_new_model_weights_are_fitted_for_the_situation_of_the_new_models():
     for z_new, place in ((-2.0, 0), (2.0, 4)):
         pred, _, _ = alien.predict("short", cells.features[0], cand, log_zs=np.r_[zs[:4], z_new])
         assert np.argsort(np.argsort(pred))[4] == place
+    # its interval comes from the residuals of KB models predicted as new models of a new family
+    assert set(alien.residuals_new_) == {"other"}
+    pools = alien.new_model_pools("short", cand, nearest=np.inf)
+    assert set(pools) == {4}
+    R_new = alien.residuals_new_["other"]
+    np.testing.assert_allclose(np.sort(pools[4]), np.sort(R_new[np.isfinite(R_new)]))
+    auto = StackedRanker(**{**kw, "new_model_weights": "auto"}).fit(cells, {**profiles, "new": profiles["m0"]},
+                                                                      {**families, "new": "f9"})
+    assert auto.new_model_pools("short", cand, nearest=0.0) == {}  # a KB dataset: the known weights
+    assert set(auto.new_model_pools("short", cand, nearest=np.inf)) == {4}
+    R = alien.residual_matrix("short", cand)
+    lo, hi = alien.intervals(R, pools=pools)
+    lo0, hi0 = alien.intervals(R)
+    assert (lo[:4], hi[:4]) == (pytest.approx(lo0[:4]), pytest.approx(hi0[:4]))
+    # borrowing nothing, a new family is predicted worse than the KB models are: a wider interval
+    assert hi[4] - lo[4] > hi0[4] - lo0[4]
+    S = alien.joint_residuals(R, 200, 0, pools=pools)
+    assert np.isin(S[:, 4], pools[4]).all()
     # m0's sibling (the worst family) is placed near m0 although its zero-shot score is the best
     pred, _, _ = sib.predict("short", cells.features[0], cand, log_zs=np.r_[zs[:4], -2.0])
     assert abs(pred[4] - pred[0]) < abs(pred[4] - pred[3])

@@ -990,8 +990,10 @@ class TimeTic:
             lo_r = hi_r = np.full(G, np.nan)
             S = np.zeros((1, G))
         else:
-            lo_r, hi_r = ranker.intervals(R)
-            S = ranker.joint_residuals(R, self.n_samples, self.seed)
+            pools = ranker.new_model_pools(rows.task, keep, pri.nearest)  # models new to the KB
+            pools = {j: r * scale for j, r in pools.items()}
+            lo_r, hi_r = ranker.intervals(R, pools=pools)
+            S = ranker.joint_residuals(R, self.n_samples, self.seed, pools=pools)
         scores = np.exp(point_log[None, :] + S)  # (S, G) joint samples of the mean fine-tuned MASE
         point = np.exp(point_log)
         best = scores.argmin(axis=1)

@@ -278,6 +278,8 @@ class StackedRanker:
         # residuals average the same way); "select": the best configuration alone
         self.states_ = states if self.combine == "mean" else [best]
         self.residuals_ = np.mean([st["residuals_"] for st in self.states_], axis=0)
+        self.residuals_new_ = {sit: np.mean([st["residuals_new_"][sit] for st in self.states_], axis=0)
+                               for sit in self.states_[0].get("residuals_new_", {})}
         # prediction error of an imputed zero-shot input: each configuration's weight times its
         # input's imputation error, averaged like the predictions
         self.imputation_errors_ = np.mean([st["imputation_errors_"] for st in self.states_], axis=0)
@@ -289,6 +291,29 @@ class StackedRanker:
     def _new_weights_on(self) -> bool:
         """Whether ``fit`` fits weights for models new to the KB (``new_model_weights``)."""
         return self.new_model_weights is True or (self.new_model_weights == "auto" and self.zero_shot)
+
+    def uses_new_weights(self, task: str, nearest: float) -> bool:
+        """Whether models new to the KB are ranked with their own weights on a target whose nearest
+        source cell of ``task`` lies at ``nearest`` (``new_model_weights``)."""
+        return self.new_model_weights is True or (
+            self.new_model_weights == "auto" and not self.is_kb_dataset(task, nearest))
+
+    def new_model_pools(self, task: str, models: list[str], nearest: float) -> dict[int, np.ndarray]:
+        """Column index -> residual pool, for the candidates new to the KB that their own weights
+        rank (:meth:`uses_new_weights`): the out-of-fold residuals of the task's source cells with
+        every KB model predicted as a new model in the same situation (:meth:`situation`), which a
+        new model's interval and joint samples draw from instead of the known models' residuals."""
+        pools = {}
+        if not getattr(self, "residuals_new_", None) or not self.uses_new_weights(task, nearest):
+            return pools
+        rows = np.flatnonzero(self.tasks_ == task)
+        rows = rows if rows.size else np.arange(len(self.tasks_))
+        for j, m in enumerate(models):
+            if m not in set(self.models_):
+                R = self.residuals_new_.get(self.situation(m, self.models_))
+                if R is not None and np.isfinite(R[rows]).any():
+                    pools[j] = R[rows][np.isfinite(R[rows])]
+        return pools
 
     def is_kb_dataset(self, task: str, nearest: float) -> bool:
         """Whether a target whose nearest source cell of ``task`` lies at ``nearest`` is one of the
@@ -682,6 +707,14 @@ class StackedRanker:
         X_all = np.vstack(X_rows)
         ridge = self._fit_weights(X_rows, y_rows, row_tasks)
         ridge_new = {sit: self._fit_weights(rows, y_rows, row_tasks) for sit, rows in Xb_rows.items() if rows} or None
+        # out-of-fold residuals of every KB model predicted as a new model in each situation (its
+        # priors borrowed, the new-model weights): a new model's interval where those weights rank it
+        residuals_new = {}
+        for sit, w in (ridge_new or {}).items():
+            R_new = np.full((C, G), np.nan)
+            for Xb, (c, g) in zip(Xb_rows[sit], where):
+                R_new[c, g] = cells.log_ft[c, g] - (level_oof[c] + _predict(w, Xb, cells.tasks[c]))
+            residuals_new[sit] = R_new
         residuals = np.full((C, G), np.nan)
         rhos = []
         for X, yc, (c, g) in zip(X_rows, y_rows, where):
@@ -711,6 +744,7 @@ class StackedRanker:
             j = names.index("zero_shot")
             w_zs[:, 0] = [_coef(ridge, t)[j] for t in cells.tasks]
         return {"k_": k, "input_names_": names, "scale_": scale, "ridge_": ridge, "ridge_new_": ridge_new,
+                "residuals_new_": residuals_new,
                 "imputation_errors_": w_zs * imputation, "residuals_": residuals, "gain_ridge_": gain_ridge,
                 "gain_residuals_": gain_residuals,
                 "helps_classifier_": helps_classifier, "gain_truth_": gain_truth, "oof_distance_": oof_distance, "tasks_": cells.tasks,
@@ -889,8 +923,7 @@ class StackedRanker:
         use = obs.copy()
         # weights for models new to the KB: not for a target that is one of the KB's datasets
         # ("auto"), whose source cells the borrowed rows they were fitted on never include
-        new_weights = self.new_model_weights is True or (
-            self.new_model_weights == "auto" and not self.is_kb_dataset(task, p.nearest))
+        new_weights = self.uses_new_weights(task, p.nearest)
         if obs.any():
             if self.zero_shot and impute is not None:
                 use |= impute
@@ -974,22 +1007,26 @@ class StackedRanker:
                 out[j] = float(np.mean(point[j] + r < threshold[j]))
         return out
 
-    def intervals(self, R: np.ndarray, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    def intervals(self, R: np.ndarray, coverage: float = 0.9,
+                  pools: dict[int, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Per model, the (lower, upper) residual quantiles of a central ``coverage`` interval,
-        finite-sample corrected (split conformal: level ceil((n+1) q) / n)."""
+        finite-sample corrected (split conformal: level ceil((n+1) q) / n); a model with too few
+        residuals of its own takes ``pools[j]`` where given, else all of ``R``'s."""
         pooled = R[np.isfinite(R)]
         a = (1.0 - coverage) / 2.0
         lo, hi = np.empty(R.shape[1]), np.empty(R.shape[1])
         for j in range(R.shape[1]):
             r = R[:, j][np.isfinite(R[:, j])]
             if r.size < self.min_model_residuals:
-                r = pooled
+                r = (pools or {}).get(j, pooled)
             lo[j], hi[j] = _conformal_quantiles(r, a)
         return lo, hi
 
-    def joint_residuals(self, R: np.ndarray, n_samples: int, seed: int) -> np.ndarray:
+    def joint_residuals(self, R: np.ndarray, n_samples: int, seed: int,
+                        pools: dict[int, np.ndarray] | None = None) -> np.ndarray:
         """(n_samples, G) residual vectors: a random source cell's residuals per sample; a model
-        unobserved in that cell takes a random residual of its own (else of the pool)."""
+        unobserved in that cell takes a random residual of its own (else of ``pools[j]`` where
+        given, else of all of ``R``'s)."""
         rng = np.random.default_rng(seed)
         n, G = R.shape
         pooled = R[np.isfinite(R)]
@@ -998,7 +1035,7 @@ class StackedRanker:
             miss = ~np.isfinite(S[:, j])
             if miss.any():
                 own = R[:, j][np.isfinite(R[:, j])]
-                src = own if own.size >= self.min_model_residuals else pooled
+                src = own if own.size >= self.min_model_residuals else (pools or {}).get(j, pooled)
                 S[miss, j] = rng.choice(src, size=int(miss.sum()))
         return S
 
