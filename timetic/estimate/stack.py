@@ -308,8 +308,9 @@ class StackedRanker:
             return pools
         rows = np.flatnonzero(self.tasks_ == task)
         rows = rows if rows.size else np.arange(len(self.tasks_))
+        kb = set(self.models_)
         for j, m in enumerate(models):
-            if m not in set(self.models_):
+            if m not in kb:
                 R = self.residuals_new_.get(self.situation(m, self.models_))
                 if R is not None and np.isfinite(R[rows]).any():
                     pools[j] = R[rows][np.isfinite(R[rows])]
@@ -928,6 +929,7 @@ class StackedRanker:
             if self.zero_shot and impute is not None:
                 use |= impute
             preds = []
+            situations = None  # of the candidates new to the KB ("" for the KB's own)
             for st in getattr(self, "states_", None) or [self._state()]:
                 pst = st["priors_"](task, features, models, log_len=log_len)
                 zs_in = log_zs
@@ -939,10 +941,12 @@ class StackedRanker:
                                         st["scale_"])
                 pred = _predict(st["ridge_"], X[use], task)
                 if new_weights and st.get("ridge_new_") is not None:  # models new to the KB: their own weights
-                    cand = np.asarray(models)[use]
-                    new = ~np.isin(cand, st["models_"])
+                    if situations is None:  # the states share the KB models: once per prediction
+                        kb = set(st["models_"])
+                        situations = np.array([self.situation(m, st["models_"]) if m not in kb else ""
+                                               for m in np.asarray(models)[use]])
                     for sit, ridge_new in st["ridge_new_"].items():
-                        here = new & np.array([self.situation(m, st["models_"]) == sit for m in cand], dtype=bool)
+                        here = situations == sit
                         if here.any():
                             pred = np.where(here, _predict(ridge_new, X[use], task), pred)
                 preds.append(level + pred)
